@@ -1,0 +1,142 @@
+// checkpoint — records a pipeline's progress stage by stage in an SQLite database, so an
+// interrupted pipeline resumes at the first unfinished stage.
+//
+//     checkpoint::CheckpointManager manager;              // ./checkpoints/checkpoints.db
+//     if (!manager.has_checkpoint("data_ingestion")) {
+//         ingest();
+//         manager.save_checkpoint("data_ingestion");      // durable when it returns
+//     }
+//     manager.run_stage("training", [] { train(); });     // skipped once completed
+#pragma once
+
+#include <checkpoint/error.hpp>
+#include <checkpoint/export.hpp>
+#include <checkpoint/options.hpp>
+#include <checkpoint/records.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace checkpoint {
+
+// The longest stage or pipeline name accepted, in bytes of UTF-8.
+inline constexpr std::size_t max_name_bytes = 1024;
+// Failure messages longer than this (in bytes) are stored truncated.
+inline constexpr std::size_t max_message_bytes = 64 * 1024;
+
+// Records the stages of one pipeline in <checkpoint_dir>/checkpoints.db.
+//
+// Stage names are data: any valid UTF-8 text of 1 to max_name_bytes bytes without NUL
+// bytes, stored and returned verbatim; no file is ever created from a stage name. Calls
+// given an invalid name throw Error(ErrorCode::InvalidArgument) and write nothing.
+//
+// Each instance is one run: its first write records a run (run id, host, pid, user, start)
+// and its destruction records the end. An instance that only reads records nothing.
+//
+// Thread safety: a CheckpointManager is safe for concurrent use from multiple threads
+// without external synchronization. Many processes may use the same directory at once
+// (SQLite WAL; writes take the lock up front and wait up to Options::busy_timeout).
+//
+// Every write is one transaction: when the call returns it is committed (and, with
+// Durability::Full, on disk); when it throws, nothing of it was written.
+class CHECKPOINT_EXPORT CheckpointManager {
+public:
+    // Opens ./checkpoints/checkpoints.db, creating the directory and database if missing.
+    CheckpointManager();
+
+    // Opens <checkpoint_dir>/checkpoints.db, creating the directory (with parents) and the
+    // database when missing (unless options.read_only), and applies pending schema
+    // migrations in one transaction.
+    // Throws Error: InvalidArgument (bad pipeline name or options), Io (the directory
+    // cannot be created or written), NotFound (read_only and no database), NotADatabase
+    // (the file is not a checkpoint database; it is left unchanged), Corrupt, SchemaTooNew
+    // (written by a newer library; nothing is written), SchemaTooOld (read_only and the
+    // database needs a migration), Busy.
+    explicit CheckpointManager(std::filesystem::path checkpoint_dir, Options options = {});
+
+    // Closes the run (records its end and outcome) if this instance wrote anything. Never
+    // throws; a failure to record the end is logged, and the run then reads as Died.
+    ~CheckpointManager();
+
+    CheckpointManager(const CheckpointManager&) = delete;
+    CheckpointManager& operator=(const CheckpointManager&) = delete;
+    // Moving transfers the run; a moved-from manager may only be destroyed or assigned to.
+    CheckpointManager(CheckpointManager&&) noexcept;
+    CheckpointManager& operator=(CheckpointManager&&) noexcept;
+
+    // ---- Writes. Each is one transaction; each throws Error and then wrote nothing. ----
+
+    // Records `stage` as completed, as a new version (1, 2, 3, ... per stage). If the stage
+    // was begun in this run, the row carries the time since begin_stage() as its duration.
+    void save_checkpoint(std::string_view stage);
+
+    // Records that `stage` started (status Started). has_checkpoint(stage) is false from
+    // now until the stage is saved again.
+    void begin_stage(std::string_view stage);
+
+    // Records that `stage` failed, with `message` (any bytes; invalid UTF-8 is replaced by
+    // U+FFFD and text beyond max_message_bytes is cut). has_checkpoint(stage) is false.
+    void fail_stage(std::string_view stage, std::string_view message);
+
+    // Runs a stage unless it is already completed. When has_checkpoint(stage): returns false
+    // without calling fn. Otherwise: begin_stage(stage), fn(), save_checkpoint(stage) and
+    // returns true; if fn throws, records fail_stage(stage, <the exception's what()>) and
+    // rethrows the exception unchanged.
+    bool run_stage(std::string_view stage, const std::function<void()>& fn);
+
+    // Atomically resets every stage of this pipeline to not-completed. One history row
+    // records the clear (with an empty stage); the cost does not depend on how many
+    // checkpoints exist. Versions keep counting from where they were.
+    void clear_checkpoints();
+
+    // Resets one stage to not-completed (a Cleared row). Clearing a stage that was never
+    // saved still records the clear.
+    void clear_checkpoint(std::string_view stage);
+
+    // ---- Reads. They never write, never create a run, and see every committed write. ----
+
+    // True when the stage's current state is completed: its last row is Completed and no
+    // clear (of the stage or of the pipeline) came after it.
+    bool has_checkpoint(std::string_view stage) const;
+
+    // The current state of `stage`: its last row, reported as Cleared (with the clear's id,
+    // timestamp, run and the stage's last version) when a pipeline-wide clear came after
+    // it, and as Incomplete when it is Started and its run has ended or died. std::nullopt
+    // when the stage has no row at all.
+    std::optional<Checkpoint> latest(std::string_view stage) const;
+
+    // The current state (as latest()) of every stage of this pipeline, ordered by stage name.
+    std::vector<Checkpoint> stages() const;
+
+    // The history of this pipeline, oldest first, filtered by `filter`.
+    std::vector<Checkpoint> history(const HistoryFilter& filter = {}) const;
+
+    // Streams the same rows as history(filter) to `visit`, one at a time, in constant
+    // memory. `visit` must not call this manager (the connection is held meanwhile).
+    void for_each_history(const HistoryFilter& filter,
+                          const std::function<void(const Checkpoint&)>& visit) const;
+
+    // Every run of this pipeline, oldest first. A run that never ended reads as Died when
+    // its process (on this host) no longer exists.
+    std::vector<Run> runs() const;
+
+    // ---- Identity. ----
+
+    // This instance's run id (assigned at construction, recorded at the first write).
+    const std::string& run_id() const noexcept;
+    // The pipeline name from Options.
+    const std::string& pipeline() const noexcept;
+    // <checkpoint_dir>/checkpoints.db.
+    const std::filesystem::path& database_path() const noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace checkpoint

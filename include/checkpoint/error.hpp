@@ -1,0 +1,44 @@
+// checkpoint — the one exception type the library throws.
+#pragma once
+
+#include <checkpoint/export.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace checkpoint {
+
+// What went wrong, for callers that react differently to different failures.
+// The numeric values are stable: tools may use them as exit codes.
+enum class ErrorCode {
+    InvalidArgument = 1,  // a stage name, pipeline name or option was rejected; nothing was written
+    NotFound = 2,         // the database does not exist and the manager may not create it
+    NotADatabase = 3,     // the file is not an SQLite database, or not a checkpoint database
+    Corrupt = 4,          // the database is damaged (truncated, malformed pages, broken invariants)
+    SchemaTooNew = 5,     // the database was written by a newer version of the library
+    SchemaTooOld = 6,     // the database needs a migration that a read-only manager may not apply
+    Io = 7,               // the operating system refused a read, write, sync or open
+    DiskFull = 8,         // the disk (or quota) is full; nothing of the failed call was written
+    Busy = 9,             // another process held the database locked for longer than the busy timeout
+    ReadOnly = 10,        // a write was attempted on a read-only manager or a read-only file
+    Internal = 11,        // a bug in checkpoint or an unexpected SQLite answer; please report it
+};
+
+// The stable lower-case name of a code ("invalid_argument", "disk_full", ...).
+CHECKPOINT_EXPORT std::string_view to_string(ErrorCode code) noexcept;
+
+// Thrown by every fallible call of the library. what() is one or two sentences that name
+// the database file (when there is one) and say what to do. Copyable and cheap to catch
+// by const reference.
+class CHECKPOINT_EXPORT Error : public std::runtime_error {
+public:
+    Error(ErrorCode code, const std::string& message);
+
+    ErrorCode code() const noexcept { return code_; }
+
+private:
+    ErrorCode code_;
+};
+
+}  // namespace checkpoint

@@ -1,0 +1,51 @@
+// checkpoint — how a CheckpointManager opens and writes its database.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace spdlog {
+class logger;
+}
+
+namespace checkpoint {
+
+// How much a save survives once save_checkpoint() has returned.
+enum class Durability {
+    // Every commit is fsynced (SQLite WAL with synchronous=FULL): an acknowledged save
+    // survives a process crash, a kill -9 and a power loss.
+    Full,
+    // Commits are written but not fsynced (synchronous=NORMAL): an acknowledged save
+    // survives a process crash or kill -9; a power loss may lose the last saves, but never
+    // corrupts the database.
+    Normal,
+};
+
+// Options of a CheckpointManager. Every field has a usable default.
+struct Options {
+    // The pipeline this manager records. Several pipelines may share one database; each
+    // sees only its own stages, runs and clears. Same rules as a stage name.
+    // Default: "default".
+    std::string pipeline = "default";
+
+    // Durability of each write. Default: Durability::Full.
+    Durability durability = Durability::Full;
+
+    // How long a call waits for another process or connection that holds the database
+    // locked before it throws Error(ErrorCode::Busy). Default: 30 seconds.
+    std::chrono::milliseconds busy_timeout{30'000};
+
+    // Open the database read-only: no directory or file is created, no migration is
+    // applied, no run is recorded, and the database file is not modified; writes throw
+    // Error(ErrorCode::ReadOnly). A missing database throws Error(ErrorCode::NotFound).
+    // Default: false.
+    bool read_only = false;
+
+    // Where log lines go: info for saves and clears, debug for lookups, error (with the
+    // database path) for failures. Default (nullptr): the spdlog logger named "checkpoint",
+    // created on first use (stderr, level info) if the application has not registered one.
+    std::shared_ptr<spdlog::logger> logger;
+};
+
+}  // namespace checkpoint

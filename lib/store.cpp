@@ -1,0 +1,649 @@
+#include "store.hpp"
+
+#include "clock.hpp"
+#include "db_file.hpp"
+#include "migrations.hpp"
+
+#include <checkpoint/error.hpp>
+
+#include <map>
+#include <thread>
+#include <utility>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <sqlite3.h>
+
+namespace checkpoint::detail {
+
+namespace {
+
+constexpr const char* database_file_name = "checkpoints.db";
+
+// ---- SQL. Column lists match read_checkpoint(). ----
+
+constexpr const char* sql_has_completed =
+    "SELECT 1 FROM stage_heads h JOIN pipelines p ON p.pipeline = h.pipeline "
+    "WHERE h.pipeline = ?1 AND h.stage = ?2 AND h.status = 'completed' "
+    "AND h.head_id > p.cleared_id";
+
+constexpr const char* sql_append =
+    "INSERT INTO checkpoints "
+    "(pipeline, stage, status, version, timestamp, run_id, duration_ms, message) "
+    "VALUES (?1, ?2, ?3, "
+    "COALESCE((SELECT version FROM stage_heads WHERE pipeline = ?1 AND stage = ?2), 0) + ?4, "
+    "?5, ?6, ?7, ?8) RETURNING id, version";
+
+constexpr const char* sql_move_head =
+    "INSERT INTO stage_heads (pipeline, stage, status, version, head_id) "
+    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (pipeline, stage) DO UPDATE SET "
+    "status = excluded.status, version = excluded.version, head_id = excluded.head_id";
+
+constexpr const char* sql_append_pipeline_clear =
+    "INSERT INTO checkpoints (pipeline, stage, status, version, timestamp, run_id) "
+    "VALUES (?1, NULL, 'cleared', 0, ?2, ?3) RETURNING id";
+
+constexpr const char* sql_mark_pipeline_cleared =
+    "UPDATE pipelines SET cleared_id = ?2 WHERE pipeline = ?1";
+
+constexpr const char* sql_insert_run =
+    "INSERT INTO runs (run_id, pipeline, host, pid, user, started_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+constexpr const char* sql_insert_pipeline =
+    "INSERT INTO pipelines (pipeline) VALUES (?1) ON CONFLICT DO NOTHING";
+
+// A run failed when one of its stages failed and was not completed later in the run.
+constexpr const char* sql_close_run =
+    "UPDATE runs SET ended_at = ?2, outcome = CASE WHEN EXISTS ("
+    "  SELECT 1 FROM checkpoints f WHERE f.run_id = ?1 AND f.status = 'failed' "
+    "  AND NOT EXISTS (SELECT 1 FROM checkpoints n WHERE n.run_id = ?1 "
+    "    AND n.pipeline = f.pipeline AND n.stage = f.stage AND n.id > f.id "
+    "    AND n.status = 'completed')"
+    ") THEN 'failed' ELSE 'finished' END "
+    "WHERE run_id = ?1";
+
+constexpr const char* sql_open_runs_on_host =
+    "SELECT run_id, pid FROM runs WHERE outcome = 'running' AND host = ?1";
+
+constexpr const char* sql_mark_run_died =
+    "UPDATE runs SET outcome = 'died' WHERE run_id = ?1 AND outcome = 'running'";
+
+constexpr const char* checkpoint_columns =
+    "id, pipeline, stage, status, version, timestamp, run_id, duration_ms, message, "
+    "host, pid, run_outcome";
+
+constexpr const char* sql_runs =
+    "SELECT run_id, pipeline, host, pid, user, started_at, ended_at, outcome "
+    "FROM runs WHERE pipeline = ?1 ORDER BY started_at, run_id";
+
+std::string describe(const std::filesystem::path& path) {
+    return "checkpoint database " + path.string();
+}
+
+// Translates a failure inside the store into checkpoint::Error naming the file and
+// saying what to do. `action` says what was being done ("saving stage 'x'").
+[[noreturn]] void throw_translated(const std::filesystem::path& path, const std::string& action,
+                                   std::chrono::milliseconds busy_timeout) {
+    try {
+        throw;
+    } catch (const Error&) {
+        throw;
+    } catch (const SQLite::Exception& e) {
+        const std::string where = describe(path) + ": " + action + " failed: ";
+        switch (e.getErrorCode()) {
+            case SQLITE_BUSY:
+            case SQLITE_LOCKED:
+                throw Error(ErrorCode::Busy,
+                            where + "the database stayed locked by another connection for "
+                                    "longer than the busy timeout (" +
+                                std::to_string(busy_timeout.count()) +
+                                " ms); nothing was written. Retry, or raise "
+                                "Options::busy_timeout");
+            case SQLITE_FULL:
+                throw Error(ErrorCode::DiskFull,
+                            where + "the disk is full; nothing was written. Free space on "
+                                    "the filesystem holding " +
+                                path.parent_path().string() + " and retry");
+            case SQLITE_CORRUPT:
+                throw Error(ErrorCode::Corrupt,
+                            where + "the database is damaged (" + e.what() +
+                                "). Restore it from a backup, or move it aside to start "
+                                "afresh");
+            case SQLITE_NOTADB:
+                throw Error(ErrorCode::NotADatabase,
+                            where + "the file is not an SQLite database; it was left "
+                                    "unchanged. Move it aside");
+            case SQLITE_READONLY:
+                throw Error(ErrorCode::ReadOnly,
+                            where + "the database or its directory is read-only (" +
+                                e.what() + "). Check the permissions of " +
+                                path.parent_path().string());
+            case SQLITE_CANTOPEN:
+            case SQLITE_PERM:
+            case SQLITE_AUTH:
+                throw Error(ErrorCode::Io,
+                            where + "cannot open the file (" + e.what() +
+                                "). Check that " + path.parent_path().string() +
+                                " exists and is writable");
+            case SQLITE_IOERR:
+            case SQLITE_NOLFS:
+            case SQLITE_PROTOCOL:
+                throw Error(ErrorCode::Io, where + "an I/O error occurred (" + e.what() +
+                                               "); nothing was written. Check the disk "
+                                               "and retry");
+            default:
+                throw Error(ErrorCode::Internal,
+                            where + "unexpected SQLite error " +
+                                std::to_string(e.getExtendedErrorCode()) + " (" + e.what() +
+                                "). Please report this");
+        }
+    } catch (const std::filesystem::filesystem_error& e) {
+        throw Error(ErrorCode::Io, describe(path) + ": " + action + " failed: " + e.what());
+    } catch (const std::bad_alloc&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw Error(ErrorCode::Internal,
+                    describe(path) + ": " + action + " failed: " + e.what());
+    }
+}
+
+// Resets a cached statement (and drops its bindings) when a use of it ends, however it ends.
+class StatementUse {
+public:
+    explicit StatementUse(SQLite::Statement& statement) : statement_(statement) {}
+    ~StatementUse() {
+        statement_.tryReset();
+        statement_.clearBindings();
+    }
+    StatementUse(const StatementUse&) = delete;
+    StatementUse& operator=(const StatementUse&) = delete;
+
+private:
+    SQLite::Statement& statement_;
+};
+
+std::optional<std::string> optional_text(const SQLite::Column& column) {
+    if (column.isNull()) return std::nullopt;
+    return column.getString();
+}
+
+Status parse_status(const std::string& text, const std::filesystem::path& path) {
+    if (auto status = status_from_string(text)) return *status;
+    throw Error(ErrorCode::Corrupt, describe(path) + ": holds an unknown status '" + text +
+                                        "'. Run `checkpointctl verify` on it");
+}
+
+RunOutcome parse_outcome(const std::string& text, const std::filesystem::path& path) {
+    for (RunOutcome outcome : {RunOutcome::Running, RunOutcome::Finished, RunOutcome::Failed,
+                               RunOutcome::Died}) {
+        if (to_string(outcome) == text) return outcome;
+    }
+    throw Error(ErrorCode::Corrupt, describe(path) + ": holds an unknown run outcome '" +
+                                        text + "'. Run `checkpointctl verify` on it");
+}
+
+// Caches process liveness for one read call.
+class LivenessCache {
+public:
+    bool may_be_alive(const std::string& host, std::int64_t pid) {
+        const auto key = std::make_pair(host, pid);
+        auto found = alive_.find(key);
+        if (found == alive_.end())
+            found = alive_.emplace(key, process_may_be_alive(host, pid)).first;
+        return found->second;
+    }
+
+private:
+    std::map<std::pair<std::string, std::int64_t>, bool> alive_;
+};
+
+// Reads one row selected with `checkpoint_columns` (from the history or current_state
+// view). A Started row of a run that the database still calls running, but whose process
+// is gone, is reported Incomplete — when `open_attempt` (it was never finished).
+Checkpoint read_checkpoint(SQLite::Statement& row, const std::filesystem::path& path,
+                           LivenessCache& liveness, bool open_attempt) {
+    Checkpoint checkpoint;
+    checkpoint.id = row.getColumn(0).getInt64();
+    checkpoint.pipeline = row.getColumn(1).getString();
+    checkpoint.stage = row.getColumn(2).getString();  // NULL (pipeline-wide clear) → ""
+    checkpoint.status = parse_status(row.getColumn(3).getString(), path);
+    checkpoint.version = row.getColumn(4).getInt64();
+    checkpoint.timestamp = row.getColumn(5).getString();
+    checkpoint.run_id = row.getColumn(6).getString();
+    if (!row.getColumn(7).isNull())
+        checkpoint.duration = std::chrono::milliseconds(row.getColumn(7).getInt64());
+    checkpoint.message = row.getColumn(8).getString();
+    if (checkpoint.status == Status::Started && open_attempt &&
+        row.getColumn(11).getString() == "running" &&
+        !liveness.may_be_alive(row.getColumn(9).getString(), row.getColumn(10).getInt64())) {
+        checkpoint.status = Status::Incomplete;
+    }
+    return checkpoint;
+}
+
+}  // namespace
+
+struct Store::Impl {
+    StoreConfig config;
+    RunIdentity run;
+    std::filesystem::path path;
+    bool run_recorded = false;
+    std::unique_ptr<SQLite::Database> db;
+
+    // Prepared once, reused for every call (writers only have the write statements).
+    std::optional<SQLite::Statement> has_completed;
+    std::optional<SQLite::Statement> current;
+    std::optional<SQLite::Statement> append;
+    std::optional<SQLite::Statement> move_head;
+    std::optional<SQLite::Statement> append_pipeline_clear;
+    std::optional<SQLite::Statement> mark_pipeline_cleared;
+
+    [[noreturn]] void fail(const std::string& action) const {
+        throw_translated(path, action, config.busy_timeout);
+    }
+
+    void open();
+    void check_schema(bool created_now);
+    void set_wal_mode();
+    void reap_dead_runs();
+    void record_run_if_needed();
+    void require_writable(const std::string& action) const {
+        if (config.read_only) {
+            throw Error(ErrorCode::ReadOnly,
+                        describe(path) + ": " + action +
+                            " refused: the manager was opened read-only (Options::read_only)");
+        }
+    }
+};
+
+Store::Store(const StoreConfig& config, RunIdentity run) : impl_(std::make_unique<Impl>()) {
+    impl_->config = config;
+    impl_->run = std::move(run);
+    impl_->path = config.directory / database_file_name;
+    impl_->open();
+}
+
+Store::~Store() = default;
+
+const std::filesystem::path& Store::path() const noexcept { return impl_->path; }
+
+void Store::Impl::open() {
+    const std::filesystem::path& directory = config.directory;
+    if (!config.read_only) {
+        std::error_code error;
+        std::filesystem::create_directories(directory, error);
+        if (error) {
+            throw Error(ErrorCode::Io, "checkpoint directory " + directory.string() +
+                                           ": cannot be created (" + error.message() +
+                                           "). Choose a writable location");
+        }
+        if (!std::filesystem::is_directory(directory)) {
+            throw Error(ErrorCode::Io, "checkpoint directory " + directory.string() +
+                                           ": exists but is not a directory. Choose another "
+                                           "location");
+        }
+    }
+    const FileState state = inspect_database_file(path);
+    if (config.read_only && state != FileState::Present) {
+        throw Error(ErrorCode::NotFound,
+                    describe(path) + ": does not exist" +
+                        (state == FileState::Empty ? " (the file is empty)" : "") +
+                        ". Check the directory, or run the pipeline once to create it");
+    }
+    try {
+        const int flags = config.read_only ? SQLite::OPEN_READONLY
+                                           : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
+        db = std::make_unique<SQLite::Database>(path.string(), flags | SQLITE_OPEN_NOMUTEX,
+                                                static_cast<int>(config.busy_timeout.count()));
+        if (!config.read_only) {
+            // Keep the -wal file between connections: a new process then opens in well
+            // under a millisecond instead of creating and deleting it each time.
+            int persist = 1;
+            sqlite3_file_control(db->getHandle(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+        }
+        check_schema(state != FileState::Present);
+        if (!config.read_only) {
+            set_wal_mode();
+            db->exec(config.durability == Durability::Full ? "PRAGMA synchronous = FULL"
+                                                            : "PRAGMA synchronous = NORMAL");
+            migrate(*db, path);
+            if (state == FileState::Missing) sync_directory(directory);
+        }
+        has_completed.emplace(*db, sql_has_completed);
+        current.emplace(*db, std::string("SELECT ") + checkpoint_columns +
+                                 " FROM current_state WHERE pipeline = ?1 AND stage = ?2");
+        if (!config.read_only) {
+            append.emplace(*db, sql_append);
+            move_head.emplace(*db, sql_move_head);
+            append_pipeline_clear.emplace(*db, sql_append_pipeline_clear);
+            mark_pipeline_cleared.emplace(*db, sql_mark_pipeline_cleared);
+            reap_dead_runs();
+        }
+    } catch (...) {
+        fail("opening");
+    }
+}
+
+// Refuses, before anything is written, a file that is an SQLite database of some other
+// application, or a checkpoint database of a newer (or, read-only, older) schema.
+void Store::Impl::check_schema(bool created_now) {
+    const int app_id = db->execAndGet("PRAGMA application_id").getInt();
+    const int version = db->execAndGet("PRAGMA user_version").getInt();
+    const int latest = latest_schema_version();
+    if (app_id != application_id) {
+        const int objects = db->execAndGet("SELECT count(*) FROM sqlite_schema").getInt();
+        if (app_id != 0 || objects != 0 || version != 0) {
+            throw Error(ErrorCode::NotADatabase,
+                        describe(path) +
+                            ": is an SQLite database, but not a checkpoint database "
+                            "(application_id " +
+                            std::to_string(app_id) + ", " + std::to_string(objects) +
+                            " schema objects); it was left unchanged. Point the manager "
+                            "at another directory");
+        }
+        if (config.read_only) {
+            throw Error(ErrorCode::NotFound,
+                        describe(path) + ": is empty (no checkpoint was ever recorded)");
+        }
+        (void)created_now;
+        return;  // a new, empty database: migrate() initializes it
+    }
+    if (version > latest) {
+        throw Error(ErrorCode::SchemaTooNew,
+                    describe(path) + ": its schema version " + std::to_string(version) +
+                        " is newer than this library knows (" + std::to_string(latest) +
+                        "); nothing was written. Upgrade the checkpoint library");
+    }
+    if (config.read_only && version < latest) {
+        throw Error(ErrorCode::SchemaTooOld,
+                    describe(path) + ": its schema version " + std::to_string(version) +
+                        " is older than this library's (" + std::to_string(latest) +
+                        ") and a read-only open does not migrate. Run `checkpointctl "
+                        "migrate`, or open it once for writing");
+    }
+}
+
+// PRAGMA journal_mode=WAL needs an exclusive lock when it changes the mode, and SQLite
+// does not call the busy handler for it: retry until the busy timeout has passed.
+void Store::Impl::set_wal_mode() {
+    const auto deadline = std::chrono::steady_clock::now() + config.busy_timeout;
+    for (;;) {
+        try {
+            const std::string mode = db->execAndGet("PRAGMA journal_mode = WAL").getString();
+            if (mode != "wal") {
+                throw Error(ErrorCode::Io, describe(path) + ": cannot use WAL mode (got '" +
+                                               mode + "'); use a local filesystem");
+            }
+            return;
+        } catch (const SQLite::Exception& e) {
+            if (e.getErrorCode() != SQLITE_BUSY || std::chrono::steady_clock::now() > deadline)
+                throw;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    }
+}
+
+// Marks died the runs of this host whose process no longer exists, so that their
+// unfinished stages read as incomplete. Writes only when there is something to mark.
+void Store::Impl::reap_dead_runs() {
+    std::vector<std::string> dead;
+    {
+        SQLite::Statement open_runs(*db, sql_open_runs_on_host);
+        open_runs.bind(1, run.process.host);
+        while (open_runs.executeStep()) {
+            if (!process_may_be_alive(run.process.host, open_runs.getColumn(1).getInt64()))
+                dead.push_back(open_runs.getColumn(0).getString());
+        }
+    }
+    if (dead.empty()) return;
+    SQLite::Transaction transaction(*db, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement mark(*db, sql_mark_run_died);
+    for (const std::string& run_id : dead) {
+        mark.bind(1, run_id);
+        mark.exec();
+        mark.reset();
+    }
+    transaction.commit();
+}
+
+// Inside a write transaction: records the run and the pipeline with the run's first write.
+void Store::Impl::record_run_if_needed() {
+    if (run_recorded) return;
+    SQLite::Statement insert_run(*db, sql_insert_run);
+    insert_run.bind(1, run.run_id);
+    insert_run.bind(2, config.pipeline);
+    insert_run.bind(3, run.process.host);
+    insert_run.bind(4, run.process.pid);
+    insert_run.bind(5, run.process.user);
+    insert_run.bind(6, utc_now());
+    insert_run.exec();
+    SQLite::Statement insert_pipeline(*db, sql_insert_pipeline);
+    insert_pipeline.bind(1, config.pipeline);
+    insert_pipeline.exec();
+}
+
+Appended Store::append(const std::string& stage, Status status,
+                       std::optional<std::int64_t> duration_ms, const std::string& message) {
+    Impl& s = *impl_;
+    const std::string action = "recording stage '" + stage + "' as " +
+                               std::string(to_string(status));
+    s.require_writable(action);
+    try {
+        SQLite::Transaction transaction(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+        s.record_run_if_needed();
+        Appended appended;
+        const std::string status_text(to_string(status));
+        {
+            StatementUse use(*s.append);
+            s.append->bindNoCopy(1, s.config.pipeline);
+            s.append->bindNoCopy(2, stage);
+            s.append->bindNoCopy(3, status_text);
+            s.append->bind(4, status == Status::Completed ? 1 : 0);
+            s.append->bind(5, utc_now());
+            s.append->bindNoCopy(6, s.run.run_id);
+            if (duration_ms) s.append->bind(7, *duration_ms);
+            if (!message.empty()) s.append->bindNoCopy(8, message);
+            if (!s.append->executeStep()) throw Error(ErrorCode::Internal, "INSERT returned no row");
+            appended.id = s.append->getColumn(0).getInt64();
+            appended.version = s.append->getColumn(1).getInt64();
+            s.append->executeStep();  // finish the statement
+        }
+        {
+            StatementUse use(*s.move_head);
+            s.move_head->bindNoCopy(1, s.config.pipeline);
+            s.move_head->bindNoCopy(2, stage);
+            s.move_head->bindNoCopy(3, status_text);
+            s.move_head->bind(4, appended.version);
+            s.move_head->bind(5, appended.id);
+            s.move_head->exec();
+        }
+        transaction.commit();
+        s.run_recorded = true;
+        return appended;
+    } catch (...) {
+        s.fail(action);
+    }
+}
+
+Appended Store::clear_pipeline() {
+    Impl& s = *impl_;
+    const std::string action = "clearing pipeline '" + s.config.pipeline + "'";
+    s.require_writable(action);
+    try {
+        SQLite::Transaction transaction(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+        s.record_run_if_needed();
+        Appended appended;
+        {
+            StatementUse use(*s.append_pipeline_clear);
+            s.append_pipeline_clear->bindNoCopy(1, s.config.pipeline);
+            s.append_pipeline_clear->bind(2, utc_now());
+            s.append_pipeline_clear->bindNoCopy(3, s.run.run_id);
+            if (!s.append_pipeline_clear->executeStep())
+                throw Error(ErrorCode::Internal, "INSERT returned no row");
+            appended.id = s.append_pipeline_clear->getColumn(0).getInt64();
+            s.append_pipeline_clear->executeStep();
+        }
+        {
+            StatementUse use(*s.mark_pipeline_cleared);
+            s.mark_pipeline_cleared->bindNoCopy(1, s.config.pipeline);
+            s.mark_pipeline_cleared->bind(2, appended.id);
+            s.mark_pipeline_cleared->exec();
+        }
+        transaction.commit();
+        s.run_recorded = true;
+        return appended;
+    } catch (...) {
+        s.fail(action);
+    }
+}
+
+void Store::close_run() {
+    Impl& s = *impl_;
+    if (!s.run_recorded) return;
+    try {
+        SQLite::Transaction transaction(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+        SQLite::Statement close(*s.db, sql_close_run);
+        close.bind(1, s.run.run_id);
+        close.bind(2, utc_now());
+        close.exec();
+        transaction.commit();
+        s.run_recorded = false;
+    } catch (...) {
+        s.fail("closing run " + s.run.run_id);
+    }
+}
+
+bool Store::has_completed(const std::string& stage) {
+    Impl& s = *impl_;
+    try {
+        StatementUse use(*s.has_completed);
+        s.has_completed->bindNoCopy(1, s.config.pipeline);
+        s.has_completed->bindNoCopy(2, stage);
+        return s.has_completed->executeStep();
+    } catch (...) {
+        s.fail("looking up stage '" + stage + "'");
+    }
+}
+
+std::optional<Checkpoint> Store::current(const std::string& stage) {
+    Impl& s = *impl_;
+    try {
+        StatementUse use(*s.current);
+        s.current->bindNoCopy(1, s.config.pipeline);
+        s.current->bindNoCopy(2, stage);
+        if (!s.current->executeStep()) return std::nullopt;
+        LivenessCache liveness;
+        return read_checkpoint(*s.current, s.path, liveness, true);
+    } catch (...) {
+        s.fail("reading stage '" + stage + "'");
+    }
+}
+
+std::vector<Checkpoint> Store::current_all() {
+    Impl& s = *impl_;
+    try {
+        SQLite::Statement query(*s.db, std::string("SELECT ") + checkpoint_columns +
+                                           " FROM current_state WHERE pipeline = ?1 "
+                                           "ORDER BY stage");
+        query.bind(1, s.config.pipeline);
+        std::vector<Checkpoint> result;
+        LivenessCache liveness;
+        while (query.executeStep()) {
+            result.push_back(read_checkpoint(query, s.path, liveness, true));
+        }
+        return result;
+    } catch (...) {
+        s.fail("reading the current state");
+    }
+}
+
+void Store::for_each_history(const HistoryFilter& filter,
+                             const std::function<void(const Checkpoint&)>& visit) {
+    Impl& s = *impl_;
+    bool in_visit = false;
+    try {
+        std::string sql = std::string("SELECT ") + checkpoint_columns +
+                          ", open_attempt FROM history WHERE pipeline = ?1";
+        std::vector<std::string> params;  // bound from ?2 on, in order
+        if (filter.stage) {
+            params.push_back(*filter.stage);
+            sql += " AND (stage = ?" + std::to_string(params.size() + 1) + " OR stage IS NULL)";
+        }
+        if (filter.run_id) {
+            params.push_back(*filter.run_id);
+            sql += " AND run_id = ?" + std::to_string(params.size() + 1);
+        }
+        if (filter.since) {
+            params.push_back(normalize_time_bound(*filter.since, "since"));
+            sql += " AND timestamp >= ?" + std::to_string(params.size() + 1);
+        }
+        if (filter.until) {
+            params.push_back(normalize_time_bound(*filter.until, "until"));
+            sql += " AND timestamp < ?" + std::to_string(params.size() + 1);
+        }
+        // Started and Incomplete are told apart after reading (process liveness).
+        const bool attempt_status = filter.status && (*filter.status == Status::Started ||
+                                                      *filter.status == Status::Incomplete);
+        if (filter.status && attempt_status) {
+            sql += " AND status IN ('started', 'incomplete')";
+        } else if (filter.status) {
+            params.emplace_back(to_string(*filter.status));
+            sql += " AND status = ?" + std::to_string(params.size() + 1);
+        }
+        sql += " ORDER BY id";
+        if (filter.limit && *filter.limit < 0) {
+            throw Error(ErrorCode::InvalidArgument, "invalid history limit " +
+                                                        std::to_string(*filter.limit) +
+                                                        ": give 0 or more");
+        }
+        SQLite::Statement query(*s.db, sql);
+        query.bind(1, s.config.pipeline);
+        for (std::size_t i = 0; i < params.size(); ++i)
+            query.bindNoCopy(static_cast<int>(i + 2), params[i]);
+        LivenessCache liveness;
+        std::int64_t produced = 0;
+        while ((!filter.limit || produced < *filter.limit) && query.executeStep()) {
+            const bool open_attempt = query.getColumn(12).getInt() != 0;
+            const Checkpoint checkpoint = read_checkpoint(query, s.path, liveness, open_attempt);
+            if (filter.status && checkpoint.status != *filter.status) continue;
+            in_visit = true;
+            visit(checkpoint);
+            in_visit = false;
+            ++produced;
+        }
+    } catch (...) {
+        if (in_visit) throw;  // the caller's own exception, unchanged
+        s.fail("reading the history");
+    }
+}
+
+std::vector<Run> Store::runs() {
+    Impl& s = *impl_;
+    try {
+        SQLite::Statement query(*s.db, sql_runs);
+        query.bind(1, s.config.pipeline);
+        std::vector<Run> result;
+        while (query.executeStep()) {
+            Run run;
+            run.run_id = query.getColumn(0).getString();
+            run.pipeline = query.getColumn(1).getString();
+            run.host = query.getColumn(2).getString();
+            run.pid = query.getColumn(3).getInt64();
+            run.user = query.getColumn(4).getString();
+            run.started_at = query.getColumn(5).getString();
+            run.ended_at = optional_text(query.getColumn(6));
+            run.outcome = parse_outcome(query.getColumn(7).getString(), s.path);
+            if (run.outcome == RunOutcome::Running && !process_may_be_alive(run.host, run.pid))
+                run.outcome = RunOutcome::Died;
+            result.push_back(std::move(run));
+        }
+        return result;
+    } catch (...) {
+        s.fail("reading the runs");
+    }
+}
+
+}  // namespace checkpoint::detail
