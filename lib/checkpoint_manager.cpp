@@ -25,14 +25,14 @@ struct CheckpointManager::Impl {
           run_id(detail::new_run_id()),
           store(make_store(directory, options, run_id)) {}
 
-    static detail::Store make_store(const std::filesystem::path& directory,
-                                    const Options& options, const std::string& run_id) {
+    static detail::Store make_store(const std::filesystem::path& directory, const Options& options,
+                                    const std::string& run_id) {
         validate_name(options.pipeline, "pipeline name");
         if (options.busy_timeout.count() < 0 || options.busy_timeout > std::chrono::hours(24)) {
-            throw Error(ErrorCode::InvalidArgument,
-                        "invalid Options::busy_timeout: " +
-                            std::to_string(options.busy_timeout.count()) +
-                            " ms; give 0 ms to 24 hours");
+            throw Error(
+                ErrorCode::InvalidArgument,
+                "invalid Options::busy_timeout: " + std::to_string(options.busy_timeout.count()) +
+                    " ms; give 0 ms to 24 hours");
         }
         if (directory.empty()) {
             throw Error(ErrorCode::InvalidArgument,
@@ -67,7 +67,7 @@ struct CheckpointManager::Impl {
     Options options;
     std::shared_ptr<spdlog::logger> logger;
     std::string run_id;
-    mutable std::mutex mutex;             // guards everything below
+    mutable std::mutex mutex;  // guards everything below
     mutable detail::Store store;
     std::unordered_map<std::string, SteadyTime> begun;  // stages begun in this run
 };
@@ -211,7 +211,9 @@ std::vector<Run> CheckpointManager::runs() const {
     return impl_->store.runs();
 }
 
-const std::string& CheckpointManager::run_id() const noexcept { return impl_->run_id; }
+const std::string& CheckpointManager::run_id() const noexcept {
+    return impl_->run_id;
+}
 
 const std::string& CheckpointManager::pipeline() const noexcept {
     return impl_->options.pipeline;

@@ -17,13 +17,14 @@ std::string format_timestamp(std::chrono::system_clock::time_point when) {
     std::tm utc{};
     gmtime_r(&seconds, &utc);
     char buffer[64];  // room for any int year, so the format can never truncate
-    std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                  utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
-                  utc.tm_sec, fraction);
+    std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                  utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, fraction);
     return buffer;
 }
 
-std::string utc_now() { return format_timestamp(std::chrono::system_clock::now()); }
+std::string utc_now() {
+    return format_timestamp(std::chrono::system_clock::now());
+}
 
 std::string normalize_time_bound(std::string_view text, std::string_view what) {
     // The stored form, position by position: digits where 'd', the literal elsewhere.
@@ -31,8 +32,8 @@ std::string normalize_time_bound(std::string_view text, std::string_view what) {
     std::string_view body = text;
     if (!body.empty() && body.back() == 'Z') body.remove_suffix(1);
     // Accepted lengths: a date, minutes, seconds, milliseconds.
-    const bool length_ok = body.size() == 10 || body.size() == 16 || body.size() == 19 ||
-                           body.size() == 23;
+    const bool length_ok =
+        body.size() == 10 || body.size() == 16 || body.size() == 19 || body.size() == 23;
     bool shape_ok = length_ok;
     for (std::size_t i = 0; shape_ok && i < body.size(); ++i) {
         const char expected = pattern[i];

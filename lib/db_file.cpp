@@ -43,8 +43,8 @@ FileState inspect_database_file(const std::filesystem::path& path) {
     FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
     if (file.fd < 0) {
         if (errno == ENOENT) return FileState::Missing;
-        throw Error(ErrorCode::Io, describe(path) + ": cannot be read (" +
-                                       std::strerror(errno) + "); check its permissions");
+        throw Error(ErrorCode::Io, describe(path) + ": cannot be read (" + std::strerror(errno) +
+                                       "); check its permissions");
     }
     struct stat info {};
     if (::fstat(file.fd, &info) != 0) {

@@ -12,7 +12,9 @@
 
 namespace checkpoint::detail {
 
-int latest_schema_version() { return embedded_migrations().back().number; }
+int latest_schema_version() {
+    return embedded_migrations().back().number;
+}
 
 void migrate(SQLite::Database& db, const std::filesystem::path& path) {
     SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);

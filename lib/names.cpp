@@ -74,7 +74,8 @@ std::string sanitize_message(std::string_view message) {
     std::string out;
     out.reserve(std::min(message.size(), max_message_bytes));
     for (std::size_t i = 0; i < message.size();) {
-        const std::size_t length = utf8_sequence_length(message, i);
+        // A NUL byte would cut the text short in C tools (the sqlite3 shell): replace it too.
+        const std::size_t length = message[i] == '\0' ? 0 : utf8_sequence_length(message, i);
         const std::string_view piece = length == 0 ? replacement : message.substr(i, length);
         if (out.size() + piece.size() > max_message_bytes) break;
         out.append(piece);

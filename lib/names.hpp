@@ -14,8 +14,8 @@ bool is_valid_utf8(std::string_view text) noexcept;
 // without NUL. `what` names the argument in the message ("stage name", "pipeline name").
 void validate_name(std::string_view name, std::string_view what);
 
-// `message` as valid UTF-8 (each invalid byte becomes U+FFFD), cut at max_message_bytes
-// on a character boundary.
+// `message` as valid UTF-8 (each invalid byte and each NUL becomes U+FFFD), cut at
+// max_message_bytes on a character boundary.
 std::string sanitize_message(std::string_view message);
 
 }  // namespace checkpoint::detail

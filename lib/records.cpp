@@ -31,10 +31,14 @@ std::optional<Status> status_from_string(std::string_view text) noexcept {
 
 std::string_view to_string(RunOutcome outcome) noexcept {
     switch (outcome) {
-        case RunOutcome::Running: return "running";
-        case RunOutcome::Finished: return "finished";
-        case RunOutcome::Failed: return "failed";
-        case RunOutcome::Died: return "died";
+        case RunOutcome::Running:
+            return "running";
+        case RunOutcome::Finished:
+            return "finished";
+        case RunOutcome::Failed:
+            return "failed";
+        case RunOutcome::Died:
+            return "died";
     }
     return "unknown";
 }

@@ -97,15 +97,17 @@ std::string describe(const std::filesystem::path& path) {
             case SQLITE_BUSY:
             case SQLITE_LOCKED:
                 throw Error(ErrorCode::Busy,
-                            where + "the database stayed locked by another connection for "
-                                    "longer than the busy timeout (" +
+                            where +
+                                "the database stayed locked by another connection for "
+                                "longer than the busy timeout (" +
                                 std::to_string(busy_timeout.count()) +
                                 " ms); nothing was written. Retry, or raise "
                                 "Options::busy_timeout");
             case SQLITE_FULL:
                 throw Error(ErrorCode::DiskFull,
-                            where + "the disk is full; nothing was written. Free space on "
-                                    "the filesystem holding " +
+                            where +
+                                "the disk is full; nothing was written. Free space on "
+                                "the filesystem holding " +
                                 path.parent_path().string() + " and retry");
             case SQLITE_CORRUPT:
                 throw Error(ErrorCode::Corrupt,
@@ -114,20 +116,19 @@ std::string describe(const std::filesystem::path& path) {
                                 "afresh");
             case SQLITE_NOTADB:
                 throw Error(ErrorCode::NotADatabase,
-                            where + "the file is not an SQLite database; it was left "
-                                    "unchanged. Move it aside");
+                            where +
+                                "the file is not an SQLite database; it was left "
+                                "unchanged. Move it aside");
             case SQLITE_READONLY:
                 throw Error(ErrorCode::ReadOnly,
-                            where + "the database or its directory is read-only (" +
-                                e.what() + "). Check the permissions of " +
-                                path.parent_path().string());
+                            where + "the database or its directory is read-only (" + e.what() +
+                                "). Check the permissions of " + path.parent_path().string());
             case SQLITE_CANTOPEN:
             case SQLITE_PERM:
             case SQLITE_AUTH:
-                throw Error(ErrorCode::Io,
-                            where + "cannot open the file (" + e.what() +
-                                "). Check that " + path.parent_path().string() +
-                                " exists and is writable");
+                throw Error(ErrorCode::Io, where + "cannot open the file (" + e.what() +
+                                               "). Check that " + path.parent_path().string() +
+                                               " exists and is writable");
             case SQLITE_IOERR:
             case SQLITE_NOLFS:
             case SQLITE_PROTOCOL:
@@ -135,18 +136,16 @@ std::string describe(const std::filesystem::path& path) {
                                                "); nothing was written. Check the disk "
                                                "and retry");
             default:
-                throw Error(ErrorCode::Internal,
-                            where + "unexpected SQLite error " +
-                                std::to_string(e.getExtendedErrorCode()) + " (" + e.what() +
-                                "). Please report this");
+                throw Error(ErrorCode::Internal, where + "unexpected SQLite error " +
+                                                     std::to_string(e.getExtendedErrorCode()) +
+                                                     " (" + e.what() + "). Please report this");
         }
     } catch (const std::filesystem::filesystem_error& e) {
         throw Error(ErrorCode::Io, describe(path) + ": " + action + " failed: " + e.what());
     } catch (const std::bad_alloc&) {
         throw;
     } catch (const std::exception& e) {
-        throw Error(ErrorCode::Internal,
-                    describe(path) + ": " + action + " failed: " + e.what());
+        throw Error(ErrorCode::Internal, describe(path) + ": " + action + " failed: " + e.what());
     }
 }
 
@@ -177,12 +176,12 @@ Status parse_status(const std::string& text, const std::filesystem::path& path) 
 }
 
 RunOutcome parse_outcome(const std::string& text, const std::filesystem::path& path) {
-    for (RunOutcome outcome : {RunOutcome::Running, RunOutcome::Finished, RunOutcome::Failed,
-                               RunOutcome::Died}) {
+    for (RunOutcome outcome :
+         {RunOutcome::Running, RunOutcome::Finished, RunOutcome::Failed, RunOutcome::Died}) {
         if (to_string(outcome) == text) return outcome;
     }
-    throw Error(ErrorCode::Corrupt, describe(path) + ": holds an unknown run outcome '" +
-                                        text + "'. Run `checkpointctl verify` on it");
+    throw Error(ErrorCode::Corrupt, describe(path) + ": holds an unknown run outcome '" + text +
+                                        "'. Run `checkpointctl verify` on it");
 }
 
 // Caches process liveness for one read call.
@@ -268,7 +267,9 @@ Store::Store(const StoreConfig& config, RunIdentity run) : impl_(std::make_uniqu
 
 Store::~Store() = default;
 
-const std::filesystem::path& Store::path() const noexcept { return impl_->path; }
+const std::filesystem::path& Store::path() const noexcept {
+    return impl_->path;
+}
 
 void Store::Impl::open() {
     const std::filesystem::path& directory = config.directory;
@@ -294,8 +295,8 @@ void Store::Impl::open() {
                         ". Check the directory, or run the pipeline once to create it");
     }
     try {
-        const int flags = config.read_only ? SQLite::OPEN_READONLY
-                                           : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
+        const int flags =
+            config.read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
         db = std::make_unique<SQLite::Database>(path.string(), flags | SQLITE_OPEN_NOMUTEX,
                                                 static_cast<int>(config.busy_timeout.count()));
         if (!config.read_only) {
@@ -308,7 +309,7 @@ void Store::Impl::open() {
         if (!config.read_only) {
             set_wal_mode();
             db->exec(config.durability == Durability::Full ? "PRAGMA synchronous = FULL"
-                                                            : "PRAGMA synchronous = NORMAL");
+                                                           : "PRAGMA synchronous = NORMAL");
             migrate(*db, path);
             if (state == FileState::Missing) sync_directory(directory);
         }
@@ -374,8 +375,8 @@ void Store::Impl::set_wal_mode() {
         try {
             const std::string mode = db->execAndGet("PRAGMA journal_mode = WAL").getString();
             if (mode != "wal") {
-                throw Error(ErrorCode::Io, describe(path) + ": cannot use WAL mode (got '" +
-                                               mode + "'); use a local filesystem");
+                throw Error(ErrorCode::Io, describe(path) + ": cannot use WAL mode (got '" + mode +
+                                               "'); use a local filesystem");
             }
             return;
         } catch (const SQLite::Exception& e) {
@@ -428,8 +429,8 @@ void Store::Impl::record_run_if_needed() {
 Appended Store::append(const std::string& stage, Status status,
                        std::optional<std::int64_t> duration_ms, const std::string& message) {
     Impl& s = *impl_;
-    const std::string action = "recording stage '" + stage + "' as " +
-                               std::string(to_string(status));
+    const std::string action =
+        "recording stage '" + stage + "' as " + std::string(to_string(status));
     s.require_writable(action);
     try {
         SQLite::Transaction transaction(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
@@ -446,7 +447,8 @@ Appended Store::append(const std::string& stage, Status status,
             s.append->bindNoCopy(6, s.run.run_id);
             if (duration_ms) s.append->bind(7, *duration_ms);
             if (!message.empty()) s.append->bindNoCopy(8, message);
-            if (!s.append->executeStep()) throw Error(ErrorCode::Internal, "INSERT returned no row");
+            if (!s.append->executeStep())
+                throw Error(ErrorCode::Internal, "INSERT returned no row");
             appended.id = s.append->getColumn(0).getInt64();
             appended.version = s.append->getColumn(1).getInt64();
             s.append->executeStep();  // finish the statement
@@ -595,9 +597,9 @@ void Store::for_each_history(const HistoryFilter& filter,
         }
         sql += " ORDER BY id";
         if (filter.limit && *filter.limit < 0) {
-            throw Error(ErrorCode::InvalidArgument, "invalid history limit " +
-                                                        std::to_string(*filter.limit) +
-                                                        ": give 0 or more");
+            throw Error(
+                ErrorCode::InvalidArgument,
+                "invalid history limit " + std::to_string(*filter.limit) + ": give 0 or more");
         }
         SQLite::Statement query(*s.db, sql);
         query.bind(1, s.config.pipeline);

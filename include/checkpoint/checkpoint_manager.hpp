@@ -79,8 +79,8 @@ public:
     // now until the stage is saved again.
     void begin_stage(std::string_view stage);
 
-    // Records that `stage` failed, with `message` (any bytes; invalid UTF-8 is replaced by
-    // U+FFFD and text beyond max_message_bytes is cut). has_checkpoint(stage) is false.
+    // Records that `stage` failed, with `message` (any bytes; NUL and invalid UTF-8 bytes are
+    // replaced by U+FFFD and text beyond max_message_bytes is cut). has_checkpoint(stage) is false.
     void fail_stage(std::string_view stage, std::string_view message);
 
     // Runs a stage unless it is already completed. When has_checkpoint(stage): returns false

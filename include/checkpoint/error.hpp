@@ -20,9 +20,9 @@ enum class ErrorCode {
     SchemaTooOld = 6,     // the database needs a migration that a read-only manager may not apply
     Io = 7,               // the operating system refused a read, write, sync or open
     DiskFull = 8,         // the disk (or quota) is full; nothing of the failed call was written
-    Busy = 9,             // another process held the database locked for longer than the busy timeout
-    ReadOnly = 10,        // a write was attempted on a read-only manager or a read-only file
-    Internal = 11,        // a bug in checkpoint or an unexpected SQLite answer; please report it
+    Busy = 9,       // another process held the database locked for longer than the busy timeout
+    ReadOnly = 10,  // a write was attempted on a read-only manager or a read-only file
+    Internal = 11,  // a bug in checkpoint or an unexpected SQLite answer; please report it
 };
 
 // The stable lower-case name of a code ("invalid_argument", "disk_full", ...).

@@ -29,20 +29,20 @@ CHECKPOINT_EXPORT std::optional<Status> status_from_string(std::string_view text
 
 // One row of the history, or (from CheckpointManager::latest) the current state of a stage.
 struct Checkpoint {
-    std::int64_t id = 0;       // the history row's id; increases with every row written
-    std::string pipeline;      // the pipeline the row belongs to
-    std::string stage;         // the stage; empty only for a pipeline-wide clear
+    std::int64_t id = 0;   // the history row's id; increases with every row written
+    std::string pipeline;  // the pipeline the row belongs to
+    std::string stage;     // the stage; empty only for a pipeline-wide clear
     Status status = Status::Completed;
     // For Completed: the version this save created (1, 2, 3, ... per stage; never reused,
     // even across clears). For other rows: the stage's latest completed version at the
     // time of the row (0 if it had never completed; 0 for a pipeline-wide clear).
     std::int64_t version = 0;
-    std::string timestamp;     // ISO-8601 UTC with milliseconds: "2026-11-27T06:37:48.123Z"
-    std::string run_id;        // the run that wrote the row (see Run)
+    std::string timestamp;  // ISO-8601 UTC with milliseconds: "2026-11-27T06:37:48.123Z"
+    std::string run_id;     // the run that wrote the row (see Run)
     // How long the stage ran: set on Completed and Failed rows when the stage was begun in
     // the same run (begin_stage or run_stage); otherwise empty.
     std::optional<std::chrono::milliseconds> duration;
-    std::string message;       // for Failed: the failure message; otherwise empty
+    std::string message;  // for Failed: the failure message; otherwise empty
 };
 
 // How a run ended, as far as the database knows.
@@ -58,26 +58,26 @@ CHECKPOINT_EXPORT std::string_view to_string(RunOutcome outcome) noexcept;
 
 // One run: the life of one CheckpointManager instance that wrote at least one row.
 struct Run {
-    std::string run_id;      // unique, time-ordered (a UUID version 7 in text form)
+    std::string run_id;  // unique, time-ordered (a UUID version 7 in text form)
     std::string pipeline;
-    std::string host;        // gethostname() of the process
-    std::int64_t pid = 0;    // the process id
-    std::string user;        // the user name of the effective uid (or the uid as text)
-    std::string started_at;  // ISO-8601 UTC: when the run wrote its first row
+    std::string host;                     // gethostname() of the process
+    std::int64_t pid = 0;                 // the process id
+    std::string user;                     // the user name of the effective uid (or the uid as text)
+    std::string started_at;               // ISO-8601 UTC: when the run wrote its first row
     std::optional<std::string> ended_at;  // ISO-8601 UTC: when the run was closed, if it was
     RunOutcome outcome = RunOutcome::Running;
 };
 
 // Which history rows to read. Empty fields do not filter.
 struct HistoryFilter {
-    std::optional<std::string> stage;    // only this stage (and the pipeline-wide clears)
-    std::optional<std::string> run_id;   // only rows written by this run
-    std::optional<Status> status;        // only rows with this (reported) status
+    std::optional<std::string> stage{};   // only this stage (and the pipeline-wide clears)
+    std::optional<std::string> run_id{};  // only rows written by this run
+    std::optional<Status> status{};       // only rows with this (reported) status
     // Only rows whose timestamp is >= since / < until. ISO-8601 UTC text, a prefix of the
     // stored form: "2026-11-27", "2026-11-27T06:37", "2026-11-27T06:37:48.123Z", ...
-    std::optional<std::string> since;
-    std::optional<std::string> until;
-    std::optional<std::int64_t> limit;   // at most this many rows (the oldest first)
+    std::optional<std::string> since{};
+    std::optional<std::string> until{};
+    std::optional<std::int64_t> limit{};  // at most this many rows (the oldest first)
 };
 
 }  // namespace checkpoint

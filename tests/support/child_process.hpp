@@ -31,7 +31,8 @@ public:
 
     pid_t pid() const { return pid_; }
     // The next line of stdout without its '\n'; std::nullopt at end of output or timeout.
-    std::optional<std::string> read_line(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+    std::optional<std::string> read_line(
+        std::chrono::milliseconds timeout = std::chrono::seconds(60));
     // Everything still to come on stdout, until the child closes it.
     std::string read_rest();
     void kill(int signal);

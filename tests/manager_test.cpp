@@ -1,0 +1,479 @@
+// CheckpointManager: saves, versions, clears, the stage lifecycle, reads and runs.
+#include <checkpoint/checkpoint_manager.hpp>
+
+#include "temp_dir.hpp"
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include <unistd.h>
+
+using checkpoint::Checkpoint;
+using checkpoint::CheckpointManager;
+using checkpoint::Error;
+using checkpoint::ErrorCode;
+using checkpoint::HistoryFilter;
+using checkpoint::Options;
+using checkpoint::RunOutcome;
+using checkpoint::Status;
+using checkpoint::test::TempDir;
+
+namespace {
+
+// Reads one integer with the raw SQLite C API (an independent view of the file).
+long long query_int(const std::filesystem::path& db_path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_stmt* statement = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(statement) == SQLITE_ROW);
+    const long long value = sqlite3_column_int64(statement, 0);
+    sqlite3_finalize(statement);
+    sqlite3_close(db);
+    return value;
+}
+
+std::vector<Status> statuses(const std::vector<Checkpoint>& rows) {
+    std::vector<Status> result;
+    for (const auto& row : rows) result.push_back(row.status);
+    return result;
+}
+
+}  // namespace
+
+TEST_CASE("a saved stage is found, by this manager and by a new one", "[save]") {
+    TempDir dir;
+    {
+        CheckpointManager manager(dir.path());
+        CHECK_FALSE(manager.has_checkpoint("data_ingestion"));
+        CHECK_FALSE(manager.latest("data_ingestion"));
+        manager.save_checkpoint("data_ingestion");
+        CHECK(manager.has_checkpoint("data_ingestion"));
+        CHECK_FALSE(manager.has_checkpoint("data_preprocessing"));
+    }
+    CheckpointManager reopened(dir.path());
+    CHECK(reopened.has_checkpoint("data_ingestion"));
+    CHECK(reopened.database_path() == dir.path() / "checkpoints.db");
+    CHECK(std::filesystem::exists(dir.path() / "checkpoints.db"));
+}
+
+TEST_CASE("the default constructor uses ./checkpoints", "[save]") {
+    TempDir dir;
+    const auto previous = std::filesystem::current_path();
+    std::filesystem::current_path(dir.path());
+    {
+        CheckpointManager manager;
+        manager.save_checkpoint("stage");
+        CHECK(manager.database_path() == std::filesystem::path("checkpoints") / "checkpoints.db");
+    }
+    std::filesystem::current_path(previous);
+    CHECK(std::filesystem::exists(dir.path() / "checkpoints" / "checkpoints.db"));
+}
+
+TEST_CASE("a missing directory is created with its parents", "[save]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path() / "a" / "b" / "c");
+    manager.save_checkpoint("s");
+    CHECK(std::filesystem::exists(dir.path() / "a" / "b" / "c" / "checkpoints.db"));
+}
+
+TEST_CASE("each save is a new version; versions survive clears and never repeat", "[save]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    manager.save_checkpoint("s");
+    manager.save_checkpoint("s");
+    CHECK(manager.latest("s")->version == 2);
+    manager.clear_checkpoint("s");
+    CHECK(manager.latest("s")->version == 2);  // a clear reports the last version
+    manager.save_checkpoint("s");
+    CHECK(manager.latest("s")->version == 3);
+    manager.clear_checkpoints();
+    manager.save_checkpoint("s");
+    manager.save_checkpoint("other");
+    CHECK(manager.latest("s")->version == 4);
+    CHECK(manager.latest("other")->version == 1);
+
+    std::vector<std::int64_t> versions;
+    for (const auto& row : manager.history({"s"}))
+        if (row.status == Status::Completed) versions.push_back(row.version);
+    CHECK(versions == std::vector<std::int64_t>{1, 2, 3, 4});
+}
+
+TEST_CASE("a saved row records stage, status, version, timestamp and run", "[save]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    const auto before = std::chrono::system_clock::now();
+    manager.save_checkpoint("s");
+    const auto row = manager.latest("s");
+    REQUIRE(row);
+    CHECK(row->stage == "s");
+    CHECK(row->pipeline == "default");
+    CHECK(row->status == Status::Completed);
+    CHECK(row->version == 1);
+    CHECK(row->run_id == manager.run_id());
+    CHECK(row->message.empty());
+    CHECK_FALSE(row->duration);  // not begun in this run
+    // ISO-8601 UTC with milliseconds, and close to now.
+    REQUIRE(row->timestamp.size() == 24);
+    CHECK(row->timestamp[10] == 'T');
+    CHECK(row->timestamp[19] == '.');
+    CHECK(row->timestamp.back() == 'Z');
+    std::tm parsed{};
+    REQUIRE(strptime(row->timestamp.c_str(), "%Y-%m-%dT%H:%M:%S", &parsed) != nullptr);
+    const auto stored = std::chrono::system_clock::from_time_t(timegm(&parsed));
+    CHECK(std::chrono::abs(stored - before) < std::chrono::seconds(5));
+}
+
+TEST_CASE("clear_checkpoints resets every stage atomically and is recorded", "[clear]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    for (int i = 0; i < 50; ++i) manager.save_checkpoint("stage-" + std::to_string(i));
+    const auto rows_before = manager.history().size();
+    manager.clear_checkpoints();
+    for (int i = 0; i < 50; ++i) CHECK_FALSE(manager.has_checkpoint("stage-" + std::to_string(i)));
+    const auto history = manager.history();
+    // One row records the clear, whatever the number of stages; earlier rows are kept.
+    REQUIRE(history.size() == rows_before + 1);
+    CHECK(history.back().status == Status::Cleared);
+    CHECK(history.back().stage.empty());
+    CHECK(history.back().run_id == manager.run_id());
+    // Every stage now reads as cleared, as of the clear.
+    const auto latest = manager.latest("stage-7");
+    REQUIRE(latest);
+    CHECK(latest->status == Status::Cleared);
+    CHECK(latest->id == history.back().id);
+    CHECK(latest->version == 1);
+    CHECK(latest->stage == "stage-7");
+    // A stage saved after the clear is completed again.
+    manager.save_checkpoint("stage-7");
+    CHECK(manager.has_checkpoint("stage-7"));
+    CHECK_FALSE(manager.has_checkpoint("stage-8"));
+}
+
+TEST_CASE("clear_checkpoint resets one stage only", "[clear]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    manager.save_checkpoint("a");
+    manager.save_checkpoint("b");
+    manager.clear_checkpoint("a");
+    CHECK_FALSE(manager.has_checkpoint("a"));
+    CHECK(manager.has_checkpoint("b"));
+    CHECK(manager.latest("a")->status == Status::Cleared);
+    manager.clear_checkpoint("never-saved");
+    CHECK(manager.latest("never-saved")->status == Status::Cleared);
+    CHECK(manager.latest("never-saved")->version == 0);
+}
+
+TEST_CASE("pipelines sharing a database see only their own stages and clears", "[clear]") {
+    TempDir dir;
+    Options etl;
+    etl.pipeline = "etl";
+    Options training;
+    training.pipeline = "training";
+    CheckpointManager first(dir.path(), etl);
+    CheckpointManager second(dir.path(), training);
+    first.save_checkpoint("load");
+    second.save_checkpoint("load");
+    second.save_checkpoint("fit");
+    CHECK_FALSE(first.has_checkpoint("fit"));
+    first.clear_checkpoints();
+    CHECK_FALSE(first.has_checkpoint("load"));
+    CHECK(second.has_checkpoint("load"));
+    CHECK(second.has_checkpoint("fit"));
+    CHECK(first.history().size() == 2);
+    CHECK(second.history().size() == 2);
+    CHECK(first.runs().size() == 1);
+    CHECK(second.stages().size() == 2);
+}
+
+TEST_CASE("begin_stage and fail_stage record the lifecycle", "[lifecycle]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    manager.save_checkpoint("s");
+    manager.begin_stage("s");
+    CHECK_FALSE(manager.has_checkpoint("s"));  // being rerun: not completed meanwhile
+    CHECK(manager.latest("s")->status == Status::Started);
+    manager.fail_stage("s", "disk quota exceeded");
+    CHECK_FALSE(manager.has_checkpoint("s"));
+    const auto failed = manager.latest("s");
+    CHECK(failed->status == Status::Failed);
+    CHECK(failed->message == "disk quota exceeded");
+    CHECK(failed->version == 1);
+    REQUIRE(failed->duration);
+    manager.begin_stage("s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    manager.save_checkpoint("s");
+    const auto completed = manager.latest("s");
+    CHECK(completed->version == 2);
+    REQUIRE(completed->duration);
+    CHECK(completed->duration->count() >= 30);
+    CHECK(statuses(manager.history()) == std::vector<Status>{Status::Completed, Status::Started,
+                                                             Status::Failed, Status::Started,
+                                                             Status::Completed});
+}
+
+TEST_CASE("run_stage skips completed stages, records duration, and failures", "[lifecycle]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    int calls = 0;
+    CHECK(manager.run_stage("work", [&] {
+        ++calls;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }));
+    CHECK(calls == 1);
+    CHECK(manager.has_checkpoint("work"));
+    REQUIRE(manager.latest("work")->duration);
+    CHECK(manager.latest("work")->duration->count() >= 20);
+    CHECK_FALSE(manager.run_stage("work", [&] { ++calls; }));
+    CHECK(calls == 1);
+
+    struct Custom : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+    CHECK_THROWS_AS(manager.run_stage("broken", [] { throw Custom("out of memory in step 3"); }),
+                    Custom);
+    const auto failed = manager.latest("broken");
+    REQUIRE(failed);
+    CHECK(failed->status == Status::Failed);
+    CHECK(failed->message == "out of memory in step 3");
+    CHECK_FALSE(manager.has_checkpoint("broken"));
+    CHECK_THROWS_AS(manager.run_stage("odd", [] { throw 42; }), int);
+    CHECK(manager.latest("odd")->status == Status::Failed);
+    // A failed stage runs again next time.
+    CHECK(manager.run_stage("broken", [&] { ++calls; }));
+    CHECK(manager.has_checkpoint("broken"));
+}
+
+TEST_CASE("history filters by stage, run, status, time and limit", "[history]") {
+    TempDir dir;
+    std::string first_run;
+    {
+        CheckpointManager manager(dir.path());
+        first_run = manager.run_id();
+        manager.save_checkpoint("a");
+        manager.begin_stage("b");
+        manager.fail_stage("b", "boom");
+    }
+    CheckpointManager manager(dir.path());
+    manager.save_checkpoint("b");
+    manager.clear_checkpoints();
+    manager.save_checkpoint("a");
+
+    const auto all = manager.history();
+    REQUIRE(all.size() == 6);
+    for (std::size_t i = 1; i < all.size(); ++i) CHECK(all[i - 1].id < all[i].id);
+
+    HistoryFilter by_stage;
+    by_stage.stage = "b";
+    // The stage's own rows, and the pipeline-wide clear that affected it.
+    CHECK(statuses(manager.history(by_stage)) ==
+          std::vector<Status>{Status::Started, Status::Failed, Status::Completed, Status::Cleared});
+    HistoryFilter by_run;
+    by_run.run_id = first_run;
+    CHECK(manager.history(by_run).size() == 3);
+    HistoryFilter failed;
+    failed.status = Status::Failed;
+    REQUIRE(manager.history(failed).size() == 1);
+    CHECK(manager.history(failed)[0].message == "boom");
+    HistoryFilter limited;
+    limited.limit = 2;
+    CHECK(manager.history(limited).size() == 2);
+    limited.limit = 0;
+    CHECK(manager.history(limited).empty());
+
+    HistoryFilter future;
+    future.since = "2999-01-01";
+    CHECK(manager.history(future).empty());
+    HistoryFilter past;
+    past.until = "2000-01-01T00:00:00Z";
+    CHECK(manager.history(past).empty());
+    HistoryFilter window;
+    window.since = all.front().timestamp;
+    window.until = "2999-12-31T23:59";
+    CHECK(manager.history(window).size() == all.size());
+
+    HistoryFilter bad_time;
+    bad_time.since = "yesterday";
+    try {
+        manager.history(bad_time);
+        FAIL("no exception");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::InvalidArgument);
+        CHECK_THAT(e.what(), Catch::Contains("yesterday") && Catch::Contains("ISO-8601"));
+    }
+}
+
+TEST_CASE("for_each_history streams rows and lets the caller's exceptions through", "[history]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    for (int i = 0; i < 10; ++i) manager.save_checkpoint("s" + std::to_string(i));
+    int seen = 0;
+    manager.for_each_history({}, [&](const Checkpoint& row) {
+        CHECK(row.stage == "s" + std::to_string(seen));
+        ++seen;
+    });
+    CHECK(seen == 10);
+    struct Stop {};
+    CHECK_THROWS_AS(manager.for_each_history({}, [](const Checkpoint&) { throw Stop{}; }), Stop);
+    // The manager still works after an interrupted stream.
+    manager.save_checkpoint("after");
+    CHECK(manager.history().size() == 11);
+}
+
+TEST_CASE("stages() reports the current state of every stage", "[history]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    manager.save_checkpoint("c");
+    manager.save_checkpoint("a");
+    manager.fail_stage("b", "x");
+    manager.begin_stage("d");
+    const auto current = manager.stages();
+    REQUIRE(current.size() == 4);
+    CHECK(current[0].stage == "a");
+    CHECK(current[0].status == Status::Completed);
+    CHECK(current[1].status == Status::Failed);
+    CHECK(current[2].status == Status::Completed);
+    CHECK(current[3].status == Status::Started);
+}
+
+TEST_CASE("each manager is one run with host, pid, user, start and end", "[runs]") {
+    TempDir dir;
+    std::string run_id;
+    {
+        CheckpointManager manager(dir.path());
+        run_id = manager.run_id();
+        CHECK(manager.runs().empty());  // nothing written yet: no run recorded
+        manager.save_checkpoint("s");
+        const auto runs = manager.runs();
+        REQUIRE(runs.size() == 1);
+        CHECK(runs[0].run_id == run_id);
+        CHECK(runs[0].pid == static_cast<std::int64_t>(getpid()));
+        CHECK_FALSE(runs[0].host.empty());
+        CHECK_FALSE(runs[0].user.empty());
+        CHECK_FALSE(runs[0].ended_at);
+        CHECK(runs[0].outcome == RunOutcome::Running);
+    }
+    {
+        CheckpointManager failing(dir.path());
+        failing.fail_stage("t", "bad");
+    }
+    {
+        CheckpointManager reader(dir.path());
+        CHECK(reader.has_checkpoint("s"));  // a reader records no run
+    }
+    CheckpointManager manager(dir.path());
+    const auto runs = manager.runs();
+    REQUIRE(runs.size() == 2);
+    CHECK(runs[0].run_id == run_id);
+    CHECK(runs[0].outcome == RunOutcome::Finished);
+    REQUIRE(runs[0].ended_at);
+    CHECK(*runs[0].ended_at >= runs[0].started_at);
+    CHECK(runs[1].outcome == RunOutcome::Failed);
+    CHECK(run_id.size() == 36);
+    CHECK(run_id[14] == '7');                // UUID version 7
+    CHECK(runs[0].run_id < runs[1].run_id);  // time-ordered
+}
+
+TEST_CASE("a stage begun by a run that ended reads as incomplete", "[runs]") {
+    TempDir dir;
+    {
+        CheckpointManager manager(dir.path());
+        manager.save_checkpoint("done");
+        manager.begin_stage("interrupted");
+    }
+    CheckpointManager manager(dir.path());
+    CHECK_FALSE(manager.has_checkpoint("interrupted"));
+    CHECK(manager.latest("interrupted")->status == Status::Incomplete);
+    CHECK(manager.history().back().status == Status::Incomplete);
+    HistoryFilter incomplete;
+    incomplete.status = Status::Incomplete;
+    CHECK(manager.history(incomplete).size() == 1);
+    // The same view answers in the sqlite3 shell.
+    CHECK(query_int(manager.database_path(),
+                    "SELECT count(*) FROM current_state WHERE status = 'incomplete'") == 1);
+}
+
+TEST_CASE("a read-only manager reads and refuses to write", "[open]") {
+    TempDir dir;
+    {
+        CheckpointManager writer(dir.path());
+        writer.save_checkpoint("s");
+    }
+    Options options;
+    options.read_only = true;
+    CheckpointManager reader(dir.path(), options);
+    CHECK(reader.has_checkpoint("s"));
+    CHECK(reader.history().size() == 1);
+    try {
+        reader.save_checkpoint("t");
+        FAIL("no exception");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::ReadOnly);
+        CHECK_THAT(e.what(), Catch::Contains("checkpoints.db"));
+    }
+    CHECK_THROWS_AS(reader.clear_checkpoints(), Error);
+    CHECK(reader.history().size() == 1);
+
+    TempDir empty;
+    try {
+        CheckpointManager missing(empty.path() / "nothing-here", options);
+        FAIL("no exception");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::NotFound);
+        CHECK_THAT(e.what(), Catch::Contains("nothing-here"));
+    }
+    CHECK_FALSE(std::filesystem::exists(empty.path() / "nothing-here"));
+}
+
+TEST_CASE("logging: info on saves and clears, debug on lookups, error on failures", "[logging]") {
+    TempDir dir;
+    std::ostringstream lines;
+    auto logger = std::make_shared<spdlog::logger>(
+        "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(lines));
+    logger->set_level(spdlog::level::info);
+    Options options;
+    options.logger = logger;
+    CheckpointManager manager(dir.path(), options);
+    manager.save_checkpoint("loaded");
+    (void)manager.has_checkpoint("loaded");
+    manager.clear_checkpoints();
+    std::string text = lines.str();
+    CHECK_THAT(text, Catch::Contains("[info]") && Catch::Contains("saved stage 'loaded'"));
+    CHECK_THAT(text, Catch::Contains("cleared every stage"));
+    CHECK_THAT(text, !Catch::Contains("has_checkpoint"));  // quiet lookups at info
+
+    logger->set_level(spdlog::level::debug);
+    (void)manager.has_checkpoint("loaded");
+    CHECK_THAT(lines.str(), Catch::Contains("[debug] has_checkpoint('loaded') = false"));
+
+    Options read_only = options;
+    read_only.read_only = true;
+    CheckpointManager reader(dir.path(), read_only);
+    CHECK_THROWS_AS(reader.save_checkpoint("x"), Error);
+    CHECK_THAT(lines.str(), Catch::Contains("[error]") && Catch::Contains("checkpoints.db"));
+}
+
+TEST_CASE("a manager can be moved, and the moved-to one keeps the run", "[save]") {
+    TempDir dir;
+    CheckpointManager first(dir.path());
+    first.save_checkpoint("a");
+    const std::string run = first.run_id();
+    CheckpointManager second(std::move(first));
+    second.save_checkpoint("b");
+    CHECK(second.run_id() == run);
+    CHECK(second.history().back().run_id == run);
+    CheckpointManager third(dir.path());
+    third.save_checkpoint("c");
+    third = std::move(second);  // closes third's run
+    CHECK(third.run_id() == run);
+    const auto runs = third.runs();
+    REQUIRE(runs.size() == 2);
+    CHECK(runs[1].outcome == RunOutcome::Finished);
+}

@@ -1,0 +1,227 @@
+// Opening: directories that cannot be used, files that are not checkpoint databases,
+// schema versions, migrations and the connection settings.
+#include <checkpoint/checkpoint_manager.hpp>
+
+#include "temp_dir.hpp"
+
+#include <sqlite3.h>
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <iterator>
+#include <random>
+
+using checkpoint::CheckpointManager;
+using checkpoint::Error;
+using checkpoint::ErrorCode;
+using checkpoint::Options;
+using checkpoint::test::TempDir;
+
+namespace {
+
+// The on-disk contract: PRAGMA application_id of a checkpoint database ("CHKP").
+constexpr int checkpoint_application_id = 0x43484B50;
+
+// The schema version of this source tree: the number of migrations/NNNN_*.sql files.
+int latest_schema_version() {
+    int count = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(
+             std::filesystem::path(CHECKPOINT_SOURCE_DIR) / "migrations"))
+        if (entry.path().extension() == ".sql") ++count;
+    return count;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_file(const std::filesystem::path& path, const std::string& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << bytes;
+}
+
+void exec_sql(const std::filesystem::path& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    char* message = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
+    INFO((message ? message : ""));
+    sqlite3_free(message);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+}
+
+std::string query_text(const std::filesystem::path& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_stmt* statement = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr) == SQLITE_OK);
+    std::string value;
+    if (sqlite3_step(statement) == SQLITE_ROW)
+        value = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
+    sqlite3_finalize(statement);
+    sqlite3_close(db);
+    return value;
+}
+
+// Opening `dir` must throw Error with `code`, naming the database file, and leave the
+// file byte for byte as it was (and create no -wal / -shm beside it).
+void expect_refused(const TempDir& dir, ErrorCode code) {
+    const auto db = dir.path() / "checkpoints.db";
+    const std::string before = read_file(db);
+    try {
+        CheckpointManager manager(dir.path());
+        FAIL("opening did not throw");
+    } catch (const Error& e) {
+        CHECK(e.code() == code);
+        CHECK_THAT(e.what(), Catch::Contains(db.string()));
+    }
+    CHECK(read_file(db) == before);
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "checkpoints.db-wal"));
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "checkpoints.db-shm"));
+}
+
+std::string valid_database_bytes() {
+    TempDir source;
+    {
+        CheckpointManager manager(source.path());
+        for (int i = 0; i < 300; ++i) manager.save_checkpoint("stage-" + std::to_string(i));
+    }
+    exec_sql(source.path() / "checkpoints.db", "PRAGMA wal_checkpoint(TRUNCATE)");
+    return read_file(source.path() / "checkpoints.db");
+}
+
+}  // namespace
+
+TEST_CASE("a file that is not a database is refused and left unchanged", "[open]") {
+    TempDir dir;
+    SECTION("random bytes") {
+        std::mt19937 random(7);
+        std::string bytes(8192, '\0');
+        for (auto& byte : bytes) byte = static_cast<char>(random());
+        write_file(dir / "checkpoints.db", bytes);
+        expect_refused(dir, ErrorCode::NotADatabase);
+    }
+    SECTION("a text file") {
+        write_file(dir / "checkpoints.db", "data_ingestion: COMPLETED\n");
+        expect_refused(dir, ErrorCode::NotADatabase);
+    }
+    SECTION("a truncated database") {
+        const std::string bytes = valid_database_bytes();
+        REQUIRE(bytes.size() > 8192);
+        write_file(dir / "checkpoints.db", bytes.substr(0, bytes.size() / 2));
+        expect_refused(dir, ErrorCode::Corrupt);
+    }
+    SECTION("a database cut inside its header") {
+        write_file(dir / "checkpoints.db", valid_database_bytes().substr(0, 60));
+        expect_refused(dir, ErrorCode::Corrupt);
+    }
+    SECTION("another application's SQLite database") {
+        exec_sql(dir / "checkpoints.db",
+                 "CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)");
+        expect_refused(dir, ErrorCode::NotADatabase);
+    }
+    SECTION("a directory where the file should be") {
+        std::filesystem::create_directory(dir / "checkpoints.db");
+        CHECK_THROWS_MATCHES(CheckpointManager(dir.path()), Error,
+                             Catch::Predicate<Error>([](const Error& e) {
+                                 return e.code() == ErrorCode::NotADatabase;
+                             }));
+    }
+}
+
+TEST_CASE("an empty file is initialized as a new database", "[open]") {
+    TempDir dir;
+    write_file(dir / "checkpoints.db", "");
+    CheckpointManager manager(dir.path());
+    manager.save_checkpoint("s");
+    CHECK(manager.has_checkpoint("s"));
+}
+
+TEST_CASE("a database written by a newer library is refused without writing", "[open]") {
+    TempDir dir;
+    {
+        CheckpointManager manager(dir.path());
+        manager.save_checkpoint("s");
+    }
+    const int newer = latest_schema_version() + 1;
+    exec_sql(dir / "checkpoints.db", "PRAGMA user_version = " + std::to_string(newer) +
+                                         "; PRAGMA wal_checkpoint(TRUNCATE)");
+    std::filesystem::remove(dir / "checkpoints.db-wal");
+    const std::string before = read_file(dir / "checkpoints.db");
+    for (bool read_only : {false, true}) {
+        Options options;
+        options.read_only = read_only;
+        try {
+            CheckpointManager manager(dir.path(), options);
+            FAIL("opening did not throw");
+        } catch (const Error& e) {
+            CHECK(e.code() == ErrorCode::SchemaTooNew);
+            CHECK_THAT(e.what(), Catch::Contains(std::to_string(newer)) &&
+                                     Catch::Contains("Upgrade") &&
+                                     Catch::Contains("checkpoints.db"));
+        }
+    }
+    CHECK(read_file(dir / "checkpoints.db") == before);
+}
+
+TEST_CASE("a new database gets the schema version, application id and migration log",
+          "[open][migrations]") {
+    TempDir dir;
+    { CheckpointManager manager(dir.path()); }
+    const auto db = dir / "checkpoints.db";
+    const int latest = latest_schema_version();
+    CHECK(query_text(db, "PRAGMA user_version") == std::to_string(latest));
+    CHECK(query_text(db, "PRAGMA application_id") == std::to_string(checkpoint_application_id));
+    CHECK(query_text(db, "SELECT count(*) FROM schema_migrations") == std::to_string(latest));
+    CHECK(query_text(db, "SELECT name FROM schema_migrations WHERE version = 1") ==
+          "0001_initial.sql");
+    CHECK(query_text(db, "PRAGMA journal_mode") == "wal");
+    // Opening again applies nothing twice.
+    { CheckpointManager manager(dir.path()); }
+    CHECK(query_text(db, "SELECT count(*) FROM schema_migrations") == std::to_string(latest));
+}
+
+TEST_CASE("a directory that cannot be created or written is a clear error", "[open]") {
+    TempDir dir;
+    SECTION("a path below a regular file") {
+        write_file(dir / "file", "x");
+        try {
+            CheckpointManager manager(dir / "file" / "checkpoints");
+            FAIL("no exception");
+        } catch (const Error& e) {
+            CHECK(e.code() == ErrorCode::Io);
+            CHECK_THAT(e.what(), Catch::Contains((dir / "file" / "checkpoints").string()) &&
+                                     Catch::Contains("cannot be created"));
+        }
+    }
+    SECTION("a path that is a regular file") {
+        write_file(dir / "file", "x");
+        CHECK_THROWS_MATCHES(
+            CheckpointManager(dir / "file"), Error,
+            Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::Io; }));
+        CHECK(read_file(dir / "file") == "x");
+    }
+    SECTION("an existing directory nobody may write to (/proc/self)") {
+        // Not writable even for root, so this runs everywhere.
+        try {
+            CheckpointManager manager("/proc/self");
+            FAIL("no exception");
+        } catch (const Error& e) {
+            CHECK(e.code() == ErrorCode::Io);
+            CHECK_THAT(e.what(), Catch::Contains("/proc/self"));
+        }
+    }
+}
+
+TEST_CASE("options are checked", "[open]") {
+    TempDir dir;
+    Options options;
+    options.busy_timeout = std::chrono::milliseconds(-1);
+    CHECK_THROWS_MATCHES(CheckpointManager(dir.path(), options), Error,
+                         Catch::Predicate<Error>([](const Error& e) {
+                             return e.code() == ErrorCode::InvalidArgument;
+                         }));
+    CHECK_THROWS_AS(CheckpointManager("", Options{}), Error);
+}
