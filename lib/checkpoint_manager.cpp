@@ -211,6 +211,11 @@ std::vector<Run> CheckpointManager::runs() const {
     return impl_->store.runs();
 }
 
+std::vector<std::string> CheckpointManager::verify() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->store.verify();
+}
+
 const std::string& CheckpointManager::run_id() const noexcept {
     return impl_->run_id;
 }

@@ -3,6 +3,7 @@
 #include "clock.hpp"
 #include "db_file.hpp"
 #include "migrations.hpp"
+#include "verify.hpp"
 
 #include <checkpoint/error.hpp>
 
@@ -645,6 +646,15 @@ std::vector<Run> Store::runs() {
         return result;
     } catch (...) {
         s.fail("reading the runs");
+    }
+}
+
+std::vector<std::string> Store::verify() {
+    Impl& s = *impl_;
+    try {
+        return verify_database(*s.db);
+    } catch (...) {
+        s.fail("verifying");
     }
 }
 

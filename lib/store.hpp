@@ -69,6 +69,7 @@ public:
     void for_each_history(const HistoryFilter& filter,
                           const std::function<void(const Checkpoint&)>& visit);
     std::vector<Run> runs();
+    std::vector<std::string> verify();
 
 private:
     struct Impl;

@@ -125,6 +125,14 @@ public:
     // its process (on this host) no longer exists.
     std::vector<Run> runs() const;
 
+    // Checks the whole database file (every pipeline in it): SQLite's integrity check, then
+    // the invariants of the history — valid statuses and timestamps, completed versions
+    // strictly increasing per stage, every row's run recorded, and the derived state
+    // (current_state) agreeing with the history. Returns one line per problem found (at
+    // most 1000); empty when the database is sound. Only reads. Throws Error when the
+    // file cannot be read at all.
+    std::vector<std::string> verify() const;
+
     // ---- Identity. ----
 
     // This instance's run id (assigned at construction, recorded at the first write).
