@@ -1,7 +1,9 @@
 #include <checkpoint/checkpoint_manager.hpp>
 
+#include "clock.hpp"
 #include "identity.hpp"
 #include "logging.hpp"
+#include "migrations.hpp"
 #include "names.hpp"
 #include "store.hpp"
 
@@ -16,6 +18,10 @@
 namespace checkpoint {
 
 using detail::validate_name;
+
+int schema_version() noexcept {
+    return detail::latest_schema_version();
+}
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct CheckpointManager::Impl {
@@ -168,6 +174,29 @@ void CheckpointManager::clear_checkpoint(std::string_view stage) {
     const std::string name(stage);
     impl_->write([&] { return impl_->store.append(name, Status::Cleared, std::nullopt, {}); });
     impl_->logger->info("cleared stage '{}' in {}", name, impl_->store.path().string());
+}
+
+bool CheckpointManager::import_checkpoint(std::string_view stage, std::string_view timestamp,
+                                          std::string_view source) {
+    validate_name(stage, "stage name");
+    if (!detail::is_stored_timestamp(timestamp)) {
+        throw Error(ErrorCode::InvalidArgument,
+                    "invalid timestamp '" + detail::sanitize_message(timestamp) + "' for stage '" +
+                        std::string(stage) +
+                        "': use the stored form, e.g. 2026-11-27T06:37:48.123Z");
+    }
+    const std::string name(stage);
+    const std::string when(timestamp);
+    const std::string note = detail::sanitize_message(source);
+    const auto appended =
+        impl_->write([&] { return impl_->store.import_completed(name, when, note); });
+    if (appended) {
+        impl_->logger->info("imported stage '{}' (completed {}) as version {} from {}", name, when,
+                            appended->version, note);
+    } else {
+        impl_->logger->debug("stage '{}' from {} was imported before", name, note);
+    }
+    return appended.has_value();
 }
 
 bool CheckpointManager::has_checkpoint(std::string_view stage) const {

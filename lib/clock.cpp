@@ -26,6 +26,26 @@ std::string utc_now() {
     return format_timestamp(std::chrono::system_clock::now());
 }
 
+bool is_stored_timestamp(std::string_view text) {
+    if (text.size() != 24 || text.back() != 'Z') return false;
+    try {
+        normalize_time_bound(text, "timestamp");
+    } catch (const Error&) {
+        return false;
+    }
+    std::tm fields{};
+    const std::string copy(text);
+    if (strptime(copy.c_str(), "%Y-%m-%dT%H:%M:%S", &fields) == nullptr) return false;
+    // A date such as February 30 parses, but does not survive the round trip.
+    std::tm normalized = fields;
+    const std::time_t seconds = timegm(&normalized);
+    std::tm back{};
+    gmtime_r(&seconds, &back);
+    return back.tm_mday == fields.tm_mday && back.tm_mon == fields.tm_mon &&
+           back.tm_hour == fields.tm_hour && back.tm_min == fields.tm_min &&
+           back.tm_sec == fields.tm_sec;
+}
+
 std::string normalize_time_bound(std::string_view text, std::string_view what) {
     // The stored form, position by position: digits where 'd', the literal elsewhere.
     static constexpr std::string_view pattern = "dddd-dd-ddTdd:dd:dd.ddd";

@@ -42,6 +42,10 @@ constexpr const char* sql_move_head =
     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (pipeline, stage) DO UPDATE SET "
     "status = excluded.status, version = excluded.version, head_id = excluded.head_id";
 
+constexpr const char* sql_find_import =
+    "SELECT 1 FROM checkpoints WHERE pipeline = ?1 AND stage = ?2 AND status = 'completed' "
+    "AND timestamp = ?3 AND message = ?4";
+
 constexpr const char* sql_append_pipeline_clear =
     "INSERT INTO checkpoints (pipeline, stage, status, version, timestamp, run_id) "
     "VALUES (?1, NULL, 'cleared', 0, ?2, ?3) RETURNING id";
@@ -77,8 +81,10 @@ constexpr const char* checkpoint_columns =
     "host, pid, run_outcome";
 
 constexpr const char* sql_runs =
-    "SELECT run_id, pipeline, host, pid, user, started_at, ended_at, outcome "
-    "FROM runs WHERE pipeline = ?1 ORDER BY started_at, run_id";
+    "SELECT run_id, pipeline, host, pid, user, started_at, ended_at, outcome, "
+    "(SELECT count(*) FROM checkpoints c WHERE c.run_id = r.run_id AND c.status = 'completed'), "
+    "(SELECT count(*) FROM checkpoints c WHERE c.run_id = r.run_id AND c.status = 'failed') "
+    "FROM runs r WHERE pipeline = ?1 ORDER BY started_at, run_id";
 
 std::string describe(const std::filesystem::path& path) {
     return "checkpoint database " + path.string();
@@ -250,6 +256,9 @@ struct Store::Impl {
     void set_wal_mode();
     void reap_dead_runs();
     void record_run_if_needed();
+    Appended append_row(const std::string& stage, Status status,
+                        std::optional<std::int64_t> duration_ms, const std::string& message,
+                        const std::string& timestamp);
     void require_writable(const std::string& action) const {
         if (config.read_only) {
             throw Error(ErrorCode::ReadOnly,
@@ -427,6 +436,37 @@ void Store::Impl::record_run_if_needed() {
     insert_pipeline.exec();
 }
 
+// Inside a write transaction: appends one row for `stage` and moves its head to it.
+Appended Store::Impl::append_row(const std::string& stage, Status status,
+                                 std::optional<std::int64_t> duration_ms,
+                                 const std::string& message, const std::string& timestamp) {
+    Appended appended;
+    const std::string status_text(to_string(status));
+    {
+        StatementUse use(*append);
+        append->bindNoCopy(1, config.pipeline);
+        append->bindNoCopy(2, stage);
+        append->bindNoCopy(3, status_text);
+        append->bind(4, status == Status::Completed ? 1 : 0);
+        append->bindNoCopy(5, timestamp);
+        append->bindNoCopy(6, run.run_id);
+        if (duration_ms) append->bind(7, *duration_ms);
+        if (!message.empty()) append->bindNoCopy(8, message);
+        if (!append->executeStep()) throw Error(ErrorCode::Internal, "INSERT returned no row");
+        appended.id = append->getColumn(0).getInt64();
+        appended.version = append->getColumn(1).getInt64();
+        append->executeStep();  // finish the statement
+    }
+    StatementUse use(*move_head);
+    move_head->bindNoCopy(1, config.pipeline);
+    move_head->bindNoCopy(2, stage);
+    move_head->bindNoCopy(3, status_text);
+    move_head->bind(4, appended.version);
+    move_head->bind(5, appended.id);
+    move_head->exec();
+    return appended;
+}
+
 Appended Store::append(const std::string& stage, Status status,
                        std::optional<std::int64_t> duration_ms, const std::string& message) {
     Impl& s = *impl_;
@@ -436,33 +476,32 @@ Appended Store::append(const std::string& stage, Status status,
     try {
         SQLite::Transaction transaction(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
         s.record_run_if_needed();
-        Appended appended;
-        const std::string status_text(to_string(status));
-        {
-            StatementUse use(*s.append);
-            s.append->bindNoCopy(1, s.config.pipeline);
-            s.append->bindNoCopy(2, stage);
-            s.append->bindNoCopy(3, status_text);
-            s.append->bind(4, status == Status::Completed ? 1 : 0);
-            s.append->bind(5, utc_now());
-            s.append->bindNoCopy(6, s.run.run_id);
-            if (duration_ms) s.append->bind(7, *duration_ms);
-            if (!message.empty()) s.append->bindNoCopy(8, message);
-            if (!s.append->executeStep())
-                throw Error(ErrorCode::Internal, "INSERT returned no row");
-            appended.id = s.append->getColumn(0).getInt64();
-            appended.version = s.append->getColumn(1).getInt64();
-            s.append->executeStep();  // finish the statement
-        }
-        {
-            StatementUse use(*s.move_head);
-            s.move_head->bindNoCopy(1, s.config.pipeline);
-            s.move_head->bindNoCopy(2, stage);
-            s.move_head->bindNoCopy(3, status_text);
-            s.move_head->bind(4, appended.version);
-            s.move_head->bind(5, appended.id);
-            s.move_head->exec();
-        }
+        const Appended appended = s.append_row(stage, status, duration_ms, message, utc_now());
+        transaction.commit();
+        s.run_recorded = true;
+        return appended;
+    } catch (...) {
+        s.fail(action);
+    }
+}
+
+std::optional<Appended> Store::import_completed(const std::string& stage,
+                                                const std::string& timestamp,
+                                                const std::string& message) {
+    Impl& s = *impl_;
+    const std::string action = "importing stage '" + stage + "'";
+    s.require_writable(action);
+    try {
+        SQLite::Transaction transaction(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+        SQLite::Statement existing(*s.db, sql_find_import);
+        existing.bind(1, s.config.pipeline);
+        existing.bind(2, stage);
+        existing.bind(3, timestamp);
+        existing.bind(4, message);
+        if (existing.executeStep()) return std::nullopt;  // rolled back: nothing written
+        s.record_run_if_needed();
+        const Appended appended =
+            s.append_row(stage, Status::Completed, std::nullopt, message, timestamp);
         transaction.commit();
         s.run_recorded = true;
         return appended;
@@ -569,7 +608,8 @@ void Store::for_each_history(const HistoryFilter& filter,
     bool in_visit = false;
     try {
         std::string sql = std::string("SELECT ") + checkpoint_columns +
-                          ", open_attempt FROM history WHERE pipeline = ?1";
+                          ", open_attempt FROM history WHERE " +
+                          (filter.all_pipelines ? "?1 IS NOT NULL" : "pipeline = ?1");
         std::vector<std::string> params;  // bound from ?2 on, in order
         if (filter.stage) {
             params.push_back(*filter.stage);
@@ -639,6 +679,8 @@ std::vector<Run> Store::runs() {
             run.started_at = query.getColumn(5).getString();
             run.ended_at = optional_text(query.getColumn(6));
             run.outcome = parse_outcome(query.getColumn(7).getString(), s.path);
+            run.stages_completed = query.getColumn(8).getInt64();
+            run.stages_failed = query.getColumn(9).getInt64();
             if (run.outcome == RunOutcome::Running && !process_may_be_alive(run.host, run.pid))
                 run.outcome = RunOutcome::Died;
             result.push_back(std::move(run));

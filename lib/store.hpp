@@ -56,6 +56,11 @@ public:
     Appended append(const std::string& stage, Status status,
                     std::optional<std::int64_t> duration_ms, const std::string& message);
 
+    // Appends a Completed row stamped `timestamp` with `message`, unless one with the same
+    // stage, timestamp and message exists (then returns std::nullopt, writing nothing).
+    std::optional<Appended> import_completed(const std::string& stage, const std::string& timestamp,
+                                             const std::string& message);
+
     // Appends a pipeline-wide Cleared row and marks every stage before it cleared.
     Appended clear_pipeline();
 

@@ -477,3 +477,75 @@ TEST_CASE("a manager can be moved, and the moved-to one keeps the run", "[save]"
     REQUIRE(runs.size() == 2);
     CHECK(runs[1].outcome == RunOutcome::Finished);
 }
+
+TEST_CASE("import_checkpoint records a completed stage once, at the given time", "[import]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    CHECK(manager.import_checkpoint("data_ingestion", "2024-03-01T10:20:30.000Z",
+                                    "legacy file /old/data_ingestion.checkpoint"));
+    CHECK(manager.has_checkpoint("data_ingestion"));
+    const auto row = manager.latest("data_ingestion");
+    REQUIRE(row);
+    CHECK(row->timestamp == "2024-03-01T10:20:30.000Z");
+    CHECK(row->message == "legacy file /old/data_ingestion.checkpoint");
+    CHECK(row->version == 1);
+    // Again: nothing is written.
+    CHECK_FALSE(manager.import_checkpoint("data_ingestion", "2024-03-01T10:20:30.000Z",
+                                          "legacy file /old/data_ingestion.checkpoint"));
+    CHECK(manager.history().size() == 1);
+    // A different source or time is a different import.
+    CHECK(manager.import_checkpoint("data_ingestion", "2024-03-02T00:00:00.000Z",
+                                    "legacy file /old/data_ingestion.checkpoint"));
+    CHECK(manager.latest("data_ingestion")->version == 2);
+
+    for (const char* bad :
+         {"2024-03-01", "2024-02-30T00:00:00.000Z", "2024-03-01T10:20:30Z", "yesterday", ""}) {
+        INFO(bad);
+        try {
+            manager.import_checkpoint("s", bad, "x");
+            FAIL("no exception");
+        } catch (const Error& e) {
+            CHECK(e.code() == ErrorCode::InvalidArgument);
+        }
+    }
+    CHECK(manager.history().size() == 2);
+}
+
+TEST_CASE("runs count the stages each run completed and failed", "[runs]") {
+    TempDir dir;
+    {
+        CheckpointManager manager(dir.path());
+        manager.save_checkpoint("a");
+        manager.save_checkpoint("b");
+        manager.fail_stage("c", "x");
+    }
+    CheckpointManager manager(dir.path());
+    manager.save_checkpoint("c");
+    const auto runs = manager.runs();
+    REQUIRE(runs.size() == 2);
+    CHECK(runs[0].stages_completed == 2);
+    CHECK(runs[0].stages_failed == 1);
+    CHECK(runs[1].stages_completed == 1);
+    CHECK(runs[1].stages_failed == 0);
+}
+
+TEST_CASE("history can cover every pipeline of the database", "[history]") {
+    TempDir dir;
+    Options first;
+    first.pipeline = "first";
+    Options second;
+    second.pipeline = "second";
+    CheckpointManager a(dir.path(), first);
+    CheckpointManager b(dir.path(), second);
+    a.save_checkpoint("x");
+    b.save_checkpoint("y");
+    a.clear_checkpoints();
+    HistoryFilter all;
+    all.all_pipelines = true;
+    const auto rows = b.history(all);
+    REQUIRE(rows.size() == 3);
+    CHECK(rows[0].pipeline == "first");
+    CHECK(rows[1].pipeline == "second");
+    CHECK(rows[2].status == Status::Cleared);
+    CHECK(b.history().size() == 1);
+}

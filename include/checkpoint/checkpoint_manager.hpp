@@ -24,6 +24,9 @@
 
 namespace checkpoint {
 
+// The schema version this library writes (PRAGMA user_version of its databases).
+CHECKPOINT_EXPORT int schema_version() noexcept;
+
 // The longest stage or pipeline name accepted, in bytes of UTF-8.
 inline constexpr std::size_t max_name_bytes = 1024;
 // Failure messages longer than this (in bytes) are stored truncated.
@@ -97,6 +100,15 @@ public:
     // Resets one stage to not-completed (a Cleared row). Clearing a stage that was never
     // saved still records the clear.
     void clear_checkpoint(std::string_view stage);
+
+    // Records `stage` as completed at `timestamp` (the stored form, e.g.
+    // "2026-11-27T06:37:48.123Z") with `source` (where it came from) as its message: for
+    // importing checkpoints made elsewhere, such as the original design's files. Returns
+    // false and writes nothing when a Completed row with the same stage, timestamp and
+    // source exists already, so an import can be run again safely.
+    // Throws Error(InvalidArgument) for a bad name or timestamp.
+    bool import_checkpoint(std::string_view stage, std::string_view timestamp,
+                           std::string_view source);
 
     // ---- Reads. They never write, never create a run, and see every committed write. ----
 

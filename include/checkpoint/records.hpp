@@ -66,6 +66,8 @@ struct Run {
     std::string started_at;               // ISO-8601 UTC: when the run wrote its first row
     std::optional<std::string> ended_at;  // ISO-8601 UTC: when the run was closed, if it was
     RunOutcome outcome = RunOutcome::Running;
+    std::int64_t stages_completed = 0;  // Completed rows the run wrote
+    std::int64_t stages_failed = 0;     // Failed rows the run wrote
 };
 
 // Which history rows to read. Empty fields do not filter.
@@ -78,6 +80,8 @@ struct HistoryFilter {
     std::optional<std::string> since{};
     std::optional<std::string> until{};
     std::optional<std::int64_t> limit{};  // at most this many rows (the oldest first)
+    // Rows of every pipeline in the database, not only the manager's (for archiving).
+    bool all_pipelines = false;
 };
 
 }  // namespace checkpoint
