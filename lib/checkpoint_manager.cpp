@@ -40,12 +40,19 @@ struct CheckpointManager::Impl {
                 "invalid Options::busy_timeout: " + std::to_string(options.busy_timeout.count()) +
                     " ms; give 0 ms to 24 hours");
         }
+        const std::filesystem::path file(options.database_file);
+        if (options.database_file.empty() || file != file.filename() || file == "." ||
+            file == "..") {
+            throw Error(ErrorCode::InvalidArgument,
+                        "invalid Options::database_file '" + options.database_file +
+                            "': give a plain file name such as checkpoints.db, without '/'");
+        }
         if (directory.empty()) {
             throw Error(ErrorCode::InvalidArgument,
                         "invalid checkpoint directory: the path is empty");
         }
-        detail::StoreConfig config{directory, options.pipeline, options.durability,
-                                   options.busy_timeout, options.read_only};
+        detail::StoreConfig config{directory,          options.database_file, options.pipeline,
+                                   options.durability, options.busy_timeout,  options.read_only};
         return detail::Store(config, detail::RunIdentity{run_id, detail::current_process()});
     }
 

@@ -21,8 +21,6 @@ namespace checkpoint::detail {
 
 namespace {
 
-constexpr const char* database_file_name = "checkpoints.db";
-
 // ---- SQL. Column lists match read_checkpoint(). ----
 
 constexpr const char* sql_has_completed =
@@ -271,7 +269,7 @@ struct Store::Impl {
 Store::Store(const StoreConfig& config, RunIdentity run) : impl_(std::make_unique<Impl>()) {
     impl_->config = config;
     impl_->run = std::move(run);
-    impl_->path = config.directory / database_file_name;
+    impl_->path = config.directory / config.database_file;
     impl_->open();
 }
 

@@ -19,6 +19,7 @@ namespace checkpoint::detail {
 
 struct StoreConfig {
     std::filesystem::path directory;  // the checkpoint directory
+    std::string database_file = "checkpoints.db";  // a plain name inside `directory`
     std::string pipeline;
     Durability durability = Durability::Full;
     std::chrono::milliseconds busy_timeout{30'000};

@@ -225,3 +225,24 @@ TEST_CASE("options are checked", "[open]") {
                          }));
     CHECK_THROWS_AS(CheckpointManager("", Options{}), Error);
 }
+
+TEST_CASE("Options::database_file names the file inside the directory", "[open]") {
+    TempDir dir;
+    Options options;
+    options.database_file = "etl.db";
+    {
+        CheckpointManager manager(dir.path(), options);
+        manager.save_checkpoint("s");
+        CHECK(manager.database_path() == dir / "etl.db");
+    }
+    CHECK(std::filesystem::exists(dir / "etl.db"));
+    CHECK_FALSE(std::filesystem::exists(dir / "checkpoints.db"));
+    for (const char* bad : {"", "sub/etl.db", "/etc/etl.db", "..", "."}) {
+        INFO(bad);
+        options.database_file = bad;
+        CHECK_THROWS_MATCHES(CheckpointManager(dir.path(), options), Error,
+                             Catch::Predicate<Error>([](const Error& e) {
+                                 return e.code() == ErrorCode::InvalidArgument;
+                             }));
+    }
+}

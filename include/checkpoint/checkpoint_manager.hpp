@@ -151,7 +151,7 @@ public:
     const std::string& run_id() const noexcept;
     // The pipeline name from Options.
     const std::string& pipeline() const noexcept;
-    // <checkpoint_dir>/checkpoints.db.
+    // <checkpoint_dir>/<Options::database_file>: by default <checkpoint_dir>/checkpoints.db.
     const std::filesystem::path& database_path() const noexcept;
 
 private:

@@ -29,6 +29,10 @@ struct Options {
     // Default: "default".
     std::string pipeline = "default";
 
+    // The database file's name inside the checkpoint directory: a plain file name, no '/'.
+    // Default: "checkpoints.db".
+    std::string database_file = "checkpoints.db";
+
     // Durability of each write. Default: Durability::Full.
     Durability durability = Durability::Full;
 
