@@ -1,0 +1,38 @@
+// Reads a directory written by the original Python design: one `<stage>.checkpoint` text
+// file per completed stage, containing `COMPLETED`, possibly followed by `Timestamp: …`.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace checkpointctl {
+
+struct LegacyCheckpoint {
+    std::string stage;      // the file name without ".checkpoint"
+    std::string timestamp;  // stored form (UTC, ms): the Timestamp line, else the mtime
+    std::filesystem::path file;
+};
+
+struct LegacyProblem {
+    std::filesystem::path file;
+    std::string reason;  // why the file was skipped
+};
+
+struct LegacyScan {
+    std::vector<LegacyCheckpoint> checkpoints;  // sorted by file name
+    std::vector<LegacyProblem> problems;        // unreadable or malformed files, skipped
+};
+
+// Scans `directory` (not recursively). Files not ending in ".checkpoint" are ignored.
+// Throws std::runtime_error when the directory itself cannot be read.
+LegacyScan scan_legacy_directory(const std::filesystem::path& directory);
+
+// A legacy timestamp in the stored form "YYYY-MM-DDTHH:MM:SS.mmmZ": ISO-8601 with 'T' or
+// ' ', optional fraction and optional zone ('Z', ±HH:MM, ±HHMM; without one, the local
+// time of this machine, as Python's datetime.now() wrote it), or seconds since the epoch.
+std::optional<std::string> parse_legacy_timestamp(std::string_view text);
+
+}  // namespace checkpointctl

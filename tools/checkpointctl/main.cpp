@@ -1,0 +1,420 @@
+// checkpointctl — audit and operate a checkpoint database without writing code.
+//
+// Exit codes: 0 success; 1 error; 2 usage; 3 verification found problems; 4 database not
+// found; 5 not a checkpoint database, or damaged; 6 schema version mismatch; 7 busy.
+#include "legacy_import.hpp"
+#include "record_writer.hpp"
+
+#include <checkpoint/checkpoint_manager.hpp>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace {
+
+using checkpoint::CheckpointManager;
+using checkpointctl::Field;
+using checkpointctl::Format;
+using checkpointctl::RecordWriter;
+
+enum Exit {
+    exit_ok = 0,
+    exit_error = 1,
+    exit_usage = 2,
+    exit_verify_failed = 3,
+    exit_not_found = 4,
+    exit_not_a_database = 5,
+    exit_schema = 6,
+    exit_busy = 7,
+};
+
+int exit_code_for(checkpoint::ErrorCode code) {
+    using checkpoint::ErrorCode;
+    switch (code) {
+        case ErrorCode::InvalidArgument:
+            return exit_usage;
+        case ErrorCode::NotFound:
+            return exit_not_found;
+        case ErrorCode::NotADatabase:
+        case ErrorCode::Corrupt:
+            return exit_not_a_database;
+        case ErrorCode::SchemaTooNew:
+        case ErrorCode::SchemaTooOld:
+            return exit_schema;
+        case ErrorCode::Busy:
+            return exit_busy;
+        default:
+            return exit_error;
+    }
+}
+
+// What the user asked for, filled by CLI11.
+struct Settings {
+    std::string dir = "checkpoints";
+    std::string db;
+    std::string pipeline = "default";
+    std::string format;  // empty: table on a terminal, csv otherwise
+    bool verbose = false;
+    // history filters
+    std::string stage;
+    std::string run;
+    std::string status;
+    std::string since;
+    std::string until;
+    std::optional<std::int64_t> limit;
+    // status
+    std::vector<std::string> stages;
+    // clear
+    std::vector<std::string> clear_stages;
+    bool yes = false;
+    // import-legacy
+    std::string legacy_dir;
+};
+
+Format resolve_format(const std::string& name, Format when_terminal, Format otherwise) {
+    if (name.empty()) return isatty(STDOUT_FILENO) ? when_terminal : otherwise;
+    if (name == "table") return Format::Table;
+    if (name == "csv") return Format::Csv;
+    if (name == "json") return Format::Json;
+    return Format::Ndjson;
+}
+
+std::shared_ptr<spdlog::logger> tool_logger(bool verbose) {
+    auto logger = std::make_shared<spdlog::logger>(
+        "checkpointctl", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    // Failures reach the user once, as the tool's own error line: the library's log lines
+    // only with --verbose.
+    logger->set_level(verbose ? spdlog::level::debug : spdlog::level::off);
+    logger->set_pattern("checkpointctl: %v");
+    return logger;
+}
+
+// Where the database is (--dir or --db) and how to open it.
+struct Location {
+    std::filesystem::path directory;
+    checkpoint::Options options;
+};
+
+Location locate(const Settings& settings) {
+    Location location{settings.dir, {}};
+    location.options.pipeline = settings.pipeline;
+    location.options.logger = tool_logger(settings.verbose);
+    if (!settings.db.empty()) {
+        const std::filesystem::path file(settings.db);
+        location.directory = file.has_parent_path() ? file.parent_path() : ".";
+        location.options.database_file = file.filename().string();
+    }
+    return location;
+}
+
+// Opens an existing database: read-only for the read commands; for writing, only if it
+// exists (a typo in --dir must not leave an empty database behind).
+CheckpointManager open(const Settings& settings, bool read_only) {
+    Location location = locate(settings);
+    location.options.read_only = read_only;
+    const auto file = location.directory / location.options.database_file;
+    if (!read_only && !std::filesystem::exists(file)) {
+        throw checkpoint::Error(
+            checkpoint::ErrorCode::NotFound,
+            "checkpoint database " + file.string() + ": does not exist. Check --dir / --db");
+    }
+    return CheckpointManager(location.directory, location.options);
+}
+
+Field text_or_null(const std::string& text) {
+    return text.empty() ? Field{} : Field{text};
+}
+
+std::vector<Field> checkpoint_record(const checkpoint::Checkpoint& row) {
+    const bool pipeline_clear = row.stage.empty() && row.status == checkpoint::Status::Cleared;
+    return {row.id,
+            row.pipeline,
+            pipeline_clear ? Field{} : Field{row.stage},
+            std::string(to_string(row.status)),
+            row.version,
+            row.timestamp,
+            row.run_id,
+            row.duration ? Field{static_cast<std::int64_t>(row.duration->count())} : Field{},
+            text_or_null(row.message)};
+}
+
+const std::vector<std::string> checkpoint_columns = {"id",     "pipeline",    "stage",
+                                                     "status", "version",     "timestamp",
+                                                     "run_id", "duration_ms", "message"};
+
+checkpoint::HistoryFilter history_filter(const Settings& settings) {
+    checkpoint::HistoryFilter filter;
+    if (!settings.stage.empty()) filter.stage = settings.stage;
+    if (!settings.run.empty()) filter.run_id = settings.run;
+    if (!settings.status.empty()) filter.status = checkpoint::status_from_string(settings.status);
+    if (!settings.since.empty()) filter.since = settings.since;
+    if (!settings.until.empty()) filter.until = settings.until;
+    filter.limit = settings.limit;
+    return filter;
+}
+
+int run_status(const Settings& settings) {
+    const auto manager = open(settings, true);
+    RecordWriter out(std::cout, resolve_format(settings.format, Format::Table, Format::Csv),
+                     {"stage", "status", "version", "last_change", "run_id"});
+    const auto write = [&](const checkpoint::Checkpoint& state) {
+        out.write({state.stage, std::string(to_string(state.status)), state.version,
+                   state.timestamp, state.run_id});
+    };
+    if (settings.stages.empty()) {
+        for (const auto& state : manager.stages()) write(state);
+    } else {
+        for (const auto& stage : settings.stages) {
+            if (const auto state = manager.latest(stage)) {
+                write(*state);
+            } else {
+                out.write({stage, std::string("not run"), {}, {}, {}});
+            }
+        }
+    }
+    out.finish();
+    return exit_ok;
+}
+
+int run_history(const Settings& settings, bool dump) {
+    const auto manager = open(settings, true);
+    checkpoint::HistoryFilter filter =
+        dump ? checkpoint::HistoryFilter{} : history_filter(settings);
+    filter.all_pipelines = dump;
+    const Format format = dump ? resolve_format(settings.format, Format::Ndjson, Format::Ndjson)
+                               : resolve_format(settings.format, Format::Table, Format::Csv);
+    RecordWriter out(std::cout, format, checkpoint_columns);
+    manager.for_each_history(
+        filter, [&](const checkpoint::Checkpoint& row) { out.write(checkpoint_record(row)); });
+    out.finish();
+    return exit_ok;
+}
+
+int run_runs(const Settings& settings) {
+    const auto manager = open(settings, true);
+    RecordWriter out(std::cout, resolve_format(settings.format, Format::Table, Format::Csv),
+                     {"run_id", "started_at", "ended_at", "host", "pid", "user", "completed",
+                      "failed", "outcome"});
+    for (const auto& run : manager.runs()) {
+        out.write({run.run_id, run.started_at, run.ended_at ? Field{*run.ended_at} : Field{},
+                   run.host, run.pid, run.user, run.stages_completed, run.stages_failed,
+                   std::string(to_string(run.outcome))});
+    }
+    out.finish();
+    return exit_ok;
+}
+
+bool confirmed(const Settings& settings, const std::string& what) {
+    if (settings.yes) return true;
+    if (!isatty(STDIN_FILENO)) {
+        std::cerr << "checkpointctl: refusing to " << what
+                  << " without confirmation: stdin is not a terminal; pass --yes\n";
+        return false;
+    }
+    std::cerr << "This will " << what << ". Type 'yes' to continue: " << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    return answer == "yes";
+}
+
+int run_clear(const Settings& settings) {
+    auto manager = open(settings, false);
+    const std::string what = settings.clear_stages.empty()
+                                 ? "clear every stage of pipeline '" + settings.pipeline + "' in " +
+                                       manager.database_path().string()
+                                 : "clear " + std::to_string(settings.clear_stages.size()) +
+                                       " stage(s) of pipeline '" + settings.pipeline + "' in " +
+                                       manager.database_path().string();
+    if (!confirmed(settings, what)) {
+        std::cerr << "checkpointctl: nothing was cleared\n";
+        return exit_error;
+    }
+    if (settings.clear_stages.empty()) {
+        manager.clear_checkpoints();
+        std::cout << "cleared every stage of pipeline '" << settings.pipeline << "'\n";
+    } else {
+        for (const auto& stage : settings.clear_stages) {
+            manager.clear_checkpoint(stage);
+            std::cout << "cleared stage '" << stage << "'\n";
+        }
+    }
+    return exit_ok;
+}
+
+int run_verify(const Settings& settings) {
+    const auto manager = open(settings, true);
+    const auto problems = manager.verify();
+    for (const auto& problem : problems) std::cout << problem << "\n";
+    if (!problems.empty()) {
+        std::cerr << "checkpointctl: " << manager.database_path().string() << ": "
+                  << problems.size() << " problem(s) found\n";
+        return exit_verify_failed;
+    }
+    std::cout << manager.database_path().string() << ": ok (schema version "
+              << checkpoint::schema_version() << ")\n";
+    return exit_ok;
+}
+
+int run_migrate(const Settings& settings) {
+    try {
+        const auto manager = open(settings, true);
+        std::cout << manager.database_path().string() << ": already at schema version "
+                  << checkpoint::schema_version() << "\n";
+        return exit_ok;
+    } catch (const checkpoint::Error& e) {
+        if (e.code() != checkpoint::ErrorCode::SchemaTooOld) throw;
+    }
+    const auto manager = open(settings, false);  // opening for writing migrates
+    std::cout << manager.database_path().string() << ": migrated to schema version "
+              << checkpoint::schema_version() << "\n";
+    return exit_ok;
+}
+
+int run_import_legacy(const Settings& settings) {
+    const auto scan = checkpointctl::scan_legacy_directory(settings.legacy_dir);
+    for (const auto& problem : scan.problems)
+        std::cerr << "checkpointctl: skipped " << problem.file.string() << ": " << problem.reason
+                  << "\n";
+    // Importing may create the database: that is its purpose.
+    const Location location = locate(settings);
+    CheckpointManager manager(location.directory, location.options);
+    int imported = 0, already = 0, failed = static_cast<int>(scan.problems.size());
+    for (const auto& legacy : scan.checkpoints) {
+        const std::string source =
+            "imported from legacy file " + std::filesystem::absolute(legacy.file).string();
+        try {
+            if (manager.import_checkpoint(legacy.stage, legacy.timestamp, source)) {
+                ++imported;
+                std::cout << "imported " << legacy.stage << " (completed " << legacy.timestamp
+                          << ")\n";
+            } else {
+                ++already;
+            }
+        } catch (const checkpoint::Error& e) {
+            if (e.code() != checkpoint::ErrorCode::InvalidArgument) throw;
+            ++failed;
+            std::cerr << "checkpointctl: skipped " << legacy.file.string() << ": " << e.what()
+                      << "\n";
+        }
+    }
+    std::cout << imported << " imported, " << already << " already imported, " << failed
+              << " skipped\n";
+    return failed == 0 ? exit_ok : exit_error;
+}
+
+void add_location_options(CLI::App& command, Settings& settings) {
+    auto* dir = command.add_option("--dir", settings.dir,
+                                   "Checkpoint directory holding checkpoints.db (default: "
+                                   "checkpoints)");
+    auto* db = command.add_option("--db", settings.db, "The database file itself");
+    dir->excludes(db);
+    command.add_option("--pipeline", settings.pipeline, "Pipeline name (default: default)");
+    command.add_flag("-v,--verbose", settings.verbose, "Log what the library does");
+}
+
+void add_format_option(CLI::App& command, Settings& settings, const std::string& default_text) {
+    command.add_option("--format", settings.format, "Output format: " + default_text)
+        ->check(CLI::IsMember({"table", "csv", "json", "ndjson"}));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"checkpointctl: audit and operate checkpoint databases", "checkpointctl"};
+    app.require_subcommand(1);
+    app.footer(
+        "Exit codes: 0 ok, 1 error, 2 usage, 3 verification failed, 4 database not found,\n"
+        "5 not a checkpoint database or damaged, 6 schema version mismatch, 7 busy.\n"
+        "Example: checkpointctl --dir checkpoints history --format csv");
+    Settings settings;
+    add_location_options(app, settings);
+    const std::string table_default =
+        "table|csv|json|ndjson (default: table on a terminal, "
+        "else csv)";
+
+    auto* status = app.add_subcommand("status", "The current state of every stage");
+    add_location_options(*status, settings);
+    add_format_option(*status, settings, table_default);
+    status->add_option("stages", settings.stages, "Only these stages ('not run' if unknown)");
+    status->footer("Example: checkpointctl status --dir checkpoints data_ingestion model_training");
+
+    auto* history = app.add_subcommand("history", "Every row of the history, oldest first");
+    add_location_options(*history, settings);
+    add_format_option(*history, settings, table_default);
+    history->add_option("--stage", settings.stage, "Only this stage (and pipeline-wide clears)");
+    history->add_option("--run", settings.run, "Only rows written by this run id");
+    history->add_option("--status", settings.status, "Only rows with this status")
+        ->check(CLI::IsMember({"started", "completed", "failed", "cleared", "incomplete"}));
+    history->add_option("--since", settings.since, "Only rows at or after this ISO-8601 UTC time");
+    history->add_option("--until", settings.until, "Only rows before this ISO-8601 UTC time");
+    history->add_option("--limit", settings.limit, "At most this many rows")
+        ->check(CLI::NonNegativeNumber);
+    history->footer(
+        "Example: checkpointctl history --status failed --since 2026-11-01 --format json");
+
+    auto* runs = app.add_subcommand("runs", "One line per run, with its outcome");
+    add_location_options(*runs, settings);
+    add_format_option(*runs, settings, table_default);
+    runs->footer("Example: checkpointctl runs --pipeline nightly --format csv > runs.csv");
+
+    auto* dump = app.add_subcommand(
+        "dump", "The complete history of every pipeline, streamed (for archiving)");
+    add_location_options(*dump, settings);
+    add_format_option(*dump, settings, "table|csv|json|ndjson (default: ndjson)");
+    dump->footer("Example: checkpointctl dump --dir checkpoints | gzip > history.ndjson.gz");
+
+    auto* clear = app.add_subcommand("clear", "Atomically reset stages to not completed");
+    add_location_options(*clear, settings);
+    clear->add_option("--stage", settings.clear_stages, "Clear only this stage (repeatable)");
+    clear->add_flag("-y,--yes", settings.yes, "Do not ask for confirmation");
+    clear->footer("Example: checkpointctl clear --stage model_training --yes");
+
+    auto* verify =
+        app.add_subcommand("verify", "Check integrity, schema and the history's invariants");
+    add_location_options(*verify, settings);
+    verify->footer("Example: checkpointctl verify --db /var/lib/etl/checkpoints.db || alert");
+
+    auto* migrate = app.add_subcommand("migrate", "Apply pending schema migrations");
+    add_location_options(*migrate, settings);
+    migrate->footer("Example: checkpointctl migrate --dir checkpoints");
+
+    auto* import_legacy = app.add_subcommand(
+        "import-legacy", "Import <stage>.checkpoint files of the original Python design");
+    add_location_options(*import_legacy, settings);
+    import_legacy->add_option("legacy_dir", settings.legacy_dir, "Directory of .checkpoint files")
+        ->required();
+    import_legacy->footer("Example: checkpointctl import-legacy old_checkpoints --dir checkpoints");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? exit_ok : exit_usage;
+    }
+
+    try {
+        if (*status) return run_status(settings);
+        if (*history) return run_history(settings, false);
+        if (*runs) return run_runs(settings);
+        if (*dump) return run_history(settings, true);
+        if (*clear) return run_clear(settings);
+        if (*verify) return run_verify(settings);
+        if (*migrate) return run_migrate(settings);
+        if (*import_legacy) return run_import_legacy(settings);
+    } catch (const checkpoint::Error& e) {
+        std::cerr << "checkpointctl: " << e.what() << "\n";
+        return exit_code_for(e.code());
+    } catch (const std::exception& e) {
+        std::cerr << "checkpointctl: " << e.what() << "\n";
+        return exit_error;
+    }
+    return exit_usage;
+}

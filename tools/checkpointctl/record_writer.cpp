@@ -1,0 +1,164 @@
+#include "record_writer.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+namespace checkpointctl {
+
+namespace {
+
+constexpr std::size_t table_sample_rows = 1000;
+
+// How a field reads in a table cell: control characters escaped so a row stays one line.
+std::string table_cell(const Field& field) {
+    if (std::holds_alternative<std::monostate>(field)) return "-";
+    if (const auto* number = std::get_if<std::int64_t>(&field)) return std::to_string(*number);
+    std::string cell;
+    for (const char c : std::get<std::string>(field)) {
+        switch (c) {
+            case '\n':
+                cell += "\\n";
+                break;
+            case '\r':
+                cell += "\\r";
+                break;
+            case '\t':
+                cell += "\\t";
+                break;
+            default:
+                cell += c;
+        }
+    }
+    return cell;
+}
+
+// Display width of UTF-8 text: one column per code point (continuation bytes do not count).
+std::size_t display_width(const std::string& text) {
+    return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    }));
+}
+
+std::string csv_field(const Field& field) {
+    if (std::holds_alternative<std::monostate>(field)) return {};
+    if (const auto* number = std::get_if<std::int64_t>(&field)) return std::to_string(*number);
+    const auto& text = std::get<std::string>(field);
+    if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+    std::string quoted = "\"";
+    for (const char c : text) {
+        if (c == '"') quoted += '"';
+        quoted += c;
+    }
+    return quoted + "\"";
+}
+
+}  // namespace
+
+RecordWriter::RecordWriter(std::ostream& out, Format format, std::vector<std::string> columns)
+    : out_(out), format_(format), columns_(std::move(columns)) {}
+
+// Nothing reaches the output before the first record (or finish): a command that fails
+// before producing anything prints nothing that could pass for a complete answer.
+void RecordWriter::start() {
+    if (started_) return;
+    started_ = true;
+    if (format_ == Format::Csv) {
+        write_csv(std::vector<Field>(columns_.begin(), columns_.end()));
+    } else if (format_ == Format::Json) {
+        out_ << "[";
+    }
+}
+
+RecordWriter::~RecordWriter() = default;
+
+void RecordWriter::write(std::vector<Field> record) {
+    record.resize(columns_.size());
+    start();
+    switch (format_) {
+        case Format::Csv:
+            write_csv(record);
+            break;
+        case Format::Ndjson:
+            write_json_object(record);
+            out_ << '\n';
+            break;
+        case Format::Json:
+            out_ << (written_ == 0 ? "\n" : ",\n");
+            write_json_object(record);
+            break;
+        case Format::Table: {
+            std::vector<std::string> cells;
+            for (const auto& field : record) cells.push_back(table_cell(field));
+            if (table_started_) {
+                write_table_row(cells);
+            } else {
+                pending_.push_back(std::move(cells));
+                if (pending_.size() >= table_sample_rows) flush_table();
+            }
+            break;
+        }
+    }
+    ++written_;
+}
+
+void RecordWriter::finish() {
+    if (finished_) return;
+    finished_ = true;
+    start();
+    if (format_ == Format::Json) out_ << (written_ == 0 ? "]\n" : "\n]\n");
+    if (format_ == Format::Table) flush_table();
+    out_.flush();
+}
+
+void RecordWriter::write_csv(const std::vector<Field>& record) {
+    for (std::size_t i = 0; i < record.size(); ++i) {
+        if (i > 0) out_ << ',';
+        out_ << csv_field(record[i]);
+    }
+    out_ << "\r\n";  // RFC 4180 line break
+}
+
+void RecordWriter::write_json_object(const std::vector<Field>& record) {
+    nlohmann::ordered_json object = nlohmann::ordered_json::object();
+    for (std::size_t i = 0; i < columns_.size(); ++i) {
+        const Field& field = record[i];
+        if (const auto* text = std::get_if<std::string>(&field)) {
+            object[columns_[i]] = *text;
+        } else if (const auto* number = std::get_if<std::int64_t>(&field)) {
+            object[columns_[i]] = *number;
+        } else {
+            object[columns_[i]] = nullptr;
+        }
+    }
+    // Invalid UTF-8 (only possible in a hand-edited database) becomes U+FFFD, never a throw.
+    out_ << object.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+void RecordWriter::flush_table() {
+    if (table_started_) return;
+    table_started_ = true;
+    widths_.assign(columns_.size(), 0);
+    for (std::size_t i = 0; i < columns_.size(); ++i) widths_[i] = display_width(columns_[i]);
+    for (const auto& row : pending_)
+        for (std::size_t i = 0; i < row.size(); ++i)
+            widths_[i] = std::max(widths_[i], display_width(row[i]));
+    write_table_row(columns_);
+    for (const auto& row : pending_) write_table_row(row);
+    pending_.clear();
+    pending_.shrink_to_fit();
+}
+
+void RecordWriter::write_table_row(const std::vector<std::string>& cells) {
+    std::string line;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+        line += cells[i];
+        if (i + 1 < cells.size()) {
+            const std::size_t width = display_width(cells[i]);
+            line.append(widths_[i] > width ? widths_[i] - width + 2 : 2, ' ');
+        }
+    }
+    out_ << line << '\n';
+}
+
+}  // namespace checkpointctl

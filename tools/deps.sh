@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that building and testing checkpoint needs, when missing.
+# Used by tools/example.sh and tools/test.sh; safe to run again (installs nothing twice).
+set -euo pipefail
+
+packages=(g++ make cmake pkg-config python3 sqlite3 libsqlite3-dev libsqlitecpp-dev
+          libspdlog-dev libfmt-dev catch2 libcli11-dev nlohmann-json3-dev)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "checkpoint: installing missing Debian packages: ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo)
+else
+  echo "checkpoint: cannot install packages: run as root, or install them: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
