@@ -1,34 +1,106 @@
-// A real child process for concurrency and crash tests.
+// A real child process for concurrency, crash and reader tests.
 //
-//   checkpoint_test_worker save DIR PREFIX COUNT [normal]
+//   checkpoint_test_worker save DIR PREFIX COUNT [normal] [begin] [--gate FILE] [--stop FILE]
 //       saves PREFIX-0 ... PREFIX-(COUNT-1); after each save returns, prints "ack N" and
 //       flushes, so the parent knows which saves were acknowledged. Exits 0; on an error
 //       prints "error: ..." on stderr and exits 1.
+//         normal       use Durability::Normal instead of Durability::Full
+//         begin        call begin_stage(PREFIX-N) before each save_checkpoint(PREFIX-N)
+//         --gate FILE  print "ready" and flush, then wait (up to 60 s) until FILE exists
+//                      before opening the database, so that several workers can be
+//                      released at the same moment
+//         --stop FILE  stop early, still exiting 0, once FILE exists (checked before each
+//                      save)
+//
+//   checkpoint_test_worker begin DIR STAGE
+//       calls begin_stage(STAGE), prints "begun" and flushes, then sleeps until killed.
 #include <checkpoint/checkpoint_manager.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <stdexcept>
 #include <string>
+#include <thread>
+
+#include <unistd.h>
+
+namespace {
+
+constexpr const char* usage =
+    "usage: checkpoint_test_worker save DIR PREFIX COUNT [normal] [begin] [--gate FILE] "
+    "[--stop FILE]\n"
+    "       checkpoint_test_worker begin DIR STAGE\n";
+
+void say(const std::string& line) {
+    std::fputs((line + "\n").c_str(), stdout);
+    std::fflush(stdout);
+}
+
+// Waits until `file` exists: a start line shared by several workers.
+void wait_for_gate(const std::filesystem::path& file) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!std::filesystem::exists(file)) {
+        if (std::chrono::steady_clock::now() > deadline)
+            throw std::runtime_error("gate " + file.string() + " never opened");
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+}
+
+int save(int argc, char** argv) {
+    checkpoint::Options options;
+    bool begin_first = false;
+    std::filesystem::path gate;
+    std::filesystem::path stop;
+    for (int i = 5; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "normal") {
+            options.durability = checkpoint::Durability::Normal;
+        } else if (arg == "begin") {
+            begin_first = true;
+        } else if (arg == "--gate" && i + 1 < argc) {
+            gate = argv[++i];
+        } else if (arg == "--stop" && i + 1 < argc) {
+            stop = argv[++i];
+        } else {
+            std::cerr << usage;
+            return 2;
+        }
+    }
+    if (!gate.empty()) {
+        say("ready");
+        wait_for_gate(gate);
+    }
+    checkpoint::CheckpointManager manager(argv[2], options);
+    const std::string prefix = argv[3];
+    const long count = std::strtol(argv[4], nullptr, 10);
+    for (long i = 0; i < count; ++i) {
+        if (!stop.empty() && std::filesystem::exists(stop)) break;
+        const std::string stage = prefix + "-" + std::to_string(i);
+        if (begin_first) manager.begin_stage(stage);
+        manager.save_checkpoint(stage);
+        say("ack " + std::to_string(i));
+    }
+    return 0;
+}
+
+int begin(char** argv) {
+    checkpoint::CheckpointManager manager(argv[2]);
+    manager.begin_stage(argv[3]);
+    say("begun");
+    for (;;) ::pause();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     try {
         const std::string command = argc > 1 ? argv[1] : "";
-        if (command == "save" && argc >= 5) {
-            checkpoint::Options options;
-            if (argc >= 6 && std::string(argv[5]) == "normal")
-                options.durability = checkpoint::Durability::Normal;
-            checkpoint::CheckpointManager manager(argv[2], options);
-            const std::string prefix = argv[3];
-            const long count = std::strtol(argv[4], nullptr, 10);
-            for (long i = 0; i < count; ++i) {
-                manager.save_checkpoint(prefix + "-" + std::to_string(i));
-                std::printf("ack %ld\n", i);
-                std::fflush(stdout);
-            }
-            return 0;
-        }
-        std::cerr << "usage: checkpoint_test_worker save DIR PREFIX COUNT [normal]\n";
+        if (command == "save" && argc >= 5) return save(argc, argv);
+        if (command == "begin" && argc == 4) return begin(argv);
+        std::cerr << usage;
         return 2;
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << "\n";
