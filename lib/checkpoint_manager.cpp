@@ -8,10 +8,12 @@
 #include "store.hpp"
 
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -25,6 +27,12 @@ int schema_version() noexcept {
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct CheckpointManager::Impl {
+    // A write waiting in the group-commit queue.
+    struct Queued {
+        detail::Write& write;
+        bool done = false;
+    };
+
     Impl(std::filesystem::path directory, Options opts)
         : options(std::move(opts)),
           logger(options.logger ? options.logger : detail::default_logger()),
@@ -56,32 +64,98 @@ struct CheckpointManager::Impl {
         return detail::Store(config, detail::RunIdentity{run_id, detail::current_process()});
     }
 
-    // Runs a write under the lock; logs and rethrows its failure.
-    template <typename Write>
-    auto write(Write&& body) {
-        try {
-            std::lock_guard lock(mutex);
-            return body();
-        } catch (const Error& e) {
-            logger->error("{}", e.what());
-            throw;
+    // Group commit. A writer queues its write; the first writer that finds no leader
+    // becomes the leader and commits everything queued so far in one transaction (one
+    // fsync), while the others wait. Each call still returns only once its own write is
+    // committed, or throws its own error: durability per call is unchanged.
+    void submit(detail::Write& write) {
+        Queued mine{write};
+        std::unique_lock lock(queue_mutex);
+        queue.push_back(&mine);
+        while (!mine.done) {
+            if (leader_active) {
+                committed.wait(lock);
+                continue;
+            }
+            leader_active = true;
+            std::vector<Queued*> batch;
+            batch.swap(queue);
+            lock.unlock();
+            commit_batch(batch);
+            lock.lock();
+            for (Queued* queued : batch) queued->done = true;
+            leader_active = false;
+            committed.notify_all();
+        }
+        lock.unlock();
+        if (write.error) {
+            try {
+                std::rethrow_exception(write.error);
+            } catch (const Error& e) {
+                logger->error("{}", e.what());
+                throw;
+            }
         }
     }
 
-    // Milliseconds since begin_stage(stage) in this run, forgetting the start; or nothing.
-    std::optional<std::int64_t> take_duration(const std::string& stage) {
+    void commit_batch(const std::vector<Queued*>& batch) noexcept {
+        std::vector<detail::Write*> writes;
+        try {
+            writes.reserve(batch.size());
+            for (Queued* queued : batch) writes.push_back(&queued->write);
+            std::lock_guard connection(mutex);
+            store.write_batch(writes);
+        } catch (...) {  // out of memory: fail every write that has no result yet
+            for (Queued* queued : batch)
+                if (!queued->write.appended && !queued->write.error)
+                    queued->write.error = std::current_exception();
+        }
+    }
+
+    // Milliseconds since begin_stage(stage) in this run, or nothing.
+    std::optional<std::int64_t> elapsed_since_begin(const std::string& stage) {
+        std::lock_guard lock(begun_mutex);
         const auto found = begun.find(stage);
         if (found == begun.end()) return std::nullopt;
         const auto elapsed = std::chrono::steady_clock::now() - found->second;
-        begun.erase(found);
         return std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+    }
+
+    void set_begun(const std::string& stage, bool begun_now) {
+        std::lock_guard lock(begun_mutex);
+        if (begun_now) {
+            begun[stage] = std::chrono::steady_clock::now();
+        } else {
+            begun.erase(stage);
+        }
+    }
+
+    // Records one row for `stage`; returns what was appended. Throws Error.
+    detail::Appended write_stage(const std::string& stage, Status status,
+                                 std::optional<std::int64_t> duration_ms = std::nullopt,
+                                 std::string message = {}) {
+        detail::Write write;
+        write.kind = detail::Write::Kind::Stage;
+        write.stage = stage;
+        write.status = status;
+        write.duration_ms = duration_ms;
+        write.message = std::move(message);
+        submit(write);
+        return *write.appended;
     }
 
     Options options;
     std::shared_ptr<spdlog::logger> logger;
     std::string run_id;
-    mutable std::mutex mutex;  // guards everything below
+    mutable std::mutex mutex;  // guards the store (its one connection)
     mutable detail::Store store;
+
+    std::mutex queue_mutex;  // guards the group-commit queue
+    std::condition_variable committed;
+    std::vector<Queued*> queue;
+    bool leader_active = false;
+
+    std::mutex begun_mutex;
     std::unordered_map<std::string, SteadyTime> begun;  // stages begun in this run
 };
 
@@ -124,9 +198,9 @@ CheckpointManager& CheckpointManager::operator=(CheckpointManager&& other) noexc
 void CheckpointManager::save_checkpoint(std::string_view stage) {
     validate_name(stage, "stage name");
     const std::string name(stage);
-    const auto appended = impl_->write([&] {
-        return impl_->store.append(name, Status::Completed, impl_->take_duration(name), {});
-    });
+    const auto appended =
+        impl_->write_stage(name, Status::Completed, impl_->elapsed_since_begin(name));
+    impl_->set_begun(name, false);
     impl_->logger->info("saved stage '{}' version {} in {}", name, appended.version,
                         impl_->store.path().string());
 }
@@ -134,20 +208,17 @@ void CheckpointManager::save_checkpoint(std::string_view stage) {
 void CheckpointManager::begin_stage(std::string_view stage) {
     validate_name(stage, "stage name");
     const std::string name(stage);
-    impl_->write([&] {
-        impl_->store.append(name, Status::Started, std::nullopt, {});
-        impl_->begun[name] = std::chrono::steady_clock::now();
-    });
+    impl_->write_stage(name, Status::Started);
+    impl_->set_begun(name, true);
     impl_->logger->info("started stage '{}'", name);
 }
 
 void CheckpointManager::fail_stage(std::string_view stage, std::string_view message) {
     validate_name(stage, "stage name");
     const std::string name(stage);
-    const std::string text = detail::sanitize_message(message);
-    impl_->write([&] {
-        return impl_->store.append(name, Status::Failed, impl_->take_duration(name), text);
-    });
+    std::string text = detail::sanitize_message(message);
+    impl_->write_stage(name, Status::Failed, impl_->elapsed_since_begin(name), text);
+    impl_->set_begun(name, false);
     impl_->logger->warn("stage '{}' failed: {}", name, text);
 }
 
@@ -171,15 +242,17 @@ bool CheckpointManager::run_stage(std::string_view stage, const std::function<vo
 }
 
 void CheckpointManager::clear_checkpoints() {
-    const auto appended = impl_->write([&] { return impl_->store.clear_pipeline(); });
+    detail::Write write;
+    write.kind = detail::Write::Kind::PipelineClear;
+    impl_->submit(write);
     impl_->logger->info("cleared every stage of pipeline '{}' (history row {}) in {}",
-                        impl_->options.pipeline, appended.id, impl_->store.path().string());
+                        impl_->options.pipeline, write.appended->id, impl_->store.path().string());
 }
 
 void CheckpointManager::clear_checkpoint(std::string_view stage) {
     validate_name(stage, "stage name");
     const std::string name(stage);
-    impl_->write([&] { return impl_->store.append(name, Status::Cleared, std::nullopt, {}); });
+    impl_->write_stage(name, Status::Cleared);
     impl_->logger->info("cleared stage '{}' in {}", name, impl_->store.path().string());
 }
 
@@ -192,18 +265,19 @@ bool CheckpointManager::import_checkpoint(std::string_view stage, std::string_vi
                         std::string(stage) +
                         "': use the stored form, e.g. 2026-11-27T06:37:48.123Z");
     }
-    const std::string name(stage);
-    const std::string when(timestamp);
-    const std::string note = detail::sanitize_message(source);
-    const auto appended =
-        impl_->write([&] { return impl_->store.import_completed(name, when, note); });
-    if (appended) {
-        impl_->logger->info("imported stage '{}' (completed {}) as version {} from {}", name, when,
-                            appended->version, note);
+    detail::Write write;
+    write.kind = detail::Write::Kind::Import;
+    write.stage = std::string(stage);
+    write.timestamp = std::string(timestamp);
+    write.message = detail::sanitize_message(source);
+    impl_->submit(write);
+    if (write.appended) {
+        impl_->logger->info("imported stage '{}' (completed {}) as version {} from {}", write.stage,
+                            write.timestamp, write.appended->version, write.message);
     } else {
-        impl_->logger->debug("stage '{}' from {} was imported before", name, note);
+        impl_->logger->debug("stage '{}' from {} was imported before", write.stage, write.message);
     }
-    return appended.has_value();
+    return write.appended.has_value();
 }
 
 bool CheckpointManager::has_checkpoint(std::string_view stage) const {

@@ -244,6 +244,7 @@ struct Store::Impl {
     std::optional<SQLite::Statement> move_head;
     std::optional<SQLite::Statement> append_pipeline_clear;
     std::optional<SQLite::Statement> mark_pipeline_cleared;
+    std::optional<SQLite::Statement> find_import;
 
     [[noreturn]] void fail(const std::string& action) const {
         throw_translated(path, action, config.busy_timeout);
@@ -254,6 +255,9 @@ struct Store::Impl {
     void set_wal_mode();
     void reap_dead_runs();
     void record_run_if_needed();
+    void apply(Write& write);
+    std::string describe_write(const Write& write) const;
+    std::exception_ptr translated_error(const Write& write) const;
     Appended append_row(const std::string& stage, Status status,
                         std::optional<std::int64_t> duration_ms, const std::string& message,
                         const std::string& timestamp);
@@ -329,6 +333,7 @@ void Store::Impl::open() {
             move_head.emplace(*db, sql_move_head);
             append_pipeline_clear.emplace(*db, sql_append_pipeline_clear);
             mark_pipeline_cleared.emplace(*db, sql_mark_pipeline_cleared);
+            find_import.emplace(*db, sql_find_import);
             reap_dead_runs();
         }
     } catch (...) {
@@ -465,78 +470,111 @@ Appended Store::Impl::append_row(const std::string& stage, Status status,
     return appended;
 }
 
-Appended Store::append(const std::string& stage, Status status,
-                       std::optional<std::int64_t> duration_ms, const std::string& message) {
-    Impl& s = *impl_;
-    const std::string action =
-        "recording stage '" + stage + "' as " + std::string(to_string(status));
-    s.require_writable(action);
-    try {
-        SQLite::Transaction transaction(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
-        s.record_run_if_needed();
-        const Appended appended = s.append_row(stage, status, duration_ms, message, utc_now());
-        transaction.commit();
-        s.run_recorded = true;
-        return appended;
-    } catch (...) {
-        s.fail(action);
+// Inside a write transaction: applies one write.
+void Store::Impl::apply(Write& write) {
+    switch (write.kind) {
+        case Write::Kind::Stage:
+            write.appended =
+                append_row(write.stage, write.status, write.duration_ms, write.message, utc_now());
+            return;
+        case Write::Kind::Import: {
+            StatementUse use(*find_import);
+            find_import->bindNoCopy(1, config.pipeline);
+            find_import->bindNoCopy(2, write.stage);
+            find_import->bindNoCopy(3, write.timestamp);
+            find_import->bindNoCopy(4, write.message);
+            if (find_import->executeStep()) return;  // imported before
+            write.appended = append_row(write.stage, Status::Completed, std::nullopt, write.message,
+                                        write.timestamp);
+            return;
+        }
+        case Write::Kind::PipelineClear: {
+            Appended appended;
+            {
+                StatementUse use(*append_pipeline_clear);
+                append_pipeline_clear->bindNoCopy(1, config.pipeline);
+                append_pipeline_clear->bind(2, utc_now());
+                append_pipeline_clear->bindNoCopy(3, run.run_id);
+                if (!append_pipeline_clear->executeStep())
+                    throw Error(ErrorCode::Internal, "INSERT returned no row");
+                appended.id = append_pipeline_clear->getColumn(0).getInt64();
+                append_pipeline_clear->executeStep();
+            }
+            StatementUse use(*mark_pipeline_cleared);
+            mark_pipeline_cleared->bindNoCopy(1, config.pipeline);
+            mark_pipeline_cleared->bind(2, appended.id);
+            mark_pipeline_cleared->exec();
+            write.appended = appended;
+            return;
+        }
     }
 }
 
-std::optional<Appended> Store::import_completed(const std::string& stage,
-                                                const std::string& timestamp,
-                                                const std::string& message) {
-    Impl& s = *impl_;
-    const std::string action = "importing stage '" + stage + "'";
-    s.require_writable(action);
+std::string Store::Impl::describe_write(const Write& write) const {
+    switch (write.kind) {
+        case Write::Kind::Stage:
+            return "recording stage '" + write.stage + "' as " +
+                   std::string(to_string(write.status));
+        case Write::Kind::Import:
+            return "importing stage '" + write.stage + "'";
+        case Write::Kind::PipelineClear:
+            return "clearing pipeline '" + config.pipeline + "'";
+    }
+    return "writing";
+}
+
+// The exception in flight, translated into an Error about `write`.
+std::exception_ptr Store::Impl::translated_error(const Write& write) const {
     try {
-        SQLite::Transaction transaction(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
-        SQLite::Statement existing(*s.db, sql_find_import);
-        existing.bind(1, s.config.pipeline);
-        existing.bind(2, stage);
-        existing.bind(3, timestamp);
-        existing.bind(4, message);
-        if (existing.executeStep()) return std::nullopt;  // rolled back: nothing written
-        s.record_run_if_needed();
-        const Appended appended =
-            s.append_row(stage, Status::Completed, std::nullopt, message, timestamp);
-        transaction.commit();
-        s.run_recorded = true;
-        return appended;
+        fail(describe_write(write));
     } catch (...) {
-        s.fail(action);
+        return std::current_exception();
     }
 }
 
-Appended Store::clear_pipeline() {
+void Store::write_batch(const std::vector<Write*>& writes) {
     Impl& s = *impl_;
-    const std::string action = "clearing pipeline '" + s.config.pipeline + "'";
-    s.require_writable(action);
+    if (writes.empty()) return;
+    if (s.config.read_only) {
+        for (Write* write : writes) {
+            try {
+                s.require_writable(s.describe_write(*write));
+            } catch (...) {
+                write->error = std::current_exception();
+            }
+        }
+        return;
+    }
+    // Savepoints only when there is another write to protect.
+    const bool isolate = writes.size() > 1;
     try {
         SQLite::Transaction transaction(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
         s.record_run_if_needed();
-        Appended appended;
-        {
-            StatementUse use(*s.append_pipeline_clear);
-            s.append_pipeline_clear->bindNoCopy(1, s.config.pipeline);
-            s.append_pipeline_clear->bind(2, utc_now());
-            s.append_pipeline_clear->bindNoCopy(3, s.run.run_id);
-            if (!s.append_pipeline_clear->executeStep())
-                throw Error(ErrorCode::Internal, "INSERT returned no row");
-            appended.id = s.append_pipeline_clear->getColumn(0).getInt64();
-            s.append_pipeline_clear->executeStep();
-        }
-        {
-            StatementUse use(*s.mark_pipeline_cleared);
-            s.mark_pipeline_cleared->bindNoCopy(1, s.config.pipeline);
-            s.mark_pipeline_cleared->bind(2, appended.id);
-            s.mark_pipeline_cleared->exec();
+        for (Write* write : writes) {
+            if (!isolate) {
+                s.apply(*write);
+                continue;
+            }
+            s.db->exec("SAVEPOINT batch_write");
+            try {
+                s.apply(*write);
+                s.db->exec("RELEASE batch_write");
+            } catch (...) {
+                write->error = s.translated_error(*write);
+                write->appended.reset();
+                s.db->exec("ROLLBACK TO batch_write");
+                s.db->exec("RELEASE batch_write");
+            }
         }
         transaction.commit();
         s.run_recorded = true;
-        return appended;
     } catch (...) {
-        s.fail(action);
+        // The transaction failed as a whole (BEGIN, the run row, a rollback, COMMIT):
+        // SQLiteCpp's Transaction rolled it back, so nothing of any write remains.
+        for (Write* write : writes) {
+            write->error = s.translated_error(*write);
+            write->appended.reset();
+        }
     }
 }
 
@@ -607,7 +645,11 @@ void Store::for_each_history(const HistoryFilter& filter,
     try {
         std::string sql = std::string("SELECT ") + checkpoint_columns +
                           ", open_attempt FROM history WHERE " +
-                          (filter.all_pipelines ? "?1 IS NOT NULL" : "pipeline = ?1");
+                          (filter.all_pipelines ? "?1 IS NOT NULL"
+                           // Without a stage, scan in id order ("+" keeps SQLite off the
+                           // stage index, which would need a sort of the whole history).
+                           : filter.stage ? "pipeline = ?1"
+                                          : "+pipeline = ?1");
         std::vector<std::string> params;  // bound from ?2 on, in order
         if (filter.stage) {
             params.push_back(*filter.stage);

@@ -8,6 +8,7 @@
 #include <checkpoint/records.hpp>
 
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -18,7 +19,7 @@
 namespace checkpoint::detail {
 
 struct StoreConfig {
-    std::filesystem::path directory;  // the checkpoint directory
+    std::filesystem::path directory;               // the checkpoint directory
     std::string database_file = "checkpoints.db";  // a plain name inside `directory`
     std::string pipeline;
     Durability durability = Durability::Full;
@@ -38,6 +39,26 @@ struct Appended {
     std::int64_t version = 0;
 };
 
+// One write, applied with others in a batch (see Store::write_batch).
+struct Write {
+    enum class Kind {
+        Stage,          // a row for `stage` with `status`; Completed rows get the next version
+        PipelineClear,  // a pipeline-wide Cleared row: every stage before it is cleared
+        Import,         // a Completed row stamped `timestamp`, unless one with the same
+                        // stage, timestamp and message exists (then `appended` stays empty)
+    };
+    Kind kind = Kind::Stage;
+    std::string stage;
+    Status status = Status::Completed;
+    std::optional<std::int64_t> duration_ms;
+    std::string message;
+    std::string timestamp;  // Import only
+
+    // Results, set by write_batch.
+    std::optional<Appended> appended;
+    std::exception_ptr error;  // an Error; nothing of this write was written
+};
+
 class Store {
 public:
     // Opens (and, unless read-only, creates and migrates) <directory>/checkpoints.db.
@@ -49,21 +70,14 @@ public:
 
     const std::filesystem::path& path() const noexcept;
 
-    // ---- Writes: one BEGIN IMMEDIATE transaction each; the run row is written with the
-    // first of them. Throw Error; on throw nothing was written. ----
+    // ---- Writes ----
 
-    // Appends a row for `stage` with `status` (Started, Completed, Failed or Cleared) and
-    // moves the stage's head to it. Completed rows get the next version.
-    Appended append(const std::string& stage, Status status,
-                    std::optional<std::int64_t> duration_ms, const std::string& message);
-
-    // Appends a Completed row stamped `timestamp` with `message`, unless one with the same
-    // stage, timestamp and message exists (then returns std::nullopt, writing nothing).
-    std::optional<Appended> import_completed(const std::string& stage, const std::string& timestamp,
-                                             const std::string& message);
-
-    // Appends a pipeline-wide Cleared row and marks every stage before it cleared.
-    Appended clear_pipeline();
+    // Applies `writes` in one BEGIN IMMEDIATE transaction, so that they share one commit
+    // (and one fsync); the run row is written with the run's first write. Each write gets
+    // its result or its own error: a write that fails is rolled back alone (savepoints),
+    // and when the transaction as a whole fails, every write gets the error and nothing
+    // was written. Never throws for a write's failure.
+    void write_batch(const std::vector<Write*>& writes);
 
     // Records the end of the run (if it was recorded at all). Throws Error.
     void close_run();

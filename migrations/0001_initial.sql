@@ -24,7 +24,9 @@ CREATE INDEX runs_open ON runs (host, pid) WHERE outcome = 'running';
 
 -- The history: append-only. Only explicit retention ever deletes rows.
 CREATE TABLE checkpoints (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: orders the history
+    -- The rowid: orders the history. Never reused, because retention never deletes the
+    -- newest row (it is always a stage's head or a pipeline's last clear).
+    id          INTEGER PRIMARY KEY,
     pipeline    TEXT NOT NULL,
     stage       TEXT,              -- NULL only for a pipeline-wide clear
     status      TEXT NOT NULL
@@ -40,7 +42,6 @@ CREATE TABLE checkpoints (
 );
 CREATE INDEX checkpoints_by_stage ON checkpoints (pipeline, stage, id);
 CREATE INDEX checkpoints_by_run ON checkpoints (run_id, id);
-CREATE INDEX checkpoints_by_pipeline ON checkpoints (pipeline, id);
 
 -- Derived state, maintained in the same transaction as each history row, so that
 -- has_checkpoint is one index lookup and a clear costs the same for 10 or 10^6 stages.

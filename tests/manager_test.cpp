@@ -549,3 +549,30 @@ TEST_CASE("history can cover every pipeline of the database", "[history]") {
     CHECK(rows[2].status == Status::Cleared);
     CHECK(b.history().size() == 1);
 }
+
+TEST_CASE("threads saving at once share commits and each gets its own version", "[save]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    constexpr int threads = 8;
+    constexpr int saves = 40;
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+        workers.emplace_back([&manager, t] {
+            for (int i = 0; i < saves; ++i) {
+                manager.save_checkpoint("shared");
+                manager.save_checkpoint("own-" + std::to_string(t));
+            }
+        });
+    }
+    for (auto& worker : workers) worker.join();
+    // Every save of the shared stage got a distinct version: 1 .. threads * saves.
+    std::vector<std::int64_t> versions;
+    HistoryFilter shared;
+    shared.stage = "shared";
+    for (const auto& row : manager.history(shared)) versions.push_back(row.version);
+    REQUIRE(versions.size() == threads * saves);
+    for (std::size_t i = 0; i < versions.size(); ++i) CHECK(versions[i] == std::int64_t(i + 1));
+    for (int t = 0; t < threads; ++t)
+        CHECK(manager.latest("own-" + std::to_string(t))->version == saves);
+    CHECK(manager.verify().empty());
+}
