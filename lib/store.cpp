@@ -251,7 +251,7 @@ struct Store::Impl {
     }
 
     void open();
-    void check_schema(bool created_now);
+    void check_schema();
     void set_wal_mode();
     void reap_dead_runs();
     void record_run_if_needed();
@@ -317,7 +317,7 @@ void Store::Impl::open() {
             int persist = 1;
             sqlite3_file_control(db->getHandle(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
         }
-        check_schema(state != FileState::Present);
+        check_schema();
         if (!config.read_only) {
             set_wal_mode();
             db->exec(config.durability == Durability::Full ? "PRAGMA synchronous = FULL"
@@ -343,7 +343,7 @@ void Store::Impl::open() {
 
 // Refuses, before anything is written, a file that is an SQLite database of some other
 // application, or a checkpoint database of a newer (or, read-only, older) schema.
-void Store::Impl::check_schema(bool created_now) {
+void Store::Impl::check_schema() {
     const int app_id = db->execAndGet("PRAGMA application_id").getInt();
     const int version = db->execAndGet("PRAGMA user_version").getInt();
     const int latest = latest_schema_version();
@@ -362,7 +362,6 @@ void Store::Impl::check_schema(bool created_now) {
             throw Error(ErrorCode::NotFound,
                         describe(path) + ": is empty (no checkpoint was ever recorded)");
         }
-        (void)created_now;
         return;  // a new, empty database: migrate() initializes it
     }
     if (version > latest) {
