@@ -68,6 +68,10 @@ constexpr const char* sql_close_run =
     ") THEN 'failed' ELSE 'finished' END "
     "WHERE run_id = ?1";
 
+constexpr const char* sql_schema_header =
+    "SELECT (SELECT application_id FROM pragma_application_id()), "
+    "(SELECT user_version FROM pragma_user_version()), (SELECT count(*) FROM sqlite_schema)";
+
 constexpr const char* sql_open_runs_on_host =
     "SELECT run_id, pid FROM runs WHERE outcome = 'running' AND host = ?1";
 
@@ -344,11 +348,15 @@ void Store::Impl::open() {
 // Refuses, before anything is written, a file that is an SQLite database of some other
 // application, or a checkpoint database of a newer (or, read-only, older) schema.
 void Store::Impl::check_schema() {
-    const int app_id = db->execAndGet("PRAGMA application_id").getInt();
-    const int version = db->execAndGet("PRAGMA user_version").getInt();
+    // One statement, so one snapshot: another process may be creating the database at this
+    // very moment, and its commit must not fall between these three reads.
+    SQLite::Statement header(*db, sql_schema_header);
+    header.executeStep();
+    const int app_id = header.getColumn(0).getInt();
+    const int version = header.getColumn(1).getInt();
+    const int objects = header.getColumn(2).getInt();
     const int latest = latest_schema_version();
     if (app_id != application_id) {
-        const int objects = db->execAndGet("SELECT count(*) FROM sqlite_schema").getInt();
         if (app_id != 0 || objects != 0 || version != 0) {
             throw Error(ErrorCode::NotADatabase,
                         describe(path) +
