@@ -26,49 +26,61 @@ std::string utc_now() {
     return format_timestamp(std::chrono::system_clock::now());
 }
 
-bool is_stored_timestamp(std::string_view text) {
-    if (text.size() != 24 || text.back() != 'Z') return false;
-    try {
-        normalize_time_bound(text, "timestamp");
-    } catch (const Error&) {
+namespace {
+
+// The stored form, position by position: digits where 'd', the literal elsewhere.
+constexpr std::string_view stored_pattern = "dddd-dd-ddTdd:dd:dd.ddd";
+
+// True when `body` (no 'Z') is a prefix of the stored form of an accepted length: a date,
+// minutes, seconds or milliseconds. A ' ' may stand for the 'T'.
+bool has_stored_shape(std::string_view body) {
+    if (body.size() != 10 && body.size() != 16 && body.size() != 19 && body.size() != 23)
         return false;
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        const char expected = stored_pattern[i];
+        const char got = body[i];
+        const bool ok = expected == 'd' ? std::isdigit(static_cast<unsigned char>(got)) != 0
+                                        : (got == expected || (expected == 'T' && got == ' '));
+        if (!ok) return false;
     }
+    return true;
+}
+
+// True when "YYYY-MM-DDTHH:MM:SS..." names a real calendar date and time: February 30,
+// month 13 or 25:00 parse field by field, but do not survive the round trip through UTC.
+bool is_real_time(const std::string& full) {
     std::tm fields{};
-    const std::string copy(text);
-    if (strptime(copy.c_str(), "%Y-%m-%dT%H:%M:%S", &fields) == nullptr) return false;
-    // A date such as February 30 parses, but does not survive the round trip.
+    if (strptime(full.c_str(), "%Y-%m-%dT%H:%M:%S", &fields) == nullptr) return false;
     std::tm normalized = fields;
     const std::time_t seconds = timegm(&normalized);
     std::tm back{};
     gmtime_r(&seconds, &back);
-    return back.tm_mday == fields.tm_mday && back.tm_mon == fields.tm_mon &&
-           back.tm_hour == fields.tm_hour && back.tm_min == fields.tm_min &&
-           back.tm_sec == fields.tm_sec;
+    return back.tm_year == fields.tm_year && back.tm_mon == fields.tm_mon &&
+           back.tm_mday == fields.tm_mday && back.tm_hour == fields.tm_hour &&
+           back.tm_min == fields.tm_min && back.tm_sec == fields.tm_sec;
+}
+
+}  // namespace
+
+bool is_stored_timestamp(std::string_view text) {
+    return text.size() == 24 && text.back() == 'Z' && text[10] == 'T' &&
+           has_stored_shape(text.substr(0, 23)) && is_real_time(std::string(text));
 }
 
 std::string normalize_time_bound(std::string_view text, std::string_view what) {
-    // The stored form, position by position: digits where 'd', the literal elsewhere.
-    static constexpr std::string_view pattern = "dddd-dd-ddTdd:dd:dd.ddd";
     std::string_view body = text;
     if (!body.empty() && body.back() == 'Z') body.remove_suffix(1);
-    // Accepted lengths: a date, minutes, seconds, milliseconds.
-    const bool length_ok =
-        body.size() == 10 || body.size() == 16 || body.size() == 19 || body.size() == 23;
-    bool shape_ok = length_ok;
-    for (std::size_t i = 0; shape_ok && i < body.size(); ++i) {
-        const char expected = pattern[i];
-        const char got = body[i];
-        shape_ok = expected == 'd' ? std::isdigit(static_cast<unsigned char>(got)) != 0
-                                   : (got == expected || (expected == 'T' && got == ' '));
-    }
-    if (!shape_ok) {
-        throw Error(ErrorCode::InvalidArgument,
-                    "invalid " + std::string(what) + " '" + std::string(text) +
-                        "': use ISO-8601 UTC such as 2026-11-27, 2026-11-27T06:37 or "
-                        "2026-11-27T06:37:48.123Z");
-    }
     std::string normalized(body);
     if (normalized.size() > 10) normalized[10] = 'T';
+    // Complete the bound with the earliest time it stands for, to check it is real.
+    static constexpr std::string_view earliest = "0000-01-01T00:00:00.000";
+    if (!has_stored_shape(body) ||
+        !is_real_time(normalized + std::string(earliest.substr(normalized.size())))) {
+        throw Error(ErrorCode::InvalidArgument,
+                    "invalid " + std::string(what) + " '" + std::string(text) +
+                        "': use a real ISO-8601 UTC date or time such as 2026-11-27, "
+                        "2026-11-27T06:37 or 2026-11-27T06:37:48.123Z");
+    }
     return normalized;
 }
 

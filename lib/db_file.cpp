@@ -43,6 +43,11 @@ FileState inspect_database_file(const std::filesystem::path& path) {
     FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
     if (file.fd < 0) {
         if (errno == ENOENT) return FileState::Missing;
+        if (errno == ENOTDIR) {
+            throw Error(ErrorCode::NotFound,
+                        describe(path) + ": does not exist: " + path.parent_path().string() +
+                            " is not a directory. Check the path");
+        }
         throw Error(ErrorCode::Io, describe(path) + ": cannot be read (" + std::strerror(errno) +
                                        "); check its permissions");
     }

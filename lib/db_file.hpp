@@ -12,9 +12,9 @@ enum class FileState {
     Present,  // an SQLite database file whose header is plausible
 };
 
-// Throws Error(NotADatabase) when the file does not start with the SQLite header,
-// Error(Corrupt) when it is shorter than its header says (truncated), Error(Io) when it
-// cannot be read. Never modifies the file.
+// Throws Error(NotFound) when the directory in the path is a file, Error(NotADatabase) when the
+// file does not start with the SQLite header, Error(Corrupt) when it is shorter than its header
+// says (truncated), Error(Io) when it cannot be read. Never modifies the file.
 FileState inspect_database_file(const std::filesystem::path& path);
 
 // fsyncs a directory, so that a file just created in it survives a power loss.

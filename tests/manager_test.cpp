@@ -576,3 +576,29 @@ TEST_CASE("threads saving at once share commits and each gets its own version", 
         CHECK(manager.latest("own-" + std::to_string(t))->version == saves);
     CHECK(manager.verify().empty());
 }
+
+TEST_CASE("time bounds must be real dates and times", "[history]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    manager.save_checkpoint("s");
+    for (const char* bad : {"2026-13-01", "2026-02-30", "2026-11-27T25:00", "2026-11-27T06:37:61",
+                            "2026-11-27T06:60", "2026-00-10", "2026-11-27T06:37:48.1234Z"}) {
+        INFO(bad);
+        HistoryFilter filter;
+        filter.since = bad;
+        CHECK_THROWS_MATCHES(manager.history(filter), Error,
+                             Catch::Predicate<Error>([](const Error& e) {
+                                 return e.code() == ErrorCode::InvalidArgument;
+                             }));
+        filter.since.reset();
+        filter.until = bad;
+        CHECK_THROWS_AS(manager.history(filter), Error);
+    }
+    for (const char* good :
+         {"2024-02-29", "2025-11-27T06:37", "2025-11-27 06:37:48", "2025-11-27T23:59:59.999Z"}) {
+        INFO(good);
+        HistoryFilter filter;
+        filter.until = good;
+        CHECK(manager.history(filter).empty());  // all before the save, which is now
+    }
+}

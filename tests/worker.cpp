@@ -14,6 +14,21 @@
 //
 //   checkpoint_test_worker begin DIR STAGE
 //       calls begin_stage(STAGE), prints "begun" and flushes, then sleeps until killed.
+//
+//   checkpoint_test_worker fail DIR STAGE MESSAGE [--pipeline NAME]
+//       calls begin_stage(STAGE) then fail_stage(STAGE, MESSAGE) in one run (MESSAGE is taken
+//       verbatim from the command line: commas, quotes, newlines, any UTF-8), prints
+//       "failed" and exits 0.
+//
+//   checkpoint_test_worker serve DIR [--pipeline NAME]
+//       opens the database (holding it open until it exits), prints "ready" and flushes,
+//       then runs one command per line read on stdin, printing "ok" and flushing after each:
+//         save STAGE    save_checkpoint(STAGE)
+//         begin STAGE   begin_stage(STAGE)
+//         clear STAGE   clear_checkpoint(STAGE)
+//         clear-all     clear_checkpoints()
+//       Exits 0 at the end of stdin; on any other line prints "error: ..." on stderr and
+//       exits 1.
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include <chrono>
@@ -32,7 +47,9 @@ namespace {
 constexpr const char* usage =
     "usage: checkpoint_test_worker save DIR PREFIX COUNT [normal] [begin] [--gate FILE] "
     "[--stop FILE]\n"
-    "       checkpoint_test_worker begin DIR STAGE\n";
+    "       checkpoint_test_worker begin DIR STAGE\n"
+    "       checkpoint_test_worker fail DIR STAGE MESSAGE [--pipeline NAME]\n"
+    "       checkpoint_test_worker serve DIR [--pipeline NAME]\n";
 
 void say(const std::string& line) {
     std::fputs((line + "\n").c_str(), stdout);
@@ -93,6 +110,60 @@ int begin(char** argv) {
     for (;;) ::pause();
 }
 
+// Options for fail and serve: [--pipeline NAME] from argv[first] on; false on anything else.
+bool pipeline_option(int argc, char** argv, int first, checkpoint::Options& options) {
+    for (int i = first; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--pipeline" && i + 1 < argc) {
+            options.pipeline = argv[++i];
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+int fail(int argc, char** argv) {
+    checkpoint::Options options;
+    if (!pipeline_option(argc, argv, 5, options)) {
+        std::cerr << usage;
+        return 2;
+    }
+    checkpoint::CheckpointManager manager(argv[2], options);
+    manager.begin_stage(argv[3]);
+    manager.fail_stage(argv[3], argv[4]);
+    say("failed");
+    return 0;
+}
+
+int serve(int argc, char** argv) {
+    checkpoint::Options options;
+    if (!pipeline_option(argc, argv, 3, options)) {
+        std::cerr << usage;
+        return 2;
+    }
+    checkpoint::CheckpointManager manager(argv[2], options);
+    say("ready");
+    for (std::string line; std::getline(std::cin, line);) {
+        const auto space = line.find(' ');
+        const std::string command = line.substr(0, space);
+        const std::string stage = space == std::string::npos ? "" : line.substr(space + 1);
+        if (command == "save" && space != std::string::npos) {
+            manager.save_checkpoint(stage);
+        } else if (command == "begin" && space != std::string::npos) {
+            manager.begin_stage(stage);
+        } else if (command == "clear" && space != std::string::npos) {
+            manager.clear_checkpoint(stage);
+        } else if (line == "clear-all") {
+            manager.clear_checkpoints();
+        } else {
+            throw std::runtime_error("serve: unknown command '" + line + "'");
+        }
+        say("ok");
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,6 +171,8 @@ int main(int argc, char** argv) {
         const std::string command = argc > 1 ? argv[1] : "";
         if (command == "save" && argc >= 5) return save(argc, argv);
         if (command == "begin" && argc == 4) return begin(argv);
+        if (command == "fail" && argc >= 5) return fail(argc, argv);
+        if (command == "serve" && argc >= 3) return serve(argc, argv);
         std::cerr << usage;
         return 2;
     } catch (const std::exception& e) {

@@ -288,8 +288,9 @@ int run_import_legacy(const Settings& settings) {
     CheckpointManager manager(location.directory, location.options);
     int imported = 0, already = 0, failed = static_cast<int>(scan.problems.size());
     for (const auto& legacy : scan.checkpoints) {
+        // The canonical path: the same directory spelled differently is the same source.
         const std::string source =
-            "imported from legacy file " + std::filesystem::absolute(legacy.file).string();
+            "imported from legacy file " + std::filesystem::weakly_canonical(legacy.file).string();
         try {
             if (manager.import_checkpoint(legacy.stage, legacy.timestamp, source)) {
                 ++imported;
@@ -398,6 +399,17 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         const int code = app.exit(e);
         return code == 0 ? exit_ok : exit_usage;
+    }
+
+    // --dir and --db exclude each other, also on opposite sides of the subcommand.
+    std::size_t dir_count = app.count("--dir"), db_count = app.count("--db");
+    for (const CLI::App* command : app.get_subcommands()) {
+        dir_count += command->count("--dir");
+        db_count += command->count("--db");
+    }
+    if (dir_count > 0 && db_count > 0) {
+        std::cerr << "checkpointctl: --dir and --db cannot be used together; give one\n";
+        return exit_usage;
     }
 
     try {

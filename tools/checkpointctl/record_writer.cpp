@@ -8,8 +8,6 @@ namespace checkpointctl {
 
 namespace {
 
-constexpr std::size_t table_sample_rows = 1000;
-
 // How a field reads in a table cell: control characters escaped so a row stays one line.
 std::string table_cell(const Field& field) {
     if (std::holds_alternative<std::monostate>(field)) return "-";
@@ -53,28 +51,66 @@ std::string csv_field(const Field& field) {
     return quoted + "\"";
 }
 
+std::vector<std::string> table_cells(const std::vector<Field>& record) {
+    std::vector<std::string> cells;
+    for (const auto& field : record) cells.push_back(table_cell(field));
+    return cells;
+}
+
 }  // namespace
 
 RecordWriter::RecordWriter(std::ostream& out, Format format, std::vector<std::string> columns)
     : out_(out), format_(format), columns_(std::move(columns)) {}
 
-// Nothing reaches the output before the first record (or finish): a command that fails
-// before producing anything prints nothing that could pass for a complete answer.
-void RecordWriter::start() {
-    if (started_) return;
-    started_ = true;
-    if (format_ == Format::Csv) {
-        write_csv(std::vector<Field>(columns_.begin(), columns_.end()));
-    } else if (format_ == Format::Json) {
-        out_ << "[";
-    }
-}
-
-RecordWriter::~RecordWriter() = default;
-
 void RecordWriter::write(std::vector<Field> record) {
     record.resize(columns_.size());
-    start();
+    if (streaming_) {
+        emit(record);
+        return;
+    }
+    held_.push_back(std::move(record));
+    if (held_.size() > held_records) release_held();
+}
+
+void RecordWriter::finish() {
+    if (finished_) return;
+    finished_ = true;
+    release_held();
+    if (format_ == Format::Json) out_ << (emitted_ == 0 ? "]\n" : "\n]\n");
+    out_.flush();
+}
+
+// Writes the header (sizing a table's columns on the held records), then the held records.
+void RecordWriter::release_held() {
+    if (streaming_) return;
+    streaming_ = true;
+    switch (format_) {
+        case Format::Csv:
+            write_csv(std::vector<Field>(columns_.begin(), columns_.end()));
+            break;
+        case Format::Json:
+            out_ << "[";
+            break;
+        case Format::Ndjson:
+            break;
+        case Format::Table:
+            widths_.assign(columns_.size(), 0);
+            for (std::size_t i = 0; i < columns_.size(); ++i)
+                widths_[i] = display_width(columns_[i]);
+            for (const auto& record : held_) {
+                const auto cells = table_cells(record);
+                for (std::size_t i = 0; i < cells.size(); ++i)
+                    widths_[i] = std::max(widths_[i], display_width(cells[i]));
+            }
+            write_table_row(columns_);
+            break;
+    }
+    for (const auto& record : held_) emit(record);
+    held_.clear();
+    held_.shrink_to_fit();
+}
+
+void RecordWriter::emit(const std::vector<Field>& record) {
     switch (format_) {
         case Format::Csv:
             write_csv(record);
@@ -84,31 +120,14 @@ void RecordWriter::write(std::vector<Field> record) {
             out_ << '\n';
             break;
         case Format::Json:
-            out_ << (written_ == 0 ? "\n" : ",\n");
+            out_ << (emitted_ == 0 ? "\n" : ",\n");
             write_json_object(record);
             break;
-        case Format::Table: {
-            std::vector<std::string> cells;
-            for (const auto& field : record) cells.push_back(table_cell(field));
-            if (table_started_) {
-                write_table_row(cells);
-            } else {
-                pending_.push_back(std::move(cells));
-                if (pending_.size() >= table_sample_rows) flush_table();
-            }
+        case Format::Table:
+            write_table_row(table_cells(record));
             break;
-        }
     }
-    ++written_;
-}
-
-void RecordWriter::finish() {
-    if (finished_) return;
-    finished_ = true;
-    start();
-    if (format_ == Format::Json) out_ << (written_ == 0 ? "]\n" : "\n]\n");
-    if (format_ == Format::Table) flush_table();
-    out_.flush();
+    ++emitted_;
 }
 
 void RecordWriter::write_csv(const std::vector<Field>& record) {
@@ -133,20 +152,6 @@ void RecordWriter::write_json_object(const std::vector<Field>& record) {
     }
     // Invalid UTF-8 (only possible in a hand-edited database) becomes U+FFFD, never a throw.
     out_ << object.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
-
-void RecordWriter::flush_table() {
-    if (table_started_) return;
-    table_started_ = true;
-    widths_.assign(columns_.size(), 0);
-    for (std::size_t i = 0; i < columns_.size(); ++i) widths_[i] = display_width(columns_[i]);
-    for (const auto& row : pending_)
-        for (std::size_t i = 0; i < row.size(); ++i)
-            widths_[i] = std::max(widths_[i], display_width(row[i]));
-    write_table_row(columns_);
-    for (const auto& row : pending_) write_table_row(row);
-    pending_.clear();
-    pending_.shrink_to_fit();
 }
 
 void RecordWriter::write_table_row(const std::vector<std::string>& cells) {

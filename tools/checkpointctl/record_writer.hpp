@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <ostream>
 #include <string>
 #include <variant>
@@ -16,35 +15,38 @@ enum class Format { Table, Csv, Json, Ndjson };
 // A field: absent (JSON null, empty in CSV, "-" in a table), text, or an integer.
 using Field = std::variant<std::monostate, std::string, std::int64_t>;
 
+// The first `held_records` records are held back and written only when more arrive or at
+// finish(): an output that fails early (a damaged row) prints nothing at all, and a table's
+// columns are sized on them. Past that, records stream out as they come; a failure then
+// leaves a truncated output (JSON unterminated), and the caller's exit code says so.
 class RecordWriter {
 public:
+    static constexpr std::size_t held_records = 1000;
+
     RecordWriter(std::ostream& out, Format format, std::vector<std::string> columns);
-    ~RecordWriter();
     RecordWriter(const RecordWriter&) = delete;
     RecordWriter& operator=(const RecordWriter&) = delete;
 
     // One record: a field per column, in the order of the columns.
     void write(std::vector<Field> record);
-    // Ends the output (the table's buffered rows, JSON's closing bracket). Call once, after
-    // the last record; the output is incomplete without it.
+    // Ends the output (the held records, JSON's closing bracket). Call once, after the last
+    // record; the output is incomplete without it.
     void finish();
 
 private:
-    void start();
+    void release_held();
+    void emit(const std::vector<Field>& record);
     void write_csv(const std::vector<Field>& record);
     void write_json_object(const std::vector<Field>& record);
-    void flush_table();
     void write_table_row(const std::vector<std::string>& cells);
 
     std::ostream& out_;
     Format format_;
     std::vector<std::string> columns_;
-    std::int64_t written_ = 0;
-    // Table: the first rows are held back to size the columns; later rows reuse the widths.
-    std::vector<std::vector<std::string>> pending_;
-    std::vector<std::size_t> widths_;
-    bool started_ = false;
-    bool table_started_ = false;
+    std::vector<std::vector<Field>> held_;
+    bool streaming_ = false;  // the held records were released: write as they come
+    std::int64_t emitted_ = 0;
+    std::vector<std::size_t> widths_;  // table column widths, fixed at release
     bool finished_ = false;
 };
 

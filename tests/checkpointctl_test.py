@@ -1,0 +1,1538 @@
+#!/usr/bin/env python3
+"""checkpointctl, driven as a child process: every subcommand and format, outputs parsed back
+with Python's csv and json modules and compared field by field with the database read
+independently (Python's sqlite3 on the `history` and `current_state` views and the `runs`
+table); the read-only guarantee (sha256 of checkpoints.db and its -wal around every read
+command, while a worker process holds the database open, paused); clear with and without a
+terminal; verify on sound and damaged databases; migrate; import-legacy of a directory written
+by the original Python CheckpointManager; every error with its exit code.
+
+Environment (set by tests/CMakeLists.txt):
+  CHECKPOINTCTL           the checkpointctl binary
+  CHECKPOINT_TEST_WORKER  tests/worker.cpp (save / begin / fail / serve)
+  CHECKPOINT_EXAMPLE      the example pipeline
+  SQLITE3                 the sqlite3 shell (unused: Python's sqlite3 reads the database)
+"""
+
+import csv
+import hashlib
+import io
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+from pathlib import Path
+
+
+def _required_binary(variable):
+    value = os.environ.get(variable)
+    if not value or not os.access(value, os.X_OK):
+        raise RuntimeError(f"{variable} must name an executable (got {value!r}); run through ctest")
+    return value
+
+
+CTL = _required_binary("CHECKPOINTCTL")
+WORKER = _required_binary("CHECKPOINT_TEST_WORKER")
+EXAMPLE = _required_binary("CHECKPOINT_EXAMPLE")
+
+# Central European time, as a POSIX rule (no tzdata needed): UTC+1 in winter, UTC+2 in
+# summer. Every child runs with it, so that naive local times have a known meaning.
+TZ = "CET-1CEST,M3.5.0,M10.5.0/3"
+ENV = dict(os.environ, TZ=TZ, LC_ALL="C.UTF-8")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VERIFY, EXIT_NOT_FOUND, EXIT_NOT_A_DB, EXIT_SCHEMA = range(7)
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+HISTORY_COLUMNS = ["id", "pipeline", "stage", "status", "version", "timestamp", "run_id",
+                   "duration_ms", "message"]
+STATUS_COLUMNS = ["stage", "status", "version", "last_change", "run_id"]
+RUNS_COLUMNS = ["run_id", "started_at", "ended_at", "host", "pid", "user", "completed", "failed",
+                "outcome"]
+FORMATS = ("csv", "json", "ndjson")
+
+# Names and messages that break naive CSV / JSON / table writers.
+ODD_PREFIX = 'odd, "stage"\nline two ü'          # saved as ODD_PREFIX-0, ODD_PREFIX-1
+ODD_FAILED = 'failing, "quoted"\nstage — 日本'
+ODD_MESSAGE = 'boom, "quoted"\nsecond line — ✓ 日本 🚀'
+CRLF_MESSAGE = 'crlf\r\nend, "x"\ttab'
+EMOJI_STAGE = "émoji 🚀 ☃"
+OTHER = 'other, "pipe"'                         # a second pipeline with an odd name
+
+TIMEOUT = 30
+
+
+# ---------------------------------------------------------------------------------------------
+# Running things
+
+
+def ctl(*args, cwd=None, stdin=subprocess.DEVNULL, input=None, env=None):
+    """Runs checkpointctl; stdout and stderr captured as bytes."""
+    kwargs = dict(cwd=cwd, capture_output=True, timeout=TIMEOUT, env=env or ENV)
+    if input is not None:
+        kwargs["input"] = input
+    else:
+        kwargs["stdin"] = stdin
+    return subprocess.run([CTL, *[str(a) for a in args]], **kwargs)
+
+
+def run_worker(*args):
+    result = subprocess.run([WORKER, *[str(a) for a in args]], capture_output=True,
+                            timeout=TIMEOUT, env=ENV, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise AssertionError(f"worker {args!r} exited {result.returncode}: "
+                             f"{result.stderr.decode(errors='replace')}")
+    return result
+
+
+class Worker:
+    """A checkpoint_test_worker child that the test steps line by line (serve / begin)."""
+
+    def __init__(self, test, *args):
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([WORKER, *[str(a) for a in args]], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.err, bufsize=0,
+                                     env=ENV)
+        test.addCleanup(self.kill)
+
+    def expect(self, line, timeout=20):
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise AssertionError(f"worker did not print {line!r} within {timeout} s; "
+                                 f"stderr: {self.stderr()}")
+        got = self.proc.stdout.readline().decode().rstrip("\n")
+        if got != line:
+            raise AssertionError(f"worker printed {got!r}, expected {line!r}; "
+                                 f"stderr: {self.stderr()}")
+
+    def send(self, command):
+        self.proc.stdin.write((command + "\n").encode())
+
+    def do(self, command):
+        self.send(command)
+        self.expect("ok")
+
+    def close(self):
+        """Ends a serve worker (end of stdin) and returns its exit code."""
+        self.proc.stdin.close()
+        return self.proc.wait(timeout=TIMEOUT)
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=TIMEOUT)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream and not stream.closed:
+                stream.close()
+        self.err.close()
+
+
+def on_terminal(args, answer=None, stdout_terminal=False):
+    """Runs checkpointctl with a pseudo-terminal as stdin (or as stdout). When `answer` is
+    given, waits for the confirmation prompt on stderr first, then types the answer.
+    Returns (exit code, stdout bytes, stderr bytes, the text seen before answering)."""
+    master, slave = pty.openpty()
+    try:
+        if stdout_terminal:
+            proc = subprocess.Popen([CTL, *args], stdin=subprocess.DEVNULL, stdout=slave,
+                                    stderr=subprocess.PIPE, env=ENV)
+        else:
+            proc = subprocess.Popen([CTL, *args], stdin=slave, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=ENV)
+    finally:
+        os.close(slave)
+    try:
+        prompt = b""
+        if answer is not None:
+            deadline = time.monotonic() + TIMEOUT
+            fd = proc.stderr.fileno()
+            while b"continue:" not in prompt:
+                remaining = deadline - time.monotonic()
+                ready, _, _ = select.select([fd], [], [], max(remaining, 0))
+                if not ready:
+                    raise AssertionError(f"no confirmation prompt; stderr so far {prompt!r}")
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break  # the tool ended without asking
+                prompt += chunk
+            if proc.poll() is None:
+                os.write(master, answer.encode() + b"\n")
+        if stdout_terminal:
+            output = b""
+            while True:
+                ready, _, _ = select.select([master], [], [], TIMEOUT)
+                if not ready:
+                    raise AssertionError("no output on the terminal")
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            err = proc.stderr.read()
+            code = proc.wait(timeout=TIMEOUT)
+            return code, output, err, prompt
+        out, err = proc.communicate(timeout=TIMEOUT)
+        return proc.returncode, out, prompt + err, prompt
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the database independently
+
+
+def connect_ro(db):
+    uri = "file:" + urllib.parse.quote(str(db)) + "?mode=ro"
+    return sqlite3.connect(uri, uri=True)
+
+
+def process_alive(host, pid):
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reported_status(status, run_outcome, host, pid, open_attempt=True):
+    """The status as the library reports it: a started row whose run has ended, or whose
+    process is gone, reads 'incomplete'."""
+    if status == "started" and open_attempt and run_outcome == "running" and \
+            not process_alive(host, pid):
+        return "incomplete"
+    return status
+
+
+def db_history(db, pipeline=None):
+    """The history view, oldest first, as dicts with the tool's column names."""
+    with connect_ro(db) as conn:
+        sql = ("SELECT id, pipeline, stage, status, version, timestamp, run_id, duration_ms, "
+               "message, run_outcome, host, pid, open_attempt FROM history")
+        params = ()
+        if pipeline is not None:
+            sql += " WHERE pipeline = ?"
+            params = (pipeline,)
+        rows = conn.execute(sql + " ORDER BY id", params).fetchall()
+    result = []
+    for row in rows:
+        record = dict(zip(HISTORY_COLUMNS, row[:9]))
+        record["status"] = reported_status(record["status"], row[9], row[10], row[11],
+                                           bool(row[12]))
+        result.append(record)
+    return result
+
+
+def db_status(db, pipeline="default"):
+    with connect_ro(db) as conn:
+        rows = conn.execute(
+            "SELECT stage, status, version, timestamp, run_id, run_outcome, host, pid "
+            "FROM current_state WHERE pipeline = ? ORDER BY stage", (pipeline,)).fetchall()
+    return [dict(zip(STATUS_COLUMNS,
+                     (r[0], reported_status(r[1], r[5], r[6], r[7]), r[2], r[3], r[4])))
+            for r in rows]
+
+
+def db_runs(db, pipeline="default"):
+    with connect_ro(db) as conn:
+        rows = conn.execute(
+            "SELECT run_id, started_at, ended_at, host, pid, user, "
+            "(SELECT count(*) FROM checkpoints c WHERE c.run_id = r.run_id "
+            " AND c.status = 'completed'), "
+            "(SELECT count(*) FROM checkpoints c WHERE c.run_id = r.run_id "
+            " AND c.status = 'failed'), outcome "
+            "FROM runs r WHERE pipeline = ? ORDER BY started_at, run_id", (pipeline,)).fetchall()
+    result = []
+    for row in rows:
+        record = dict(zip(RUNS_COLUMNS, row))
+        if record["outcome"] == "running" and not process_alive(record["host"], record["pid"]):
+            record["outcome"] = "died"
+        result.append(record)
+    return result
+
+
+def db_count(db, table):
+    with connect_ro(db) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def db_rows(db, sql, params=()):
+    with connect_ro(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def sha256(path):
+    path = Path(path)
+    if not path.exists():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def db_files(db):
+    """sha256 of the database file and of its -wal (None when absent)."""
+    return {"db": sha256(db), "wal": sha256(str(db) + "-wal")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing the tool's outputs
+
+
+def parse_output(fmt, stdout, columns):
+    """Parses csv / json / ndjson output into a list of dicts, checking its framing."""
+    text = stdout.decode("utf-8")  # strict: the output must be valid UTF-8
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+        if not rows or rows[0] != columns:
+            raise AssertionError(f"CSV header {rows[:1]!r}, expected {columns!r}")
+        for row in rows[1:]:
+            if len(row) != len(columns):
+                raise AssertionError(f"CSV row with {len(row)} fields: {row!r}")
+        return [dict(zip(columns, row)) for row in rows[1:]]
+    if fmt == "json":
+        document = json.loads(text)  # one document: raises on anything else
+        if not isinstance(document, list):
+            raise AssertionError(f"JSON document is not an array: {text[:200]!r}")
+        objects = document
+    elif fmt == "ndjson":
+        if text and not text.endswith("\n"):
+            raise AssertionError("NDJSON output does not end with a newline")
+        objects = [json.loads(line) for line in text.split("\n")[:-1]] if text else []
+    else:
+        raise ValueError(fmt)
+    for obj in objects:
+        if not isinstance(obj, dict) or list(obj.keys()) != columns:
+            raise AssertionError(f"object {obj!r} does not have the columns {columns!r}")
+    return objects
+
+
+def as_csv(records):
+    """What a record reads as in CSV: every field text, NULL as the empty field."""
+    return [{k: "" if v is None else str(v) for k, v in r.items()} for r in records]
+
+
+def table_cell(value):
+    if value is None:
+        return "-"
+    return str(value).replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference database, built once by real writers, copied into each test's own directory
+
+
+TEMPLATE = None  # tempfile.TemporaryDirectory holding checkpoints.db
+
+
+def build_reference(directory):
+    """Writes a database with odd names and messages through the library (worker)."""
+    d = str(directory)
+    run_worker("save", d, "ok", 3, "begin")         # started + completed, with durations
+    run_worker("save", d, ODD_PREFIX, 2)             # completed ODD_PREFIX-0 and -1
+    run_worker("fail", d, ODD_FAILED, ODD_MESSAGE)   # started + failed, odd message
+    run_worker("fail", d, "crlf stage", CRLF_MESSAGE)
+    serve = subprocess.run(
+        [WORKER, "serve", d], input="save twice\nsave twice\nbegin left-open\nclear ok-1\n"
+        f"save {EMOJI_STAGE}\n".encode(), capture_output=True, timeout=TIMEOUT, env=ENV)
+    assert serve.returncode == 0, serve.stderr
+    serve = subprocess.run(
+        [WORKER, "serve", d, "--pipeline", OTHER],
+        input=b"save s1\nsave s2\nclear-all\nsave s3\n", capture_output=True, timeout=TIMEOUT,
+        env=ENV)
+    assert serve.returncode == 0, serve.stderr
+    run_worker("fail", d, "s4", "other failure", "--pipeline", OTHER)
+    # One file, no -wal: fold the WAL into the database so that copies are exact.
+    conn = sqlite3.connect(os.path.join(d, "checkpoints.db"))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    for suffix in ("-wal", "-shm"):
+        path = Path(d) / ("checkpoints.db" + suffix)
+        if path.exists():
+            path.unlink()
+
+
+def setUpModule():
+    global TEMPLATE
+    TEMPLATE = tempfile.TemporaryDirectory(prefix="checkpointctl-template-")
+    build_reference(TEMPLATE.name)
+
+
+def tearDownModule():
+    if TEMPLATE is not None:
+        TEMPLATE.cleanup()
+
+
+class CtlTestCase(unittest.TestCase):
+    maxDiff = None
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="checkpointctl-test-")
+        self.addCleanup(self._tmp.cleanup)
+        self.tmp = Path(self._tmp.name)
+
+    def reference_copy(self, name="ck"):
+        """A copy of the reference database in this test's directory: (dir, db file)."""
+        directory = self.tmp / name
+        directory.mkdir()
+        shutil.copy2(Path(TEMPLATE.name) / "checkpoints.db", directory / "checkpoints.db")
+        return directory, directory / "checkpoints.db"
+
+    # ---- assertions on a finished command
+
+    def describe(self, result):
+        return (f"command {result.args!r} exited {result.returncode}\n"
+                f"stdout: {result.stdout.decode(errors='replace')[:3000]}\n"
+                f"stderr: {result.stderr.decode(errors='replace')[:3000]}")
+
+    def assert_ok(self, result):
+        self.assertEqual(result.returncode, EXIT_OK, self.describe(result))
+        self.assert_no_crash(result)
+
+    def assert_no_crash(self, result):
+        err = result.stderr.decode(errors="replace")
+        for marker in ("Traceback", "terminate called", "what():", "Segmentation", "Aborted",
+                       "core dumped"):
+            self.assertNotIn(marker, err, self.describe(result))
+
+    def assert_error(self, result, code, mentions=None):
+        """A runtime error: the exit code, nothing on stdout, one checkpointctl: line."""
+        self.assertEqual(result.returncode, code, self.describe(result))
+        self.assertEqual(result.stdout, b"", self.describe(result))
+        self.assert_no_crash(result)
+        lines = result.stderr.decode(errors="replace").splitlines()
+        self.assertEqual(len(lines), 1, self.describe(result))
+        self.assertTrue(lines[0].startswith("checkpointctl: "), self.describe(result))
+        if mentions:
+            self.assertIn(mentions, lines[0], self.describe(result))
+
+    def assert_usage(self, result):
+        """A usage error: exit 2, nothing on stdout, something on stderr."""
+        self.assertEqual(result.returncode, EXIT_USAGE, self.describe(result))
+        self.assertEqual(result.stdout, b"", self.describe(result))
+        self.assertNotEqual(result.stderr.strip(), b"", self.describe(result))
+        self.assert_no_crash(result)
+
+    def assert_timestamps(self, records, *fields):
+        for record in records:
+            for field in fields:
+                value = record[field]
+                if value not in (None, ""):
+                    self.assertRegex(value, ISO_UTC, f"{field} of {record!r}")
+
+    def check_every_format(self, args, columns, expected, timestamp_fields=()):
+        """Runs `args --format F` for csv, json and ndjson; compares each with `expected`."""
+        for fmt in FORMATS:
+            with self.subTest(args=args, format=fmt):
+                result = ctl(*args, "--format", fmt)
+                self.assert_ok(result)
+                got = parse_output(fmt, result.stdout, columns)
+                self.assertEqual(got, as_csv(expected) if fmt == "csv" else expected)
+                self.assert_timestamps(got, *timestamp_fields)
+                if fmt == "csv":
+                    self.assertTrue(result.stdout.endswith(b"\r\n") or not expected)
+
+    def check_table(self, result, columns, expected):
+        """A table: a header, then one line per record (control characters escaped), each
+        holding the record's cells in order."""
+        self.assert_ok(result)
+        text = result.stdout.decode("utf-8")
+        self.assertNotIn("\r", text)
+        lines = text.split("\n")
+        self.assertEqual(lines[-1], "", "the table ends with a newline")
+        lines = lines[:-1]
+        self.assertEqual(lines[0].split(), columns)
+        self.assertEqual(len(lines), len(expected) + 1, text)
+        for line, record in zip(lines[1:], expected):
+            position = 0
+            for column in columns:
+                cell = table_cell(record[column])
+                found = line.find(cell, position)
+                self.assertGreaterEqual(found, 0, f"cell {cell!r} of {column} in {line!r}")
+                position = found + len(cell)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class HelpTest(CtlTestCase):
+    SUBCOMMANDS = ["status", "history", "runs", "dump", "clear", "verify", "migrate",
+                   "import-legacy"]
+
+    def test_help_of_every_subcommand_shows_an_example(self):
+        for subcommand in [None] + self.SUBCOMMANDS:
+            for flag in ("--help", "-h"):
+                args = [flag] if subcommand is None else [subcommand, flag]
+                with self.subTest(args=args):
+                    result = ctl(*args, cwd=self.tmp)
+                    self.assert_ok(result)
+                    text = result.stdout.decode()
+                    self.assertRegex(text, r"(?m)^Example: checkpointctl ")
+                    if subcommand:
+                        self.assertIn(subcommand, text)
+                        self.assertIn("--dir", text)
+                        self.assertIn("--db", text)
+                        self.assertIn("--pipeline", text)
+        # help never creates anything
+        self.assertEqual(list(self.tmp.iterdir()), [])
+
+    def test_help_names_the_options_of_each_subcommand(self):
+        expected = {
+            "status": ["--format"],
+            "history": ["--format", "--stage", "--run", "--status", "--since", "--until",
+                        "--limit"],
+            "runs": ["--format"],
+            "dump": ["--format"],
+            "clear": ["--stage", "--yes"],
+            "import-legacy": ["legacy_dir"],
+        }
+        for subcommand, options in expected.items():
+            text = ctl(subcommand, "--help").stdout.decode()
+            for option in options:
+                self.assertIn(option, text, subcommand)
+        main = ctl("--help").stdout.decode()
+        for subcommand in self.SUBCOMMANDS:
+            self.assertIn(subcommand, main)
+
+
+class FormatTest(CtlTestCase):
+    """status, history, runs and dump in every format, compared with the database."""
+
+    def test_reference_database_holds_the_odd_cases(self):
+        # The fixture itself: if these fail, the other tests would prove less.
+        _, db = self.reference_copy()
+        history = db_history(db)
+        stages = {r["stage"] for r in history}
+        self.assertIn(ODD_PREFIX + "-0", stages)
+        self.assertIn(ODD_FAILED, stages)
+        self.assertIn(EMOJI_STAGE, stages)
+        messages = {r["message"] for r in history}
+        self.assertIn(ODD_MESSAGE, messages)
+        self.assertIn(CRLF_MESSAGE, messages)
+        statuses = {r["status"] for r in db_history(db)}
+        self.assertTrue({"started", "completed", "failed", "cleared", "incomplete"} <= statuses)
+        other = db_history(db, OTHER)
+        self.assertTrue(any(r["stage"] is None and r["status"] == "cleared" for r in other))
+
+    def test_status_every_format_matches_the_database(self):
+        directory, db = self.reference_copy()
+        for pipeline in ("default", OTHER):
+            expected = db_status(db, pipeline)
+            self.assertGreater(len(expected), 3)
+            self.check_every_format(["status", "--dir", directory, "--pipeline", pipeline],
+                                    STATUS_COLUMNS, expected, ["last_change"])
+        # the derived states are reported as the library defines them
+        states = {r["stage"]: r["status"] for r in db_status(db)}
+        self.assertEqual(states["ok-1"], "cleared")
+        self.assertEqual(states["left-open"], "incomplete")
+        self.assertEqual(states[ODD_FAILED], "failed")
+        self.assertEqual(states["twice"], "completed")
+        other = {r["stage"]: r["status"] for r in db_status(db, OTHER)}
+        self.assertEqual(other, {"s1": "cleared", "s2": "cleared", "s3": "completed",
+                                 "s4": "failed"})
+
+    def test_status_of_named_stages_in_the_order_given(self):
+        directory, db = self.reference_copy()
+        current = {r["stage"]: r for r in db_status(db)}
+        names = ["twice", "never-ran", ODD_PREFIX + "-1", ODD_FAILED]
+        expected = [current.get(name) or {"stage": name, "status": "not run", "version": None,
+                                          "last_change": None, "run_id": None}
+                    for name in names]
+        self.assertEqual(expected[0]["version"], 2)
+        self.check_every_format(["status", "--dir", directory, *names], STATUS_COLUMNS,
+                                expected, ["last_change"])
+
+    def test_history_every_format_matches_the_database(self):
+        directory, db = self.reference_copy()
+        for pipeline in ("default", OTHER):
+            expected = db_history(db, pipeline)
+            self.assertGreater(len(expected), 5)
+            self.check_every_format(["history", "--dir", directory, "--pipeline", pipeline],
+                                    HISTORY_COLUMNS, expected, ["timestamp"])
+
+    def test_history_filters_match_the_database(self):
+        directory, db = self.reference_copy()
+        everything = db_history(db, "default")
+        runs = db_runs(db)
+        failing_run = next(r["run_id"] for r in runs if r["failed"] > 0)
+        middle, late = everything[len(everything) // 3], everything[2 * len(everything) // 3]
+        self.assertLess(middle["timestamp"], late["timestamp"])
+        today = everything[0]["timestamp"][:10]
+        cases = [
+            (["--stage", "twice"], lambda r: r["stage"] == "twice"),
+            (["--stage", ODD_FAILED], lambda r: r["stage"] == ODD_FAILED),
+            (["--run", failing_run], lambda r: r["run_id"] == failing_run),
+            (["--status", "completed"], lambda r: r["status"] == "completed"),
+            (["--status", "failed"], lambda r: r["status"] == "failed"),
+            (["--status", "cleared"], lambda r: r["status"] == "cleared"),
+            (["--status", "started"], lambda r: r["status"] == "started"),
+            (["--status", "incomplete"], lambda r: r["status"] == "incomplete"),
+            (["--since", middle["timestamp"]], lambda r: r["timestamp"] >= middle["timestamp"]),
+            (["--until", late["timestamp"]], lambda r: r["timestamp"] < late["timestamp"]),
+            (["--since", middle["timestamp"], "--until", late["timestamp"]],
+             lambda r: middle["timestamp"] <= r["timestamp"] < late["timestamp"]),
+            (["--since", today], lambda r: True),
+            (["--since", middle["timestamp"][:16]],
+             lambda r: r["timestamp"] >= middle["timestamp"][:16]),
+            (["--until", "2000-01-01"], lambda r: False),
+            (["--since", "2999-01-01T00:00:00.000Z"], lambda r: False),
+            (["--status", "completed", "--stage", "twice"],
+             lambda r: r["status"] == "completed" and r["stage"] == "twice"),
+        ]
+        for args, keep in cases:
+            expected = [r for r in everything if keep(r)]
+            self.check_every_format(["history", "--dir", directory, *args], HISTORY_COLUMNS,
+                                    expected, ["timestamp"])
+        # sanity of the cases: the filters did select something different
+        self.assertEqual([r["version"] for r in everything
+                          if r["stage"] == "twice" and r["status"] == "completed"], [1, 2])
+        self.assertEqual(len([r for r in everything if r["status"] == "incomplete"]), 1)
+        # --stage also shows the pipeline-wide clears
+        other_all = db_history(db, OTHER)
+        expected = [r for r in other_all if r["stage"] in ("s1", None)]
+        self.assertTrue(any(r["stage"] is None for r in expected))
+        self.check_every_format(["history", "--dir", directory, "--pipeline", OTHER, "--stage",
+                                 "s1"], HISTORY_COLUMNS, expected, ["timestamp"])
+        # --limit: the oldest rows first
+        for limit in (0, 1, 4, 10_000):
+            self.check_every_format(["history", "--dir", directory, "--limit", limit],
+                                    HISTORY_COLUMNS, everything[:limit], ["timestamp"])
+        failed = [r for r in everything if r["status"] == "failed"]
+        self.check_every_format(["history", "--dir", directory, "--status", "failed", "--limit",
+                                 1], HISTORY_COLUMNS, failed[:1], ["timestamp"])
+
+    def test_runs_every_format_matches_the_database(self):
+        directory, db = self.reference_copy()
+        for pipeline in ("default", OTHER):
+            expected = db_runs(db, pipeline)
+            self.assertGreater(len(expected), 1)
+            self.check_every_format(["runs", "--dir", directory, "--pipeline", pipeline],
+                                    RUNS_COLUMNS, expected, ["started_at", "ended_at"])
+        outcomes = {r["outcome"] for r in db_runs(db)}
+        self.assertEqual(outcomes, {"finished", "failed"})
+        self.assertEqual(sum(r["failed"] for r in db_runs(db)), 2)
+
+    def test_dump_every_format_holds_every_pipeline(self):
+        directory, db = self.reference_copy()
+        expected = db_history(db)  # every pipeline
+        self.assertEqual({r["pipeline"] for r in expected}, {"default", OTHER})
+        self.check_every_format(["dump", "--dir", directory], HISTORY_COLUMNS, expected,
+                                ["timestamp"])
+        # --pipeline does not narrow a dump; without --format it is NDJSON
+        for args in (["dump", "--dir", directory], ["dump", "--dir", directory, "--pipeline",
+                                                    OTHER]):
+            result = ctl(*args)
+            self.assert_ok(result)
+            self.assertEqual(parse_output("ndjson", result.stdout, HISTORY_COLUMNS), expected)
+        self.check_table(ctl("dump", "--dir", directory, "--format", "table"), HISTORY_COLUMNS,
+                         expected)
+
+    def test_dump_of_a_long_history(self):
+        directory = self.tmp / "big"
+        run_worker("save", directory, "big", 1500, "normal")
+        db = directory / "checkpoints.db"
+        expected = db_history(db)
+        self.assertEqual(len(expected), 1500)
+        for fmt in FORMATS:
+            result = ctl("dump", "--dir", directory, "--format", fmt)
+            self.assert_ok(result)
+            self.assertEqual(parse_output(fmt, result.stdout, HISTORY_COLUMNS),
+                             as_csv(expected) if fmt == "csv" else expected)
+        # more rows than a table samples for its widths: every row still printed, aligned
+        result = ctl("dump", "--dir", directory, "--format", "table")
+        self.check_table(result, HISTORY_COLUMNS, expected)
+
+    def test_tables(self):
+        directory, db = self.reference_copy()
+        self.check_table(ctl("status", "--dir", directory, "--format", "table"),
+                         STATUS_COLUMNS, db_status(db))
+        self.check_table(ctl("history", "--dir", directory, "--format", "table"),
+                         HISTORY_COLUMNS, db_history(db, "default"))
+        self.check_table(ctl("runs", "--dir", directory, "--pipeline", OTHER, "--format",
+                             "table"), RUNS_COLUMNS, db_runs(db, OTHER))
+        table = ctl("history", "--dir", directory, "--format", "table").stdout.decode()
+        self.assertIn("boom, \"quoted\"\\nsecond line", table)
+        self.assertIn("crlf\\r\\nend", table)
+
+    def test_default_format_is_csv_when_piped_and_a_table_on_a_terminal(self):
+        directory, db = self.reference_copy()
+        for command, columns, expected in (("status", STATUS_COLUMNS, db_status(db)),
+                                           ("history", HISTORY_COLUMNS, db_history(db, "default")),
+                                           ("runs", RUNS_COLUMNS, db_runs(db))):
+            with self.subTest(command=command):
+                result = ctl(command, "--dir", directory)
+                self.assert_ok(result)
+                self.assertEqual(parse_output("csv", result.stdout, columns), as_csv(expected))
+                code, output, err, _ = on_terminal([command, "--dir", str(directory)],
+                                                   stdout_terminal=True)
+                self.assertEqual(code, 0, err)
+                lines = output.decode().replace("\r\n", "\n").split("\n")
+                self.assertEqual(lines[0].split(), columns, output)
+                self.assertEqual(len([line for line in lines if line]), len(expected) + 1)
+
+    def test_empty_pipeline_in_every_format(self):
+        directory, _ = self.reference_copy()
+        for command, columns in (("status", STATUS_COLUMNS), ("history", HISTORY_COLUMNS),
+                                 ("runs", RUNS_COLUMNS)):
+            base = [command, "--dir", directory, "--pipeline", "nothing-here"]
+            result = ctl(*base, "--format", "csv")
+            self.assert_ok(result)
+            self.assertEqual(result.stdout, (",".join(columns) + "\r\n").encode())
+            result = ctl(*base, "--format", "json")
+            self.assert_ok(result)
+            self.assertEqual(json.loads(result.stdout), [])
+            result = ctl(*base, "--format", "ndjson")
+            self.assert_ok(result)
+            self.assertEqual(result.stdout, b"")
+            result = ctl(*base, "--format", "table")
+            self.assert_ok(result)
+            self.assertEqual(result.stdout.decode().split(), columns)
+
+    def test_example_pipeline_crash_and_resume(self):
+        directory = self.tmp / "example"
+        crashed = subprocess.run([EXAMPLE, "--dir", directory, "--crash-after",
+                                  "data_preprocessing"], capture_output=True, timeout=TIMEOUT,
+                                 env=ENV)
+        self.assertEqual(crashed.returncode, 3, crashed.stderr)
+        db = directory / "checkpoints.db"
+        result = ctl("status", "--dir", directory, "--format", "json")
+        self.assert_ok(result)
+        status = json.loads(result.stdout)
+        self.assertEqual(status, db_status(db))
+        self.assertEqual([(s["stage"], s["status"]) for s in status],
+                         [("data_ingestion", "completed"), ("data_preprocessing", "completed")])
+        runs = json.loads(ctl("runs", "--dir", directory, "--format", "json").stdout)
+        self.assertEqual([(r["outcome"], r["ended_at"], r["completed"]) for r in runs],
+                         [("died", None, 2)])
+        self.assertIsInstance(runs[0]["pid"], int)
+        self.assertEqual(runs, db_runs(db))
+
+        resumed = subprocess.run([EXAMPLE, "--dir", directory], capture_output=True,
+                                 timeout=TIMEOUT, env=ENV)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.check_every_format(["status", "--dir", directory], STATUS_COLUMNS, db_status(db),
+                                ["last_change"])
+        self.check_every_format(["runs", "--dir", directory], RUNS_COLUMNS, db_runs(db),
+                                ["started_at", "ended_at"])
+        self.check_every_format(["history", "--dir", directory], HISTORY_COLUMNS,
+                                db_history(db), ["timestamp"])
+        runs = json.loads(ctl("runs", "--dir", directory, "--format", "json").stdout)
+        self.assertEqual([(r["outcome"], r["completed"]) for r in runs],
+                         [("died", 2), ("finished", 1)])
+        history = json.loads(ctl("history", "--dir", directory, "--format", "json").stdout)
+        completed = [r for r in history if r["status"] == "completed"]
+        self.assertEqual([r["stage"] for r in completed],
+                         ["data_ingestion", "data_preprocessing", "model_training"])
+        self.assertTrue(all(isinstance(r["duration_ms"], int) for r in completed))
+
+    def test_running_and_died_runs_and_incomplete_stages(self):
+        directory = self.tmp / "live"
+        worker = Worker(self, "begin", directory, "long stage, \"x\"")
+        worker.expect("begun")
+        db = directory / "checkpoints.db"
+        status = json.loads(ctl("status", "--dir", directory, "--format", "json").stdout)
+        self.assertEqual([(s["stage"], s["status"]) for s in status],
+                         [("long stage, \"x\"", "started")])
+        runs = json.loads(ctl("runs", "--dir", directory, "--format", "json").stdout)
+        self.assertEqual([(r["pid"], r["outcome"], r["ended_at"]) for r in runs],
+                         [(worker.proc.pid, "running", None)])
+        self.assertEqual(runs, db_runs(db))
+        worker.proc.send_signal(signal.SIGKILL)
+        worker.proc.wait(timeout=TIMEOUT)
+        status = json.loads(ctl("status", "--dir", directory, "--format", "json").stdout)
+        self.assertEqual([s["status"] for s in status], ["incomplete"])
+        self.assertEqual(status, db_status(db))
+        runs = json.loads(ctl("runs", "--dir", directory, "--format", "json").stdout)
+        self.assertEqual([(r["outcome"], r["ended_at"]) for r in runs], [("died", None)])
+        self.check_every_format(["history", "--dir", directory, "--status", "incomplete"],
+                                HISTORY_COLUMNS, db_history(db), ["timestamp"])
+        self.assertEqual(len(db_history(db)), 1)
+
+
+class OptionPlacementTest(CtlTestCase):
+    def test_options_before_or_after_the_subcommand(self):
+        directory, db = self.reference_copy()
+        for command, extra, columns in (("status", [], STATUS_COLUMNS),
+                                        ("history", ["--status", "completed"], HISTORY_COLUMNS),
+                                        ("runs", [], RUNS_COLUMNS),
+                                        ("dump", [], HISTORY_COLUMNS)):
+            spellings = [
+                ["--dir", directory, "--pipeline", OTHER, command, *extra],
+                [command, *extra, "--dir", directory, "--pipeline", OTHER],
+                ["--pipeline", OTHER, command, "--dir", directory, *extra],
+                ["--dir", directory, command, "--pipeline", OTHER, *extra],
+                ["--db", db, "--pipeline", OTHER, command, *extra],
+                [command, "--pipeline", OTHER, "--db", db, *extra],
+                ["--pipeline", OTHER, command, *extra, "--db", db],
+            ]
+            outputs = []
+            for spelling in spellings:
+                with self.subTest(args=spelling):
+                    result = ctl(*spelling, "--format", "json")
+                    self.assert_ok(result)
+                    outputs.append(json.loads(result.stdout))
+            expected = {"status": db_status(db, OTHER),
+                        "history": [r for r in db_history(db, OTHER)
+                                    if r["status"] == "completed"],
+                        "runs": db_runs(db, OTHER),
+                        "dump": db_history(db)}[command]
+            for spelling, output in zip(spellings, outputs):
+                self.assertEqual(output, expected, spelling)
+
+    def test_default_directory_is_checkpoints(self):
+        directory, db = self.reference_copy("checkpoints")
+        result = ctl("status", "--format", "json", cwd=self.tmp)
+        self.assert_ok(result)
+        self.assertEqual(json.loads(result.stdout), db_status(db))
+        result = ctl("history", "--format", "json", "--db", "checkpoints/checkpoints.db",
+                     cwd=self.tmp)
+        self.assert_ok(result)
+        self.assertEqual(json.loads(result.stdout), db_history(db, "default"))
+        # elsewhere there is no ./checkpoints: not found, and none is created
+        elsewhere = self.tmp / "elsewhere"
+        elsewhere.mkdir()
+        self.assert_error(ctl("status", cwd=elsewhere), EXIT_NOT_FOUND)
+        self.assertEqual(list(elsewhere.iterdir()), [])
+
+    def test_write_commands_take_options_anywhere(self):
+        directory, db = self.reference_copy()
+        before = db_count(db, "checkpoints")
+        self.assert_ok(ctl("--dir", directory, "--pipeline", OTHER, "clear", "--stage", "s3",
+                           "--yes"))
+        self.assert_ok(ctl("clear", "--stage", "s4", "--pipeline", OTHER, "-y", "--db", db))
+        self.assertEqual({r["stage"]: r["status"] for r in db_status(db, OTHER)}["s3"],
+                         "cleared")
+        self.assertEqual({r["stage"]: r["status"] for r in db_status(db, OTHER)}["s4"],
+                         "cleared")
+        self.assertEqual(db_count(db, "checkpoints"), before + 2)
+        self.assertNotEqual({r["stage"]: r["status"] for r in db_status(db)}["twice"], "cleared")
+        for args in (["--dir", directory, "verify"], ["verify", "--dir", directory],
+                     ["--db", db, "verify"], ["verify", "--db", db],
+                     ["--dir", directory, "migrate"], ["migrate", "--db", db]):
+            with self.subTest(args=args):
+                self.assert_ok(ctl(*args))
+        legacy = self.tmp / "legacy"
+        legacy.mkdir()
+        (legacy / "moved.checkpoint").write_text("COMPLETED\nTimestamp: 2024-07-01T12:00:00Z\n")
+        (legacy / "kept.checkpoint").write_text("COMPLETED\nTimestamp: 2024-07-01T13:00:00Z\n")
+        self.assert_ok(ctl("--pipeline", "imported", "--dir", directory, "import-legacy",
+                           legacy))
+        self.assert_ok(ctl("import-legacy", legacy, "--db", db, "--pipeline", "imported2"))
+        for pipeline in ("imported", "imported2"):
+            self.assertEqual([(r["stage"], r["status"], r["last_change"])
+                              for r in db_status(db, pipeline)],
+                             [("kept", "completed", "2024-07-01T13:00:00.000Z"),
+                              ("moved", "completed", "2024-07-01T12:00:00.000Z")])
+
+
+class ReadOnlyTest(CtlTestCase):
+    """status/history/runs/dump/verify never change checkpoints.db or its -wal."""
+
+    def read_commands(self, directory, db):
+        return [
+            ["status", "--dir", directory],
+            ["status", "--dir", directory, "--format", "json", "twice", "not-there"],
+            ["--db", db, "status", "--format", "table"],
+            ["history", "--dir", directory, "--format", "csv"],
+            ["history", "--dir", directory, "--format", "ndjson", "--status", "failed"],
+            ["--pipeline", OTHER, "history", "--db", db, "--format", "table"],
+            ["runs", "--dir", directory, "--format", "json"],
+            ["runs", "--db", db, "--format", "csv"],
+            ["dump", "--dir", directory],
+            ["dump", "--db", db, "--format", "json"],
+            ["verify", "--dir", directory],
+            ["--db", db, "verify"],
+        ]
+
+    def test_reads_change_nothing_while_a_writer_holds_the_database_open(self):
+        directory, db = self.reference_copy()
+        writer = Worker(self, "serve", directory)
+        writer.expect("ready")
+        writer.do("save live-0")
+        for round in range(3):
+            before = db_files(db)
+            self.assertIsNotNone(before["wal"], "the writer's WAL exists")
+            for args in self.read_commands(directory, db):
+                with self.subTest(round=round, args=args):
+                    result = ctl(*args)
+                    self.assert_ok(result)
+                    self.assertEqual(db_files(db), before, "a read command changed the files")
+            # the reads see the writer's latest committed save, and its run as running
+            status = json.loads(ctl("status", "--dir", directory, "--format", "json").stdout)
+            self.assertIn((f"live-{round}", "completed"),
+                          [(s["stage"], s["status"]) for s in status])
+            self.assertEqual(status, db_status(db))
+            runs = json.loads(ctl("runs", "--dir", directory, "--format", "json").stdout)
+            self.assertEqual([r["outcome"] for r in runs if r["pid"] == writer.proc.pid],
+                             ["running"])
+            self.assertEqual(db_files(db), before)
+            # the writer writes between our reads; the hashes do notice a write
+            writer.do(f"save live-{round + 1}")
+            self.assertNotEqual(db_files(db), before)
+        self.assertEqual(writer.close(), 0, writer.stderr())
+
+    def test_reads_change_nothing_without_a_writer(self):
+        directory, db = self.reference_copy()
+        # 1. a database alone, no -wal
+        before = db_files(db)
+        self.assertIsNone(before["wal"])
+        for args in self.read_commands(directory, db) + [["migrate", "--dir", directory]]:
+            with self.subTest(args=args):
+                self.assert_ok(ctl(*args))
+                after = db_files(db)
+                self.assertEqual(after["db"], before["db"])
+                # no -wal, or an empty one (SQLite's read-only WAL open): nothing logged
+                self.assertIn(after["wal"], (None, hashlib.sha256(b"").hexdigest()))
+        # 2. a database whose last writer left its -wal behind
+        run_worker("save", directory, "more", 3)
+        before = db_files(db)
+        for args in self.read_commands(directory, db) + [["migrate", "--dir", directory]]:
+            with self.subTest(args=args):
+                self.assert_ok(ctl(*args))
+                self.assertEqual(db_files(db), before)
+
+    def test_reads_never_fail_while_a_worker_writes(self):
+        directory, db = self.reference_copy()
+        stop = self.tmp / "stop"
+        err = self.tmp / "worker.err"  # a file: the worker logs every save on stderr
+        with open(err, "wb") as err_file:
+            proc = subprocess.Popen([WORKER, "save", directory, "w", "1000000", "--stop", stop],
+                                    stdout=subprocess.PIPE, stderr=err_file, env=ENV)
+        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
+                                 proc.stdout.close()))
+        acks = []
+        first = threading.Event()
+
+        def drain():
+            for line in proc.stdout:
+                if line.startswith(b"ack "):
+                    acks.append(int(line.split()[1]))
+                    first.set()
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        self.assertTrue(first.wait(20), "the worker never acknowledged a save")
+        start_acks = len(acks)
+        previous_count = 0
+        deadline = time.monotonic() + 8
+        rounds = 0
+        while rounds < 8 and time.monotonic() < deadline or rounds < 3:
+            rounds += 1
+            acked = len(acks)  # saves w-0 .. w-(acked-1) are committed before this read
+            result = ctl("history", "--dir", directory, "--format", "ndjson")
+            self.assert_ok(result)
+            rows = parse_output("ndjson", result.stdout, HISTORY_COLUMNS)
+            ids = [r["id"] for r in rows]
+            self.assertEqual(ids, sorted(set(ids)))
+            saved = {r["stage"] for r in rows if r["stage"] and r["stage"].startswith("w-")}
+            self.assertTrue({f"w-{i}" for i in range(acked)} <= saved,
+                            "an acknowledged save is missing from history")
+            self.assertGreaterEqual(len(rows), previous_count)
+            previous_count = len(rows)
+            for args, fmt, columns in ((["status"], "json", STATUS_COLUMNS),
+                                       (["runs"], "csv", RUNS_COLUMNS),
+                                       (["dump"], "json", HISTORY_COLUMNS)):
+                result = ctl(*args, "--dir", directory, "--format", fmt)
+                self.assert_ok(result)
+                parse_output(fmt, result.stdout, columns)
+            result = ctl("verify", "--dir", directory)
+            self.assert_ok(result)
+            self.assertIn(b": ok", result.stdout)
+        self.assertGreater(len(acks), start_acks, "the worker wrote while we read")
+        stop.touch()
+        self.assertEqual(proc.wait(timeout=TIMEOUT), 0, err.read_text(errors="replace"))
+        reader.join(TIMEOUT)
+        self.assertEqual(len([r for r in db_history(db)
+                              if r["stage"] and r["stage"].startswith("w-")]), len(acks))
+
+
+class ClearTest(CtlTestCase):
+    def snapshot(self, db):
+        return (db_count(db, "checkpoints"), db_count(db, "runs"), db_status(db),
+                db_status(db, OTHER))
+
+    def test_clear_everything_with_yes(self):
+        directory, db = self.reference_copy()
+        other_before = db_status(db, OTHER)
+        last_id = db_history(db)[-1]["id"]
+        result = ctl("clear", "--dir", directory, "--yes")
+        self.assert_ok(result)
+        self.assertIn(b"cleared every stage of pipeline 'default'", result.stdout)
+        self.assertEqual({s["status"] for s in db_status(db)}, {"cleared"})
+        self.assertEqual(db_status(db, OTHER), other_before)
+        new = [r for r in db_history(db) if r["id"] > last_id]
+        self.assertEqual([(r["pipeline"], r["stage"], r["status"]) for r in new],
+                         [("default", None, "cleared")])
+        status = json.loads(ctl("status", "--dir", directory, "--format", "json").stdout)
+        self.assertEqual({s["status"] for s in status}, {"cleared"})
+        self.assertEqual(status, db_status(db))
+        # in the outputs, a pipeline-wide clear has no stage
+        history = ctl("history", "--dir", directory, "--format", "csv").stdout
+        rows = parse_output("csv", history, HISTORY_COLUMNS)
+        self.assertEqual((rows[-1]["stage"], rows[-1]["status"]), ("", "cleared"))
+
+    def test_clear_named_stages_with_yes(self):
+        directory, db = self.reference_copy()
+        odd = ODD_PREFIX + "-0"
+        last_id = db_history(db)[-1]["id"]
+        result = ctl("--dir", directory, "clear", "--stage", "twice", "--stage", odd, "-y")
+        self.assert_ok(result)
+        states = {s["stage"]: s["status"] for s in db_status(db)}
+        self.assertEqual(states["twice"], "cleared")
+        self.assertEqual(states[odd], "cleared")
+        self.assertEqual(states[ODD_PREFIX + "-1"], "completed")
+        self.assertEqual(states["ok-0"], "completed")
+        new = [(r["stage"], r["status"]) for r in db_history(db) if r["id"] > last_id]
+        self.assertEqual(sorted(new), sorted([("twice", "cleared"), (odd, "cleared")]))
+
+    def test_clear_refused_without_a_terminal(self):
+        directory, db = self.reference_copy()
+        before = self.snapshot(db)
+        for stdin_kind in ("devnull", "piped yes"):
+            for args in (["clear", "--dir", directory],
+                         ["clear", "--dir", directory, "--stage", "twice"]):
+                with self.subTest(stdin=stdin_kind, args=args):
+                    if stdin_kind == "devnull":
+                        result = ctl(*args)
+                    else:
+                        result = ctl(*args, input=b"yes\n")
+                    self.assertNotEqual(result.returncode, 0, self.describe(result))
+                    self.assertEqual(result.returncode, EXIT_ERROR, self.describe(result))
+                    self.assertEqual(result.stdout, b"")
+                    self.assert_no_crash(result)
+                    err = result.stderr.decode()
+                    self.assertTrue(err.startswith("checkpointctl: "), err)
+                    self.assertIn("--yes", err)
+                    self.assertEqual(self.snapshot(db), before, "something was cleared")
+
+    def test_clear_on_a_terminal_answered_yes(self):
+        directory, db = self.reference_copy()
+        code, out, err, prompt = on_terminal(["clear", "--dir", str(directory), "--stage",
+                                              "twice"], answer="yes")
+        self.assertEqual(code, 0, err)
+        self.assertIn(b"Type 'yes'", prompt)
+        self.assertIn(b"'default'", prompt)
+        self.assertIn(b"cleared stage 'twice'", out)
+        self.assertEqual({s["stage"]: s["status"] for s in db_status(db)}["twice"], "cleared")
+        self.assertEqual({s["stage"]: s["status"] for s in db_status(db)}["ok-0"], "completed")
+
+        code, out, err, prompt = on_terminal(["--pipeline", OTHER, "clear", "--dir",
+                                              str(directory)], answer="yes")
+        self.assertEqual(code, 0, err)
+        self.assertIn(b"every stage", prompt)
+        self.assertEqual({s["status"] for s in db_status(db, OTHER)}, {"cleared"})
+
+    def test_clear_on_a_terminal_answered_no(self):
+        directory, db = self.reference_copy()
+        before = self.snapshot(db)
+        for answer in ("no", "", "y", "YES please"):
+            with self.subTest(answer=answer):
+                code, out, err, prompt = on_terminal(["clear", "--dir", str(directory)],
+                                                     answer=answer)
+                self.assertIn(b"Type 'yes'", prompt)
+                self.assertEqual(code, EXIT_ERROR, err)
+                self.assertEqual(out, b"")
+                self.assertIn(b"nothing was cleared", err)
+                self.assertEqual(self.snapshot(db), before)
+
+    def test_clear_of_a_missing_database_creates_nothing(self):
+        missing = self.tmp / "typo"
+        self.assert_error(ctl("clear", "--dir", missing, "--yes"), EXIT_NOT_FOUND)
+        self.assertFalse(missing.exists())
+        self.assert_error(ctl("clear", "--db", self.tmp / "typo.db", "--yes"), EXIT_NOT_FOUND)
+        self.assertEqual(list(self.tmp.iterdir()), [])
+
+
+class VerifyTest(CtlTestCase):
+    def test_verify_a_sound_database(self):
+        directory, db = self.reference_copy()
+        result = ctl("verify", "--dir", directory)
+        self.assert_ok(result)
+        self.assertEqual(result.stderr, b"")
+        self.assertRegex(result.stdout.decode(), r"^\S*checkpoints\.db: ok \(schema version 1\)\n$")
+
+    def damage(self, db, *statements):
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA ignore_check_constraints=1")
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+        conn.close()
+
+    def test_verify_reports_each_kind_of_damage(self):
+        _, reference = self.reference_copy("reference")
+        twice_v2 = db_rows(reference, "SELECT id FROM checkpoints WHERE stage = 'twice' "
+                                       "AND status = 'completed' AND version = 2")[0][0]
+        cases = [
+            (["UPDATE checkpoints SET status = 'bogus' WHERE id = 1"], ["row 1", "bogus"]),
+            ([f"UPDATE checkpoints SET version = 1 WHERE id = {twice_v2}"], ["twice"]),
+            (["UPDATE checkpoints SET timestamp = 'yesterday' WHERE id = 2"],
+             ["row 2", "yesterday"]),
+            (["DELETE FROM stage_heads WHERE stage = 'ok-0'"], ["ok-0"]),
+            (["DELETE FROM runs WHERE run_id = (SELECT run_id FROM checkpoints WHERE id = 1)"],
+             ["row 1"]),
+        ]
+        for index, (statements, mentions) in enumerate(cases):
+            with self.subTest(statements=statements):
+                directory = self.tmp / f"damaged{index}"
+                directory.mkdir()
+                db = directory / "checkpoints.db"
+                shutil.copy2(reference, db)
+                self.damage(db, *statements)
+                before = db_files(db)
+                result = ctl("verify", "--dir", directory)
+                self.assertEqual(result.returncode, EXIT_VERIFY, self.describe(result))
+                self.assert_no_crash(result)
+                out = result.stdout.decode()
+                self.assertNotIn(": ok", out)
+                for mention in mentions:
+                    self.assertIn(mention, out)
+                err = result.stderr.decode().splitlines()
+                self.assertEqual(len(err), 1, err)
+                self.assertRegex(err[0], r"^checkpointctl: .*problem")
+                self.assertEqual(db_files(db)["db"], before["db"])
+
+    def test_verify_a_truncated_database(self):
+        directory, db = self.reference_copy()
+        with open(db, "r+b") as f:
+            f.truncate(db.stat().st_size // 2)
+        before = db_files(db)
+        for command in ("verify", "status", "history", "runs", "dump"):
+            with self.subTest(command=command):
+                self.assert_error(ctl(command, "--dir", directory), EXIT_NOT_A_DB)
+                self.assertEqual(db_files(db)["db"], before["db"])
+
+
+class MigrateTest(CtlTestCase):
+    def test_migrate_a_current_database(self):
+        directory, db = self.reference_copy()
+        run_worker("save", directory, "more", 1)  # leaves a -wal behind
+        before = db_files(db)
+        result = ctl("migrate", "--dir", directory)
+        self.assert_ok(result)
+        self.assertRegex(result.stdout.decode(), r"checkpoints\.db: already at schema version 1\n$")
+        self.assertEqual(db_files(db), before)
+        result = ctl("--db", db, "migrate")
+        self.assert_ok(result)
+        self.assertIn(b"already at schema version 1", result.stdout)
+
+    def test_migrate_a_missing_database_creates_nothing(self):
+        self.assert_error(ctl("migrate", "--dir", self.tmp / "nope"), EXIT_NOT_FOUND)
+        self.assertEqual(list(self.tmp.iterdir()), [])
+
+    def test_migrate_a_newer_schema(self):
+        directory, db = self.reference_copy()
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA user_version = 2")
+        conn.close()
+        before = db_files(db)
+        self.assert_error(ctl("migrate", "--dir", directory), EXIT_SCHEMA)
+        self.assertEqual(db_files(db)["db"], before["db"])
+        with connect_ro(db) as conn:
+            self.assertEqual(conn.execute("PRAGMA user_version").fetchone()[0], 2)
+
+
+LEGACY_PY = r'''
+"""The original design: one <stage>.checkpoint file per completed stage."""
+import json
+import os
+import sys
+from datetime import datetime, timezone
+
+
+class CheckpointManager:
+    def __init__(self, checkpoint_dir="checkpoints"):
+        self.checkpoint_dir = checkpoint_dir
+        os.makedirs(checkpoint_dir, exist_ok=True)
+
+    def _path(self, stage):
+        return os.path.join(self.checkpoint_dir, f"{stage}.checkpoint")
+
+    def save_checkpoint(self, stage):
+        with open(self._path(stage), "w") as f:
+            f.write("COMPLETED")
+
+    def has_checkpoint(self, stage):
+        return os.path.exists(self._path(stage))
+
+    def clear_checkpoints(self):
+        for name in os.listdir(self.checkpoint_dir):
+            if name.endswith(".checkpoint"):
+                os.remove(os.path.join(self.checkpoint_dir, name))
+
+
+class TimestampedCheckpointManager(CheckpointManager):
+    """The variant that also records when the stage completed (naive local time)."""
+
+    def save_checkpoint(self, stage):
+        with open(self._path(stage), "w") as f:
+            f.write("COMPLETED\n")
+            f.write(f"Timestamp: {datetime.now().isoformat()}\n")
+
+
+def utc_text(naive_local):
+    moment = naive_local.astimezone(timezone.utc)  # naive: local time, per TZ
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + ".%03dZ" % (moment.microsecond // 1000)
+
+
+directory = sys.argv[1]
+plain = CheckpointManager(directory)
+stamped = TimestampedCheckpointManager(directory)
+plain.save_checkpoint("stale")          # an earlier run, cleared: must not be imported
+plain.clear_checkpoints()
+assert not plain.has_checkpoint("stale")
+plain.save_checkpoint("data_ingestion")
+plain.save_checkpoint("data_preprocessing")
+stamped.save_checkpoint("model_training")
+stamped.save_checkpoint('évaluation, "finale"')
+expected = {}
+for stage in ("data_ingestion", "data_preprocessing", "model_training", 'évaluation, "finale"'):
+    assert plain.has_checkpoint(stage)
+    with open(plain._path(stage)) as f:
+        lines = f.read().splitlines()
+    if len(lines) > 1:
+        expected[stage] = utc_text(datetime.fromisoformat(lines[1][len("Timestamp: "):]))
+    else:
+        ns = os.stat(plain._path(stage)).st_mtime_ns
+        moment = datetime.fromtimestamp(ns // 10**9, timezone.utc)
+        expected[stage] = moment.strftime("%Y-%m-%dT%H:%M:%S") + ".%03dZ" % (ns // 10**6 % 1000)
+print(json.dumps(expected))
+'''
+
+
+class ImportLegacyTest(CtlTestCase):
+    def write_legacy(self, directory):
+        script = self.tmp / "legacy_design.py"
+        script.write_text(LEGACY_PY)
+        result = subprocess.run([sys.executable, script, directory], capture_output=True,
+                                timeout=TIMEOUT, env=ENV)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return json.loads(result.stdout)
+
+    def completed_rows(self, db, pipeline="default"):
+        return sorted(db_rows(db, "SELECT stage, timestamp, version FROM checkpoints "
+                                  "WHERE pipeline = ? AND status = 'completed'", (pipeline,)))
+
+    def test_import_the_original_designs_directory(self):
+        legacy = self.tmp / "old_checkpoints"
+        expected = self.write_legacy(legacy)
+        self.assertEqual(len(expected), 4)
+        # written by hand, as the timestamped variant would have: a summer (UTC+2) and a
+        # winter (UTC+1) local time, and a plain file with a known modification time
+        (legacy / "summer.checkpoint").write_text(
+            "COMPLETED\nTimestamp: 2024-07-01T12:34:56.789012\n")
+        (legacy / "winter.checkpoint").write_text("COMPLETED\nTimestamp: 2024-01-15 12:00:00\n")
+        (legacy / "utc.checkpoint").write_text("COMPLETED\nTimestamp: 2024-03-31T01:30:00Z\n")
+        (legacy / "dated.checkpoint").write_text("COMPLETED")
+        os.utime(legacy / "dated.checkpoint", ns=(1_600_000_000_123_456_789,) * 2)
+        expected.update({"summer": "2024-07-01T10:34:56.789Z",
+                         "winter": "2024-01-15T11:00:00.000Z",
+                         "utc": "2024-03-31T01:30:00.000Z",
+                         "dated": "2020-09-13T12:26:40.123Z"})
+        # what must be reported and skipped
+        bad = {
+            "garbage.checkpoint": "INCOMPLETE",
+            "empty.checkpoint": "",
+            "badtime.checkpoint": "COMPLETED\nTimestamp: half past nine\n",
+            "feb30.checkpoint": "COMPLETED\nTimestamp: 2024-02-30T10:00:00\n",
+            "extra.checkpoint": "COMPLETED\nsomething else\n",
+        }
+        for name, text in bad.items():
+            (legacy / name).write_text(text)
+        (legacy / "subdir.checkpoint").mkdir()
+        (legacy / "dangling.checkpoint").symlink_to(legacy / "nowhere")
+        unreadable = ["subdir.checkpoint", "dangling.checkpoint"]
+        if os.geteuid() != 0:  # root reads any file
+            (legacy / "secret.checkpoint").write_text("COMPLETED")
+            (legacy / "secret.checkpoint").chmod(0)
+            unreadable.append("secret.checkpoint")
+        (legacy / "notes.txt").write_text("not a checkpoint file")  # ignored
+        skipped = sorted(list(bad) + unreadable)
+
+        directory = self.tmp / "ck"
+        result = ctl("import-legacy", legacy, "--dir", directory)
+        self.assertEqual(result.returncode, EXIT_ERROR, self.describe(result))
+        self.assert_no_crash(result)
+        err = result.stderr.decode().splitlines()
+        self.assertEqual(len(err), len(skipped), err)
+        for line in err:
+            self.assertTrue(line.startswith("checkpointctl: "), line)
+        for name in skipped:
+            self.assertEqual(len([line for line in err if name in line]), 1, (name, err))
+        self.assertNotIn("notes.txt", result.stderr.decode())
+        self.assertRegex(result.stdout.decode(),
+                         rf"(?m)^{len(expected)} imported, 0 already imported, "
+                         rf"{len(skipped)} skipped$")
+        db = directory / "checkpoints.db"
+        self.assertEqual(self.completed_rows(db),
+                         sorted((stage, ts, 1) for stage, ts in expected.items()))
+        self.assertEqual(db_count(db, "checkpoints"), len(expected))  # nothing else written
+        # they read as completed, with the legacy time as their last change
+        status = json.loads(ctl("status", "--dir", directory, "--format", "json").stdout)
+        self.assertEqual({s["stage"]: (s["status"], s["last_change"]) for s in status},
+                         {stage: ("completed", ts) for stage, ts in expected.items()})
+        self.assertEqual(status, db_status(db))
+
+        # again: nothing imported twice
+        history = db_history(db)
+        result = ctl("import-legacy", legacy, "--dir", directory)
+        self.assertEqual(result.returncode, EXIT_ERROR, self.describe(result))
+        self.assertRegex(result.stdout.decode(),
+                         rf"(?m)^0 imported, {len(expected)} already imported, "
+                         rf"{len(skipped)} skipped$")
+        self.assertEqual(db_history(db), history)
+        # without the bad files: success, still nothing new
+        for name in skipped:
+            path = legacy / name
+            path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+        result = ctl("import-legacy", legacy, "--dir", directory)
+        self.assert_ok(result)
+        self.assertEqual(result.stderr, b"")
+        self.assertEqual(db_history(db), history)
+        self.assert_ok(ctl("verify", "--dir", directory))
+
+    def test_import_again_with_the_path_spelled_differently(self):
+        legacy = self.tmp / "old"
+        expected = self.write_legacy(legacy)
+        result = ctl("import-legacy", "old", "--dir", "ck", cwd=self.tmp)
+        self.assert_ok(result)
+        db = self.tmp / "ck" / "checkpoints.db"
+        self.assertEqual(self.completed_rows(db),
+                         sorted((stage, ts, 1) for stage, ts in expected.items()))
+        for spelling in ("old/", str(legacy), "./old", str(self.tmp / "ck" / ".." / "old")):
+            with self.subTest(path=spelling):
+                before = db_history(db)
+                result = ctl("import-legacy", spelling, "--dir", "ck", cwd=self.tmp)
+                self.assert_ok(result)
+                self.assertRegex(result.stdout.decode(),
+                                 rf"(?m)^0 imported, {len(expected)} already imported")
+                self.assertEqual(db_history(db), before, "imported twice")
+
+    def test_import_odd_stage_names_into_a_pipeline(self):
+        legacy = self.tmp / "odd"
+        legacy.mkdir()
+        names = ['comma, "quote"\nnewline ü 🚀', "tab\there", "plain"]
+        for i, name in enumerate(names):
+            (legacy / f"{name}.checkpoint").write_text(
+                f"COMPLETED\nTimestamp: 2023-05-0{i + 1}T08:00:00.500+02:00\n")
+        (legacy / (b"\xff\xfe bad utf8.checkpoint").decode("utf-8", "surrogateescape")) \
+            .write_text("COMPLETED")
+        directory = self.tmp / "ck"
+        result = ctl("--pipeline", "legacy, imported", "import-legacy", legacy, "--dir",
+                     directory)
+        self.assertEqual(result.returncode, EXIT_ERROR, self.describe(result))  # the bad name
+        self.assertIn(b"bad utf8", result.stderr)
+        self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+        db = directory / "checkpoints.db"
+        self.assertEqual(self.completed_rows(db, "legacy, imported"),
+                         sorted((name, f"2023-05-0{i + 1}T06:00:00.500Z", 1)
+                                for i, name in enumerate(names)))
+        self.assertEqual(self.completed_rows(db), [])
+        self.check_every_format(["status", "--dir", directory, "--pipeline",
+                                 "legacy, imported"], STATUS_COLUMNS,
+                                db_status(db, "legacy, imported"), ["last_change"])
+        self.check_every_format(["dump", "--dir", directory], HISTORY_COLUMNS, db_history(db),
+                                ["timestamp"])
+
+    def test_import_from_a_missing_directory(self):
+        directory = self.tmp / "ck"
+        result = ctl("import-legacy", self.tmp / "no-such-dir", "--dir", directory)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(result.returncode, (EXIT_ERROR, EXIT_NOT_FOUND), self.describe(result))
+        self.assert_error(result, result.returncode, "no-such-dir")
+        self.assertFalse(directory.exists(), "a database was created for nothing")
+
+    def test_import_needs_a_directory_argument(self):
+        self.assert_usage(ctl("import-legacy", "--dir", self.tmp / "ck"))
+        self.assertEqual(list(self.tmp.iterdir()), [])
+
+
+class ErrorTest(CtlTestCase):
+    READ = ["status", "history", "runs", "dump", "verify"]
+
+    def check_all_commands(self, location, code, unchanged=None):
+        legacy = self.tmp / "empty-legacy"
+        legacy.mkdir(exist_ok=True)
+        commands = [[c] for c in self.READ] + [["migrate"], ["clear", "--yes"],
+                                               ["import-legacy", legacy]]
+        for command in commands:
+            for args in ([*location, *command], [*command, *location]):
+                with self.subTest(args=args):
+                    self.assert_error(ctl(*args), code)
+                    if unchanged:
+                        self.assertEqual(sha256(unchanged[0]), unchanged[1])
+
+    def test_missing_database(self):
+        missing = self.tmp / "missing"
+        for command in self.READ + ["migrate"]:
+            for location in (["--dir", missing], ["--db", missing / "checkpoints.db"],
+                             ["--db", self.tmp / "missing.db"]):
+                with self.subTest(command=command, location=location):
+                    self.assert_error(ctl(command, *location), EXIT_NOT_FOUND)
+        self.assert_error(ctl("clear", "--yes", "--dir", missing), EXIT_NOT_FOUND)
+        self.assertEqual(sorted(p.name for p in self.tmp.iterdir()), [])
+
+    def test_directory_option_naming_a_file(self):
+        text = self.tmp / "file.txt"
+        text.write_text("hello\n")
+        for command in self.READ:
+            with self.subTest(command=command):
+                # the database is not there: not found
+                self.assert_error(ctl(command, "--dir", text), EXIT_NOT_FOUND)
+        self.assertEqual(text.read_text(), "hello\n")
+
+    def test_database_option_naming_a_directory(self):
+        directory, _ = self.reference_copy()
+        for command in self.READ:
+            with self.subTest(command=command):
+                result = ctl(command, "--db", directory)
+                self.assertIn(result.returncode, (EXIT_NOT_FOUND, EXIT_NOT_A_DB))
+                self.assert_error(result, result.returncode)
+
+    def test_text_file_as_database(self):
+        text = self.tmp / "notes.db"
+        text.write_text("these are my notes, not a database\n" * 20)
+        self.check_all_commands(["--db", text], EXIT_NOT_A_DB, (text, sha256(text)))
+        self.assertEqual(sorted(p.name for p in self.tmp.iterdir()), ["empty-legacy",
+                                                                     "notes.db"])
+
+    def test_another_applications_sqlite_database(self):
+        other = self.tmp / "app" / "checkpoints.db"
+        other.parent.mkdir()
+        conn = sqlite3.connect(other)
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO customers (name) VALUES ('alice')")
+        conn.commit()
+        conn.close()
+        digest = sha256(other)
+        self.check_all_commands(["--dir", other.parent], EXIT_NOT_A_DB, (other, digest))
+        self.check_all_commands(["--db", other], EXIT_NOT_A_DB, (other, digest))
+        with sqlite3.connect(other) as conn:
+            self.assertEqual(conn.execute("SELECT name FROM sqlite_master").fetchall(),
+                             [("customers",)])
+
+    def test_schema_newer_than_the_tool(self):
+        directory, db = self.reference_copy()
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA user_version = 99")
+        conn.close()
+        count = db_count(db, "checkpoints")
+        self.check_all_commands(["--dir", directory], EXIT_SCHEMA, (db, sha256(db)))
+        result = ctl("status", "--dir", directory)
+        self.assertIn(b"99", result.stderr)
+        self.assertEqual(db_count(db, "checkpoints"), count)
+
+    def test_bad_time_filters(self):
+        directory, db = self.reference_copy()
+        for option in ("--since", "--until"):
+            for value in ("yesterday", "27/11/2026", "2026-13-01", "2026-02-30",
+                          "2026-11-27T25:00", "2026-11-27T06:37:61"):
+                with self.subTest(option=option, value=value):
+                    result = ctl("history", "--dir", directory, option, value, "--format",
+                                 "csv")
+                    self.assert_error(result, EXIT_USAGE)
+
+    def test_time_filter_with_a_space_is_read_as_iso_or_refused(self):
+        legacy = self.tmp / "legacy"
+        legacy.mkdir()
+        for stage, hour in (("early", 10), ("late", 12)):
+            (legacy / f"{stage}.checkpoint").write_text(
+                f"COMPLETED\nTimestamp: 2024-01-01T{hour}:00:00Z\n")
+        directory = self.tmp / "ck"
+        self.assert_ok(ctl("import-legacy", legacy, "--dir", directory))
+        for option, stages in (("--since", ["late"]), ("--until", ["early"])):
+            with self.subTest(option=option):
+                with_t = ctl("history", "--dir", directory, option, "2024-01-01T11:00",
+                             "--format", "json")
+                self.assert_ok(with_t)
+                self.assertEqual([r["stage"] for r in json.loads(with_t.stdout)], stages)
+                spaced = ctl("history", "--dir", directory, option, "2024-01-01 11:00",
+                             "--format", "json")
+                if spaced.returncode == 0:
+                    self.assertEqual([r["stage"] for r in json.loads(spaced.stdout)], stages,
+                                     "'2024-01-01 11:00' must mean 2024-01-01T11:00 or be "
+                                     "refused")
+                else:
+                    self.assert_error(spaced, EXIT_USAGE)
+
+    def test_damaged_row_in_the_middle_of_the_history(self):
+        directory, db = self.reference_copy()
+        rows = db_history(db, "default")
+        middle = rows[len(rows) // 2]["id"]
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA ignore_check_constraints=1")
+        conn.execute("UPDATE checkpoints SET status = 'bogus' WHERE id = ?", (middle,))
+        conn.commit()
+        conn.close()
+        for command in ("history", "dump"):
+            for fmt in FORMATS + ("table",):
+                with self.subTest(command=command, format=fmt):
+                    result = ctl(command, "--dir", directory, "--format", fmt)
+                    self.assertEqual(result.returncode, EXIT_NOT_A_DB, self.describe(result))
+                    self.assert_no_crash(result)
+                    err = result.stderr.decode().splitlines()
+                    self.assertEqual(len(err), 1, err)
+                    self.assertTrue(err[0].startswith("checkpointctl: "), err)
+                    if fmt == "json":
+                        with self.assertRaises(ValueError, msg="a complete JSON document"):
+                            json.loads(result.stdout)
+                    elif command == "history":
+                        # not streamed: the rows before the damage must not pass for the
+                        # complete history
+                        self.assertEqual(result.stdout, b"", "partial output, exit 5")
+
+    def test_usage_errors(self):
+        directory, db = self.reference_copy()
+        cases = [
+            [],
+            ["bogus"],
+            ["--dir", directory, "bogus"],
+            ["--bogus", "status"],
+            ["status", "--bogus"],
+            ["--dir", directory, "history", "--limit", "-1"],
+            ["--dir", directory, "history", "--limit", "many"],
+            ["--dir", directory, "history", "--status", "bogus"],
+            ["--dir", directory, "status", "--format", "xml"],
+            ["--dir", directory, "history", "--format"],
+            ["--dir", directory, "verify", "--format", "json"],
+            ["--dir", directory, "clear", "extra-argument", "--yes"],
+            ["--dir", directory, "--db", db, "status"],
+            ["status", "--dir", directory, "--db", db],
+            ["--db", db, "--dir", directory, "history"],
+            ["--dir", directory, "status", "--db", db],
+            ["--db", db, "runs", "--dir", directory],
+            ["--dir", directory, "clear", "--db", db, "--yes"],
+        ]
+        before = self.snapshot_db(db)
+        for args in cases:
+            with self.subTest(args=args):
+                self.assert_usage(ctl(*args))
+        self.assertEqual(self.snapshot_db(db), before, "a usage error changed the database")
+
+    def snapshot_db(self, db):
+        return db_count(db, "checkpoints"), db_count(db, "runs"), sha256(db)
+
+
+if __name__ == "__main__":
+    unittest.main()
