@@ -52,7 +52,7 @@ EXAMPLE = _required_binary("CHECKPOINT_EXAMPLE")
 TZ = "CET-1CEST,M3.5.0,M10.5.0/3"
 ENV = dict(os.environ, TZ=TZ, LC_ALL="C.UTF-8")
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VERIFY, EXIT_NOT_FOUND, EXIT_NOT_A_DB, EXIT_SCHEMA = range(7)
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VERIFY, EXIT_NOT_FOUND, EXIT_NOT_A_DB, EXIT_SCHEMA, EXIT_BUSY = range(8)
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -1062,6 +1062,29 @@ class ClearTest(CtlTestCase):
         self.assertFalse(missing.exists())
         self.assert_error(ctl("clear", "--db", self.tmp / "typo.db", "--yes"), EXIT_NOT_FOUND)
         self.assertEqual(list(self.tmp.iterdir()), [])
+
+
+class BusyTest(CtlTestCase):
+    def test_clear_against_a_held_write_lock_exits_busy_and_writes_nothing(self):
+        directory, db = self.reference_copy()
+        before = db_history(db, "default")
+        holder = sqlite3.connect(db, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+            result = ctl("clear", "--dir", directory, "--yes", "--busy-timeout", "200")
+            self.assertEqual(result.returncode, EXIT_BUSY, self.describe(result))
+            self.assert_no_crash(result)
+            self.assertIn(b"busy timeout (200 ms)", result.stderr)
+            self.assertEqual(result.stdout, b"")
+            # Readers are never blocked by a writer (WAL).
+            status = ctl("status", "--dir", directory, "--format", "csv", "--busy-timeout", "200")
+            self.assertEqual(status.returncode, EXIT_OK, self.describe(status))
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        self.assertEqual(db_history(db, "default"), before)
+        result = ctl("clear", "--dir", directory, "--yes", "--busy-timeout", "200")
+        self.assertEqual(result.returncode, EXIT_OK, self.describe(result))
 
 
 class VerifyTest(CtlTestCase):

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -63,6 +64,7 @@ struct Settings {
     std::string pipeline = "default";
     std::string format;  // empty: table on a terminal, csv otherwise
     bool verbose = false;
+    std::int64_t busy_timeout_ms = 30'000;
     // history filters
     std::string stage;
     std::string run;
@@ -107,6 +109,7 @@ Location locate(const Settings& settings) {
     Location location{settings.dir, {}};
     location.options.pipeline = settings.pipeline;
     location.options.logger = tool_logger(settings.verbose);
+    location.options.busy_timeout = std::chrono::milliseconds(settings.busy_timeout_ms);
     if (!settings.db.empty()) {
         const std::filesystem::path file(settings.db);
         location.directory = file.has_parent_path() ? file.parent_path() : ".";
@@ -319,6 +322,10 @@ void add_location_options(CLI::App& command, Settings& settings) {
     dir->excludes(db);
     command.add_option("--pipeline", settings.pipeline, "Pipeline name (default: default)");
     command.add_flag("-v,--verbose", settings.verbose, "Log what the library does");
+    command
+        .add_option("--busy-timeout", settings.busy_timeout_ms,
+                    "How long to wait for a database locked by a writer, in ms (default: 30000)")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{86'400'000}));
 }
 
 void add_format_option(CLI::App& command, Settings& settings, const std::string& default_text) {
