@@ -320,6 +320,10 @@ void Store::Impl::open() {
             // under a millisecond instead of creating and deleting it each time.
             int persist = 1;
             sqlite3_file_control(db->getHandle(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+            // No checkpoint when the connection closes: it would take an exclusive lock for a
+            // moment, and a reader without a busy timeout (the sqlite3 shell) would get
+            // "database is locked". Writes checkpoint the WAL as they go.
+            sqlite3_db_config(db->getHandle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
         }
         check_schema();
         if (!config.read_only) {

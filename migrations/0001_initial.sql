@@ -81,11 +81,13 @@ SELECT id, pipeline, stage,
 FROM (
     SELECT c.id, c.pipeline, c.stage, c.status, c.version, c.timestamp, c.run_id,
            c.duration_ms, c.message, r.host, r.pid, r.outcome AS run_outcome,
-           (c.status = 'started' AND NOT EXISTS (
+           -- Only 'started' rows pay for the subquery, which walks the stage's later rows
+           -- (checkpoints_by_stage; the '+' keeps SQLite off the per-run index).
+           CASE WHEN c.status = 'started' THEN NOT EXISTS (
                SELECT 1 FROM checkpoints n
                WHERE n.pipeline = c.pipeline AND n.stage = c.stage AND n.id > c.id
-                 AND n.run_id = c.run_id AND n.status IN ('completed', 'failed')
-           )) AS open_attempt
+                 AND +n.run_id = c.run_id AND n.status IN ('completed', 'failed')
+           ) ELSE 0 END AS open_attempt
     FROM checkpoints c JOIN runs r ON r.run_id = c.run_id
 );
 

@@ -119,7 +119,8 @@ std::optional<std::string> ChildProcess::read_line(std::chrono::milliseconds tim
             buffer_.erase(0, newline + 1);
             return line;
         }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        // Rounded up, so that a timeout below one millisecond still waits once.
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return std::nullopt;
         pollfd fd{out_fd_, POLLIN, 0};
