@@ -3,6 +3,8 @@
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include "child_process.hpp"
+#include "files.hpp"
+#include "raw_db.hpp"
 #include "temp_dir.hpp"
 
 #include <sqlite3.h>
@@ -32,81 +34,12 @@ using checkpoint::Options;
 using checkpoint::RunOutcome;
 using checkpoint::Status;
 using checkpoint::test::ChildProcess;
+using checkpoint::test::RawDb;
+using checkpoint::test::read_file;
 using checkpoint::test::TempDir;
+using checkpoint::test::with_stderr_to;
 
 namespace {
-
-// A raw SQLite connection: an independent view of the file, outside the library.
-class RawDb {
-public:
-    explicit RawDb(const std::filesystem::path& path, int flags = SQLITE_OPEN_READWRITE) {
-        const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
-        if (rc != SQLITE_OK) {
-            const std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-            sqlite3_close(db_);
-            db_ = nullptr;
-            FAIL("sqlite3_open_v2(" << path << "): " << message);
-        }
-    }
-    ~RawDb() { sqlite3_close(db_); }
-    RawDb(const RawDb&) = delete;
-    RawDb& operator=(const RawDb&) = delete;
-
-    // Runs `sql` (one or more statements without results); returns the SQLite result code.
-    int exec(const std::string& sql) {
-        return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
-    }
-    std::string error() const { return sqlite3_errmsg(db_); }
-
-    // The rows of one query, each row's columns joined by '|'.
-    std::vector<std::string> rows(const std::string& sql) {
-        sqlite3_stmt* statement = nullptr;
-        const int prepared = sqlite3_prepare_v2(db_, sql.c_str(), -1, &statement, nullptr);
-        INFO(sql);
-        REQUIRE(prepared == SQLITE_OK);
-        std::vector<std::string> result;
-        int rc = SQLITE_OK;
-        while ((rc = sqlite3_step(statement)) == SQLITE_ROW) {
-            std::string row;
-            for (int i = 0; i < sqlite3_column_count(statement); ++i) {
-                if (i > 0) row += '|';
-                const auto* text = sqlite3_column_text(statement, i);
-                row += text ? reinterpret_cast<const char*>(text) : "";
-            }
-            result.push_back(row);
-        }
-        const std::string message = sqlite3_errmsg(db_);
-        sqlite3_finalize(statement);
-        INFO(message);
-        REQUIRE(rc == SQLITE_DONE);
-        return result;
-    }
-    std::string value(const std::string& sql) {
-        const auto result = rows(sql);
-        REQUIRE(result.size() == 1);
-        return result.front();
-    }
-
-private:
-    sqlite3* db_ = nullptr;
-};
-
-std::string read_file(const std::filesystem::path& path) {
-    std::ifstream in(path);
-    std::stringstream content;
-    content << in.rdbuf();
-    return content.str();
-}
-
-// argv that runs `argv` with its stderr appended to `err_file` (ChildProcess inherits
-// stderr; the file lets the test read what the child reported).
-std::vector<std::string> with_stderr_to(const std::filesystem::path& err_file,
-                                        std::vector<std::string> argv) {
-    std::vector<std::string> wrapped{"/bin/sh", "-c",
-                                     "exec \"$0\" \"$@\" 2>>'" + err_file.string() + "'"};
-    wrapped.insert(wrapped.end(), argv.begin(), argv.end());
-    return wrapped;
-}
 
 // Lets `count` threads start their work at the same moment.
 class StartLine {

@@ -1,6 +1,7 @@
 // CheckpointManager: saves, versions, clears, the stage lifecycle, reads and runs.
 #include <checkpoint/checkpoint_manager.hpp>
 
+#include "raw_db.hpp"
 #include "temp_dir.hpp"
 
 #include <spdlog/sinks/ostream_sink.h>
@@ -23,22 +24,10 @@ using checkpoint::HistoryFilter;
 using checkpoint::Options;
 using checkpoint::RunOutcome;
 using checkpoint::Status;
+using checkpoint::test::query_value;
 using checkpoint::test::TempDir;
 
 namespace {
-
-// Reads one integer with the raw SQLite C API (an independent view of the file).
-long long query_int(const std::filesystem::path& db_path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-    sqlite3_stmt* statement = nullptr;
-    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_step(statement) == SQLITE_ROW);
-    const long long value = sqlite3_column_int64(statement, 0);
-    sqlite3_finalize(statement);
-    sqlite3_close(db);
-    return value;
-}
 
 std::vector<Status> statuses(const std::vector<Checkpoint>& rows) {
     std::vector<Status> result;
@@ -396,8 +385,8 @@ TEST_CASE("a stage begun by a run that ended reads as incomplete", "[runs]") {
     incomplete.status = Status::Incomplete;
     CHECK(manager.history(incomplete).size() == 1);
     // The same view answers in the sqlite3 shell.
-    CHECK(query_int(manager.database_path(),
-                    "SELECT count(*) FROM current_state WHERE status = 'incomplete'") == 1);
+    CHECK(query_value(manager.database_path(),
+                      "SELECT count(*) FROM current_state WHERE status = 'incomplete'") == "1");
 }
 
 TEST_CASE("a read-only manager reads and refuses to write", "[open]") {

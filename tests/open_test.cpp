@@ -2,6 +2,8 @@
 // schema versions, migrations and the connection settings.
 #include <checkpoint/checkpoint_manager.hpp>
 
+#include "files.hpp"
+#include "raw_db.hpp"
 #include "temp_dir.hpp"
 
 #include <sqlite3.h>
@@ -15,7 +17,11 @@ using checkpoint::CheckpointManager;
 using checkpoint::Error;
 using checkpoint::ErrorCode;
 using checkpoint::Options;
+using checkpoint::test::exec_sql;
+using checkpoint::test::query_value;
+using checkpoint::test::read_file;
 using checkpoint::test::TempDir;
+using checkpoint::test::write_file;
 
 namespace {
 
@@ -29,40 +35,6 @@ int latest_schema_version() {
              std::filesystem::path(CHECKPOINT_SOURCE_DIR) / "migrations"))
         if (entry.path().extension() == ".sql") ++count;
     return count;
-}
-
-std::string read_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_file(const std::filesystem::path& path, const std::string& bytes) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << bytes;
-}
-
-void exec_sql(const std::filesystem::path& path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    char* message = nullptr;
-    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
-    INFO((message ? message : ""));
-    sqlite3_free(message);
-    sqlite3_close(db);
-    REQUIRE(rc == SQLITE_OK);
-}
-
-std::string query_text(const std::filesystem::path& path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-    sqlite3_stmt* statement = nullptr;
-    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr) == SQLITE_OK);
-    std::string value;
-    if (sqlite3_step(statement) == SQLITE_ROW)
-        value = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
-    sqlite3_finalize(statement);
-    sqlite3_close(db);
-    return value;
 }
 
 // Opening `dir` must throw Error with `code`, naming the database file, and leave the
@@ -172,15 +144,15 @@ TEST_CASE("a new database gets the schema version, application id and migration 
     { CheckpointManager manager(dir.path()); }
     const auto db = dir / "checkpoints.db";
     const int latest = latest_schema_version();
-    CHECK(query_text(db, "PRAGMA user_version") == std::to_string(latest));
-    CHECK(query_text(db, "PRAGMA application_id") == std::to_string(checkpoint_application_id));
-    CHECK(query_text(db, "SELECT count(*) FROM schema_migrations") == std::to_string(latest));
-    CHECK(query_text(db, "SELECT name FROM schema_migrations WHERE version = 1") ==
+    CHECK(query_value(db, "PRAGMA user_version") == std::to_string(latest));
+    CHECK(query_value(db, "PRAGMA application_id") == std::to_string(checkpoint_application_id));
+    CHECK(query_value(db, "SELECT count(*) FROM schema_migrations") == std::to_string(latest));
+    CHECK(query_value(db, "SELECT name FROM schema_migrations WHERE version = 1") ==
           "0001_initial.sql");
-    CHECK(query_text(db, "PRAGMA journal_mode") == "wal");
+    CHECK(query_value(db, "PRAGMA journal_mode") == "wal");
     // Opening again applies nothing twice.
     { CheckpointManager manager(dir.path()); }
-    CHECK(query_text(db, "SELECT count(*) FROM schema_migrations") == std::to_string(latest));
+    CHECK(query_value(db, "SELECT count(*) FROM schema_migrations") == std::to_string(latest));
 }
 
 TEST_CASE("a directory that cannot be created or written is a clear error", "[open]") {

@@ -4,6 +4,7 @@
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include "child_process.hpp"
+#include "files.hpp"
 #include "temp_dir.hpp"
 
 #include <spdlog/sinks/null_sink.h>
@@ -25,28 +26,13 @@
 
 using checkpoint::test::ChildProcess;
 using checkpoint::test::CommandResult;
+using checkpoint::test::read_file;
 using checkpoint::test::run_command;
 using checkpoint::test::TempDir;
+using checkpoint::test::with_stderr_to;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string read_file(const std::filesystem::path& path) {
-    std::ifstream in(path);
-    std::stringstream content;
-    content << in.rdbuf();
-    return content.str();
-}
-
-// argv that runs `argv` with its stderr appended to `err_file` (ChildProcess inherits
-// stderr; the file lets the test read what the child reported). `exec` keeps the pid.
-std::vector<std::string> with_stderr_to(const std::filesystem::path& err_file,
-                                        std::vector<std::string> argv) {
-    std::vector<std::string> wrapped{"/bin/sh", "-c",
-                                     "exec \"$0\" \"$@\" 2>>'" + err_file.string() + "'"};
-    wrapped.insert(wrapped.end(), argv.begin(), argv.end());
-    return wrapped;
-}
 
 std::vector<std::string> split(const std::string& text, char separator) {
     std::vector<std::string> parts;

@@ -2,26 +2,17 @@
 // tables, made through SQLite as a careless hand edit would, is reported.
 #include <checkpoint/checkpoint_manager.hpp>
 
+#include "raw_db.hpp"
 #include "temp_dir.hpp"
 
 #include <sqlite3.h>
 #include <catch2/catch.hpp>
 
 using checkpoint::CheckpointManager;
+using checkpoint::test::exec_sql;
 using checkpoint::test::TempDir;
 
 namespace {
-
-void exec_sql(const std::filesystem::path& path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    char* message = nullptr;
-    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
-    INFO((message ? message : ""));
-    sqlite3_free(message);
-    sqlite3_close(db);
-    REQUIRE(rc == SQLITE_OK);
-}
 
 std::string joined(const std::vector<std::string>& lines) {
     std::string text;

@@ -17,6 +17,15 @@ struct CommandResult {
     std::string err;     // everything written to stderr
 };
 
+// argv that runs `argv` with its stderr appended to `err_file` (ChildProcess inherits
+// stderr; the file lets a test read what the child reported). `exec` keeps the pid.
+inline std::vector<std::string> with_stderr_to(const std::string& err_file,
+                                               std::vector<std::string> argv) {
+    std::vector<std::string> wrapped{"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>>'" + err_file + "'"};
+    wrapped.insert(wrapped.end(), argv.begin(), argv.end());
+    return wrapped;
+}
+
 // Runs argv[0] (searched in PATH) with `input` on stdin; waits for it to end.
 CommandResult run_command(const std::vector<std::string>& argv, const std::string& input = {});
 
