@@ -59,8 +59,15 @@ struct CheckpointManager::Impl {
             throw Error(ErrorCode::InvalidArgument,
                         "invalid checkpoint directory: the path is empty");
         }
+        if ((options.file_mode & ~0777u) != 0 || (options.file_mode & 0600u) != 0600u) {
+            throw Error(ErrorCode::InvalidArgument,
+                        "invalid Options::file_mode " + std::to_string(options.file_mode) +
+                            ": give permission bits (at most 0777) that include owner read "
+                            "and write (0600)");
+        }
         detail::StoreConfig config{directory,          options.database_file, options.pipeline,
-                                   options.durability, options.busy_timeout,  options.read_only};
+                                   options.durability, options.busy_timeout,  options.read_only,
+                                   options.file_mode};
         return detail::Store(config, detail::RunIdentity{run_id, detail::current_process()});
     }
 

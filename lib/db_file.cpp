@@ -5,6 +5,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -39,10 +40,16 @@ struct FileDescriptor {
 
 }  // namespace
 
-FileState inspect_database_file(const std::filesystem::path& path) {
-    FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+FileState inspect_database_file(const std::filesystem::path& path, bool shared_directory) {
+    FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)};
     if (file.fd < 0) {
         if (errno == ENOENT) return FileState::Missing;
+        if (errno == ELOOP) {
+            throw Error(ErrorCode::Unsafe,
+                        describe(path) +
+                            ": is a symbolic link, which is refused (it could point anywhere). "
+                            "Use the real path of the database");
+        }
         if (errno == ENOTDIR) {
             throw Error(ErrorCode::NotFound,
                         describe(path) + ": does not exist: " + path.parent_path().string() +
@@ -59,6 +66,13 @@ FileState inspect_database_file(const std::filesystem::path& path) {
     if (S_ISDIR(info.st_mode)) {
         throw Error(ErrorCode::NotADatabase,
                     describe(path) + ": is a directory, not a database file; move it aside");
+    }
+    if (shared_directory && info.st_uid != ::geteuid() && info.st_uid != 0) {
+        throw Error(ErrorCode::Unsafe,
+                    describe(path) + ": belongs to another user (uid " +
+                        std::to_string(info.st_uid) +
+                        ") in a directory every user may write to; refused. Use a private "
+                        "checkpoint directory");
     }
     if (info.st_size == 0) return FileState::Empty;
 
@@ -104,6 +118,34 @@ FileState inspect_database_file(const std::filesystem::path& path) {
                         "it aside");
     }
     return FileState::Present;
+}
+
+bool check_directory_safety(const std::filesystem::path& directory) {
+    struct stat info {};
+    if (::stat(directory.c_str(), &info) != 0 || (info.st_mode & S_IWOTH) == 0) return false;
+    if ((info.st_mode & S_ISVTX) == 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+        throw Error(
+            ErrorCode::Unsafe,
+            "checkpoint directory " + directory.string() +
+                ": every user may write to it "
+                "(mode " +
+                mode +
+                "), so anyone could replace the database; refused. "
+                "Remove the write permission of others (chmod o-w), or use another directory");
+    }
+    return true;
+}
+
+void create_database_file(const std::filesystem::path& path, unsigned mode) {
+    FileDescriptor file{::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                               static_cast<mode_t>(mode))};
+    if (file.fd < 0 && errno != EEXIST) {
+        throw Error(ErrorCode::Io, describe(path) + ": cannot be created (" + std::strerror(errno) +
+                                       "). Check that " + path.parent_path().string() +
+                                       " is writable");
+    }
 }
 
 void sync_directory(const std::filesystem::path& directory) {

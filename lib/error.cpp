@@ -26,6 +26,8 @@ std::string_view to_string(ErrorCode code) noexcept {
             return "read_only";
         case ErrorCode::Internal:
             return "internal";
+        case ErrorCode::Unsafe:
+            return "unsafe";
     }
     return "unknown";
 }

@@ -303,7 +303,8 @@ void Store::Impl::open() {
                                            "location");
         }
     }
-    const FileState state = inspect_database_file(path);
+    const bool shared_directory = check_directory_safety(directory);
+    const FileState state = inspect_database_file(path, shared_directory);
     if (config.read_only && state != FileState::Present) {
         throw Error(ErrorCode::NotFound,
                     describe(path) + ": does not exist" +
@@ -313,7 +314,10 @@ void Store::Impl::open() {
     try {
         const int flags =
             config.read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
-        db = std::make_unique<SQLite::Database>(path.string(), flags | SQLITE_OPEN_NOMUTEX,
+        if (state == FileState::Missing && !config.read_only)
+            create_database_file(path, config.file_mode);
+        db = std::make_unique<SQLite::Database>(path.string(),
+                                                flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
                                                 static_cast<int>(config.busy_timeout.count()));
         if (!config.read_only) {
             // Keep the -wal file between connections: a new process then opens in well

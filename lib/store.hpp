@@ -25,6 +25,7 @@ struct StoreConfig {
     Durability durability = Durability::Full;
     std::chrono::milliseconds busy_timeout{30'000};
     bool read_only = false;
+    unsigned file_mode = 0600;  // of a database file created here
 };
 
 // The run this store records on its first write.

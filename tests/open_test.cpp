@@ -7,6 +7,8 @@
 #include "temp_dir.hpp"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -217,4 +219,104 @@ TEST_CASE("Options::database_file names the file inside the directory", "[open]"
                                  return e.code() == ErrorCode::InvalidArgument;
                              }));
     }
+}
+
+namespace {
+
+unsigned mode_of(const std::filesystem::path& path) {
+    struct stat info {};
+    REQUIRE(::lstat(path.c_str(), &info) == 0);
+    return info.st_mode & 07777;
+}
+
+ErrorCode open_error(const std::filesystem::path& dir, const Options& options = {}) {
+    try {
+        CheckpointManager manager(dir, options);
+    } catch (const Error& e) {
+        INFO(e.what());
+        return e.code();
+    }
+    FAIL("opening did not throw");
+    return ErrorCode::Internal;
+}
+
+// Sets the process umask for a scope.
+struct Umask {
+    explicit Umask(mode_t mask) : previous(::umask(mask)) {}
+    ~Umask() { ::umask(previous); }
+    mode_t previous;
+};
+
+}  // namespace
+
+TEST_CASE("database files are created readable and writable by the owner only", "[security]") {
+    TempDir dir;
+    Umask umask(022);
+    {
+        CheckpointManager manager(dir.path());
+        manager.save_checkpoint("s");
+        CHECK(mode_of(dir / "checkpoints.db") == 0600);
+        CHECK(mode_of(dir / "checkpoints.db-wal") == 0600);
+        CHECK(mode_of(dir / "checkpoints.db-shm") == 0600);
+    }
+    TempDir shared;
+    Options options;
+    options.file_mode = 0640;
+    CheckpointManager manager(shared.path(), options);
+    CHECK(mode_of(shared / "checkpoints.db") == 0640);
+    for (unsigned bad : {0400u, 0200u, 01777u, 010000u}) {
+        INFO(bad);
+        Options wrong;
+        wrong.file_mode = bad;
+        TempDir other;
+        CHECK(open_error(other.path(), wrong) == ErrorCode::InvalidArgument);
+    }
+}
+
+TEST_CASE("a database that is a symbolic link is refused", "[security]") {
+    TempDir dir;
+    TempDir elsewhere;
+    {
+        CheckpointManager manager(elsewhere.path());
+        manager.save_checkpoint("s");
+    }
+    std::filesystem::create_symlink(elsewhere / "checkpoints.db", dir / "checkpoints.db");
+    const std::string before = read_file(elsewhere / "checkpoints.db");
+    CHECK(open_error(dir.path()) == ErrorCode::Unsafe);
+    Options read_only;
+    read_only.read_only = true;
+    CHECK(open_error(dir.path(), read_only) == ErrorCode::Unsafe);
+    CHECK(read_file(elsewhere / "checkpoints.db") == before);
+    // A dangling link is refused too, and nothing is created at its target.
+    TempDir dangling;
+    std::filesystem::create_symlink(dangling / "target.db", dangling / "checkpoints.db");
+    CHECK(open_error(dangling.path()) == ErrorCode::Unsafe);
+    CHECK_FALSE(std::filesystem::exists(dangling / "target.db"));
+}
+
+TEST_CASE("a directory every user may write to is refused unless sticky", "[security]") {
+    TempDir dir;
+    std::filesystem::permissions(dir.path(), std::filesystem::perms(0777));
+    try {
+        CheckpointManager manager(dir.path());
+        FAIL("no exception");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::Unsafe);
+        CHECK_THAT(e.what(), Catch::Contains(dir.path().string()) && Catch::Contains("0777") &&
+                                 Catch::Contains("chmod o-w"));
+    }
+    CHECK_FALSE(std::filesystem::exists(dir / "checkpoints.db"));
+    // With the sticky bit (like /tmp), others cannot replace our files: allowed.
+    std::filesystem::permissions(dir.path(), std::filesystem::perms(01777));
+    {
+        CheckpointManager manager(dir.path());
+        manager.save_checkpoint("s");
+    }
+    // But there, a database file that belongs to another user is refused.
+    if (::geteuid() != 0) {
+        WARN("skipped the foreign-owner case: it needs root to give a file to another user");
+        return;
+    }
+    REQUIRE(::chown((dir / "checkpoints.db").c_str(), 65534, 65534) == 0);
+    CHECK(open_error(dir.path()) == ErrorCode::Unsafe);
 }

@@ -23,6 +23,8 @@ enum class ErrorCode {
     Busy = 9,       // another process held the database locked for longer than the busy timeout
     ReadOnly = 10,  // a write was attempted on a read-only manager or a read-only file
     Internal = 11,  // a bug in checkpoint or an unexpected SQLite answer; please report it
+    Unsafe = 12,    // the database file is a symbolic link, belongs to another user in a
+                    // shared directory, or the directory is writable by every user
 };
 
 // The stable lower-case name of a code ("invalid_argument", "disk_full", ...).

@@ -33,6 +33,10 @@ struct Options {
     // Default: "checkpoints.db".
     std::string database_file = "checkpoints.db";
 
+    // Permission bits of the database file when the manager creates it (SQLite's -wal and
+    // -shm files copy them), before the process umask. Default: 0600, owner only.
+    unsigned file_mode = 0600;
+
     // Durability of each write. Default: Durability::Full.
     Durability durability = Durability::Full;
 
