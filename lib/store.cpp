@@ -262,6 +262,8 @@ struct Store::Impl {
     void apply(Write& write);
     std::string describe_write(const Write& write) const;
     std::exception_ptr translated_error(const Write& write) const;
+    bool discard_failed_commit() noexcept;
+    std::exception_ptr unknown_outcome_error(const Write& write) const;
     Appended append_row(const std::string& stage, Status status,
                         std::optional<std::int64_t> duration_ms, const std::string& message,
                         const std::string& timestamp);
@@ -585,12 +587,57 @@ void Store::write_batch(const std::vector<Write*>& writes) {
         s.run_recorded = true;
     } catch (...) {
         // The transaction failed as a whole (BEGIN, the run row, a rollback, COMMIT):
-        // SQLiteCpp's Transaction rolled it back, so nothing of any write remains.
+        // SQLiteCpp's Transaction rolled it back in this connection. But when the disk
+        // failed while committing (a failed fsync), the commit record may be in the -wal
+        // file already, and a later connection would recover it: discard it first.
+        const bool discarded = s.discard_failed_commit();
         for (Write* write : writes) {
-            write->error = s.translated_error(*write);
+            write->error = discarded ? s.translated_error(*write) : s.unknown_outcome_error(*write);
             write->appended.reset();
         }
     }
+}
+
+// After an I/O error during a commit: makes one more (empty-handed) commit. SQLite writes
+// it where the failed one began in the -wal file, which breaks the failed commit's
+// checksum chain, so no later reader can recover it. Returns false when the database may
+// still hold the failed commit (the disk keeps failing).
+bool Store::Impl::discard_failed_commit() noexcept {
+    try {
+        throw;
+    } catch (const SQLite::Exception& e) {
+        // Only a failed sync can leave a complete commit record behind: a failed write
+        // (SQLITE_FULL, SQLITE_IOERR_WRITE) stops before the commit frame is written.
+        if (e.getErrorCode() != SQLITE_IOERR) return true;
+    } catch (...) {
+        return true;  // not an I/O failure: nothing reached the -wal file
+    }
+    try {
+        SQLite::Transaction transaction(*db, SQLite::TransactionBehavior::IMMEDIATE);
+        // Rewrites page 1 with what it holds: a frame in the -wal file, changing nothing.
+        db->exec("PRAGMA user_version = " + std::to_string(latest_schema_version()));
+        transaction.commit();
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+// The exception in flight, about `write`, when the write may have reached the disk.
+std::exception_ptr Store::Impl::unknown_outcome_error(const Write& write) const {
+    std::string detail;
+    try {
+        throw;
+    } catch (const std::exception& e) {
+        detail = e.what();
+    } catch (...) {
+        detail = "unknown error";
+    }
+    return std::make_exception_ptr(
+        Error(ErrorCode::Io, describe(path) + ": " + describe_write(write) +
+                                 " failed: the disk failed while committing (" + detail +
+                                 "), and the write may have reached it. Reopen the database to see "
+                                 "whether it did, once the disk works again"));
 }
 
 void Store::close_run() {
