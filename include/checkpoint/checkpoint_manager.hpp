@@ -46,7 +46,10 @@ inline constexpr std::size_t max_message_bytes = 64 * 1024;
 // (SQLite WAL; writes take the lock up front and wait up to Options::busy_timeout).
 //
 // Every write is one transaction: when the call returns it is committed (and, with
-// Durability::Full, on disk); when it throws, nothing of it was written.
+// Durability::Full, on disk); when it throws, nothing of it was written. One exception:
+// when the disk fails to sync while committing, checkpoint discards the commit record with
+// a second commit; if the disk fails that too, the Error (ErrorCode::Io) says that the
+// write may have reached the disk, and reopening the database tells.
 class CHECKPOINT_EXPORT CheckpointManager {
 public:
     // Opens ./checkpoints/checkpoints.db, creating the directory and database if missing.
