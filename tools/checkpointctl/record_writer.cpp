@@ -1,8 +1,7 @@
 #include "record_writer.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <cstdio>
 
 namespace checkpointctl {
 
@@ -50,6 +49,82 @@ std::string csv_field(const Field& field) {
     }
     return quoted + "\"";
 }
+
+// Length of the well-formed UTF-8 sequence starting text[i], or 0 if it is malformed.
+std::size_t utf8_length(const std::string& text, std::size_t i) {
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+    const unsigned char lead = byte(i);
+    std::size_t length = lead < 0xC2 ? 0 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : lead < 0xF5 ? 4 : 0;
+    if (length == 0 || i + length > text.size()) return 0;
+    for (std::size_t k = 1; k < length; ++k)
+        if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    const unsigned char second = byte(i + 1);
+    if ((lead == 0xE0 && second < 0xA0) || (lead == 0xED && second > 0x9F) ||
+        (lead == 0xF0 && second < 0x90) || (lead == 0xF4 && second > 0x8F))
+        return 0;  // overlong, surrogate, or past U+10FFFF
+    return length;
+}
+
+}  // namespace
+
+// `text` as a JSON string. Invalid UTF-8 (only possible in a hand-edited database)
+// becomes U+FFFD, so the output is always valid JSON.
+void append_json_string(std::string& out, const std::string& text) {
+    out += '"';
+    for (std::size_t i = 0; i < text.size();) {
+        // Plain printable ASCII is copied a run at a time.
+        std::size_t plain = i;
+        while (plain < text.size()) {
+            const auto p = static_cast<unsigned char>(text[plain]);
+            if (p < 0x20 || p >= 0x80 || p == '"' || p == '\\') break;
+            ++plain;
+        }
+        out.append(text, i, plain - i);
+        i = plain;
+        if (i == text.size()) break;
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x80) {
+            const std::size_t length = utf8_length(text, i);
+            if (length == 0) {
+                out += "\xEF\xBF\xBD";
+                ++i;
+            } else {
+                out.append(text, i, length);
+                i += length;
+            }
+            continue;
+        }
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (c < 0x20) {
+                    char escaped[8];
+                    std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+                    out += escaped;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+        ++i;
+    }
+    out += '"';
+}
+
+namespace {
 
 std::vector<std::string> table_cells(const std::vector<Field>& record) {
     std::vector<std::string> cells;
@@ -139,19 +214,23 @@ void RecordWriter::write_csv(const std::vector<Field>& record) {
 }
 
 void RecordWriter::write_json_object(const std::vector<Field>& record) {
-    nlohmann::ordered_json object = nlohmann::ordered_json::object();
+    line_.clear();
+    line_ += '{';
     for (std::size_t i = 0; i < columns_.size(); ++i) {
+        if (i > 0) line_ += ',';
+        append_json_string(line_, columns_[i]);
+        line_ += ':';
         const Field& field = record[i];
         if (const auto* text = std::get_if<std::string>(&field)) {
-            object[columns_[i]] = *text;
+            append_json_string(line_, *text);
         } else if (const auto* number = std::get_if<std::int64_t>(&field)) {
-            object[columns_[i]] = *number;
+            line_ += std::to_string(*number);
         } else {
-            object[columns_[i]] = nullptr;
+            line_ += "null";
         }
     }
-    // Invalid UTF-8 (only possible in a hand-edited database) becomes U+FFFD, never a throw.
-    out_ << object.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    line_ += '}';
+    out_ << line_;
 }
 
 void RecordWriter::write_table_row(const std::vector<std::string>& cells) {

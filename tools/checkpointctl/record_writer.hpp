@@ -19,6 +19,9 @@ using Field = std::variant<std::monostate, std::string, std::int64_t>;
 // finish(): an output that fails early (a damaged row) prints nothing at all, and a table's
 // columns are sized on them. Past that, records stream out as they come; a failure then
 // leaves a truncated output (JSON unterminated), and the caller's exit code says so.
+// Appends `text` to `out` as a JSON string literal (quotes, escapes; invalid UTF-8 as U+FFFD).
+void append_json_string(std::string& out, const std::string& text);
+
 class RecordWriter {
 public:
     static constexpr std::size_t held_records = 1000;
@@ -47,6 +50,7 @@ private:
     bool streaming_ = false;  // the held records were released: write as they come
     std::int64_t emitted_ = 0;
     std::vector<std::size_t> widths_;  // table column widths, fixed at release
+    std::string line_;                 // reused for each JSON object
     bool finished_ = false;
 };
 
