@@ -8,6 +8,7 @@
 #include <checkpoint/error.hpp>
 
 #include <map>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -58,15 +59,8 @@ constexpr const char* sql_insert_run =
 constexpr const char* sql_insert_pipeline =
     "INSERT INTO pipelines (pipeline) VALUES (?1) ON CONFLICT DO NOTHING";
 
-// A run failed when one of its stages failed and was not completed later in the run.
 constexpr const char* sql_close_run =
-    "UPDATE runs SET ended_at = ?2, outcome = CASE WHEN EXISTS ("
-    "  SELECT 1 FROM checkpoints f WHERE f.run_id = ?1 AND f.status = 'failed' "
-    "  AND NOT EXISTS (SELECT 1 FROM checkpoints n WHERE n.run_id = ?1 "
-    "    AND n.pipeline = f.pipeline AND n.stage = f.stage AND n.id > f.id "
-    "    AND n.status = 'completed')"
-    ") THEN 'failed' ELSE 'finished' END "
-    "WHERE run_id = ?1";
+    "UPDATE runs SET ended_at = ?2, outcome = ?3 WHERE run_id = ?1";
 
 constexpr const char* sql_schema_header =
     "SELECT (SELECT application_id FROM pragma_application_id()), "
@@ -239,6 +233,7 @@ struct Store::Impl {
     RunIdentity run;
     std::filesystem::path path;
     bool run_recorded = false;
+    std::set<std::string> failed_stages;  // failed in this run, not completed since
     std::unique_ptr<SQLite::Database> db;
 
     // Prepared once, reused for every call (writers only have the write statements).
@@ -585,6 +580,15 @@ void Store::write_batch(const std::vector<Write*>& writes) {
         }
         transaction.commit();
         s.run_recorded = true;
+        for (const Write* write : writes) {
+            if (write->error || !write->appended) continue;
+            if (write->kind == Write::Kind::Stage && write->status == Status::Failed) {
+                s.failed_stages.insert(write->stage);
+            } else if (write->kind == Write::Kind::Import ||
+                       (write->kind == Write::Kind::Stage && write->status == Status::Completed)) {
+                s.failed_stages.erase(write->stage);
+            }
+        }
     } catch (...) {
         // The transaction failed as a whole (BEGIN, the run row, a rollback, COMMIT):
         // SQLiteCpp's Transaction rolled it back in this connection. But when the disk
@@ -648,6 +652,8 @@ void Store::close_run() {
         SQLite::Statement close(*s.db, sql_close_run);
         close.bind(1, s.run.run_id);
         close.bind(2, utc_now());
+        // A run failed when one of its stages failed and was not completed after.
+        close.bind(3, s.failed_stages.empty() ? "finished" : "failed");
         close.exec();
         transaction.commit();
         s.run_recorded = false;

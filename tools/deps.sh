@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that building and testing checkpoint needs, when missing.
-# Used by tools/example.sh and tools/test.sh; safe to run again (installs nothing twice).
+# Used by tools/example.sh, tools/test.sh and tools/fuzz.sh; safe to run again (installs nothing twice).
 set -euo pipefail
 
+# clang-14 and libclang-rt-14-dev: libFuzzer for tools/fuzz.sh (the sanitizers of g++ 12
+# come with g++).
 packages=(g++ make cmake pkg-config python3 sqlite3 libsqlite3-dev libsqlitecpp-dev
-          libspdlog-dev libfmt-dev catch2 libcli11-dev nlohmann-json3-dev)
+          libspdlog-dev libfmt-dev catch2 libcli11-dev nlohmann-json3-dev
+          clang-14 libclang-rt-14-dev)
 
 missing=()
 for package in "${packages[@]}"; do

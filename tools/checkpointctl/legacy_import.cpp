@@ -53,6 +53,12 @@ int fraction_millis(std::string_view digits) {
     return to_int(padded);
 }
 
+// A time zone can carry year 0000 or 9999 out of the four-digit form: refuse those.
+std::optional<std::string> in_stored_range(std::string utc) {
+    if (utc.size() != 24 || utc[0] == '-') return std::nullopt;
+    return utc;
+}
+
 std::optional<std::string> parse_epoch(std::string_view text) {
     const auto dot = text.find('.');
     const std::string_view whole = text.substr(0, dot);
@@ -68,7 +74,7 @@ std::optional<std::string> parse_epoch(std::string_view text) {
 
 std::optional<std::string> parse_legacy_timestamp(std::string_view text) {
     text = trim(text);
-    if (auto epoch = parse_epoch(text)) return epoch;
+    if (auto epoch = parse_epoch(text)) return in_stored_range(*epoch);
     // YYYY-MM-DD[T ]HH:MM:SS
     if (text.size() < 19 || text[4] != '-' || text[7] != '-' ||
         (text[10] != 'T' && text[10] != ' ') || text[13] != ':' || text[16] != ':')
@@ -118,7 +124,32 @@ std::optional<std::string> parse_legacy_timestamp(std::string_view text) {
     if (fields.tm_mday != given.tm_mday || fields.tm_mon != given.tm_mon || given.tm_hour > 23 ||
         given.tm_min > 59 || given.tm_sec > 60)
         return std::nullopt;
-    return format_utc(static_cast<std::int64_t>(seconds) * 1000 + millis);
+    return in_stored_range(format_utc(static_cast<std::int64_t>(seconds) * 1000 + millis));
+}
+
+std::variant<std::optional<std::string>, LegacyFileError> parse_legacy_file(std::string_view text) {
+    std::istringstream content{std::string(text)};
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(content, line);) {
+        if (!trim(line).empty()) lines.emplace_back(trim(line));
+    }
+    if (lines.empty() || lines[0] != "COMPLETED") {
+        return LegacyFileError{lines.empty()
+                                   ? "empty (expected COMPLETED)"
+                                   : "malformed: expected COMPLETED, found '" + lines[0] + "'"};
+    }
+    std::optional<std::string> timestamp;
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+        const std::string_view line = lines[i];
+        constexpr std::string_view key = "Timestamp:";
+        if (line.substr(0, key.size()) != key || timestamp) {
+            return LegacyFileError{"malformed: unexpected line '" + lines[i] + "'"};
+        }
+        if (!(timestamp = parse_legacy_timestamp(line.substr(key.size())))) {
+            return LegacyFileError{"malformed: cannot read the time in '" + lines[i] + "'"};
+        }
+    }
+    return timestamp;
 }
 
 LegacyScan scan_legacy_directory(const std::filesystem::path& directory) {
@@ -162,29 +193,12 @@ LegacyScan scan_legacy_directory(const std::filesystem::path& directory) {
             skip("cannot be opened");
             continue;
         }
-        std::vector<std::string> lines;
-        for (std::string line; std::getline(content, line);) {
-            if (!trim(line).empty()) lines.emplace_back(trim(line));
-        }
-        if (lines.empty() || lines[0] != "COMPLETED") {
-            skip(lines.empty() ? "empty (expected COMPLETED)"
-                               : "malformed: expected COMPLETED, found '" + lines[0] + "'");
+        auto parsed = parse_legacy_file(content.str());
+        if (const auto* problem = std::get_if<LegacyFileError>(&parsed)) {
+            skip(problem->reason);
             continue;
         }
-        std::optional<std::string> timestamp;
-        bool malformed = false;
-        for (std::size_t i = 1; i < lines.size() && !malformed; ++i) {
-            const std::string_view line = lines[i];
-            constexpr std::string_view key = "Timestamp:";
-            if (line.substr(0, key.size()) != key || timestamp) {
-                skip("malformed: unexpected line '" + lines[i] + "'");
-                malformed = true;
-            } else if (!(timestamp = parse_legacy_timestamp(line.substr(key.size())))) {
-                skip("malformed: cannot read the time in '" + lines[i] + "'");
-                malformed = true;
-            }
-        }
-        if (malformed) continue;
+        auto timestamp = std::get<std::optional<std::string>>(std::move(parsed));
         if (!timestamp) {
             const auto modified = std::filesystem::last_write_time(file, error);
             if (error) {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace checkpointctl {
@@ -29,6 +30,16 @@ struct LegacyScan {
 // Scans `directory` (not recursively). Files not ending in ".checkpoint" are ignored.
 // Throws std::runtime_error when the directory itself cannot be read.
 LegacyScan scan_legacy_directory(const std::filesystem::path& directory);
+
+// The content of one legacy file: `COMPLETED` on its first non-blank line, then at most one
+// `Timestamp: …` line (blank lines and surrounding spaces ignored). On success, the
+// timestamp in stored form, or std::nullopt when the file has no Timestamp line (the
+// caller uses the file's modification time); otherwise LegacyFileError, why it is skipped.
+struct LegacyFileError {
+    std::string reason;
+};
+std::variant<std::optional<std::string>, LegacyFileError> parse_legacy_file(
+    std::string_view content);
 
 // A legacy timestamp in the stored form "YYYY-MM-DDTHH:MM:SS.mmmZ": ISO-8601 with 'T' or
 // ' ', optional fraction and optional zone ('Z', ±HH:MM, ±HHMM; without one, the local

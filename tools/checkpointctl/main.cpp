@@ -1,7 +1,8 @@
 // checkpointctl — audit and operate a checkpoint database without writing code.
 //
 // Exit codes: 0 success; 1 error; 2 usage; 3 verification found problems; 4 database not
-// found; 5 not a checkpoint database, or damaged; 6 schema version mismatch; 7 busy.
+// found; 5 not a checkpoint database, damaged or unsafe; 6 schema version mismatch; 7 busy.
+#include "command_line.hpp"
 #include "legacy_import.hpp"
 #include "record_writer.hpp"
 
@@ -25,17 +26,7 @@ using checkpoint::CheckpointManager;
 using checkpointctl::Field;
 using checkpointctl::Format;
 using checkpointctl::RecordWriter;
-
-enum Exit {
-    exit_ok = 0,
-    exit_error = 1,
-    exit_usage = 2,
-    exit_verify_failed = 3,
-    exit_not_found = 4,
-    exit_not_a_database = 5,
-    exit_schema = 6,
-    exit_busy = 7,
-};
+using namespace checkpointctl;  // Settings, the exit codes
 
 int exit_code_for(checkpoint::ErrorCode code) {
     using checkpoint::ErrorCode;
@@ -46,6 +37,7 @@ int exit_code_for(checkpoint::ErrorCode code) {
             return exit_not_found;
         case ErrorCode::NotADatabase:
         case ErrorCode::Corrupt:
+        case ErrorCode::Unsafe:
             return exit_not_a_database;
         case ErrorCode::SchemaTooNew:
         case ErrorCode::SchemaTooOld:
@@ -56,30 +48,6 @@ int exit_code_for(checkpoint::ErrorCode code) {
             return exit_error;
     }
 }
-
-// What the user asked for, filled by CLI11.
-struct Settings {
-    std::string dir = "checkpoints";
-    std::string db;
-    std::string pipeline = "default";
-    std::string format;  // empty: table on a terminal, csv otherwise
-    bool verbose = false;
-    std::int64_t busy_timeout_ms = 30'000;
-    // history filters
-    std::string stage;
-    std::string run;
-    std::string status;
-    std::string since;
-    std::string until;
-    std::optional<std::int64_t> limit;
-    // status
-    std::vector<std::string> stages;
-    // clear
-    std::vector<std::string> clear_stages;
-    bool yes = false;
-    // import-legacy
-    std::string legacy_dir;
-};
 
 Format resolve_format(const std::string& name, Format when_terminal, Format otherwise) {
     if (name.empty()) return isatty(STDOUT_FILENO) ? when_terminal : otherwise;
@@ -335,14 +303,18 @@ void add_format_option(CLI::App& command, Settings& settings, const std::string&
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace checkpointctl {
+
+CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& out,
+                               std::ostream& err) {
+    CommandLine result;
+    Settings& settings = result.settings;
     CLI::App app{"checkpointctl: audit and operate checkpoint databases", "checkpointctl"};
     app.require_subcommand(1);
     app.footer(
         "Exit codes: 0 ok, 1 error, 2 usage, 3 verification failed, 4 database not found,\n"
-        "5 not a checkpoint database or damaged, 6 schema version mismatch, 7 busy.\n"
+        "5 not a checkpoint database, damaged or unsafe, 6 schema version mismatch, 7 busy.\n"
         "Example: checkpointctl --dir checkpoints history --format csv");
-    Settings settings;
     add_location_options(app, settings);
     const std::string table_default =
         "table|csv|json|ndjson (default: table on a terminal, "
@@ -404,8 +376,9 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        const int code = app.exit(e);
-        return code == 0 ? exit_ok : exit_usage;
+        const int code = app.exit(e, out, err);
+        result.exit_code = code == 0 ? exit_ok : exit_usage;
+        return result;
     }
 
     // --dir and --db exclude each other, also on opposite sides of the subcommand.
@@ -415,19 +388,59 @@ int main(int argc, char** argv) {
         db_count += command->count("--db");
     }
     if (dir_count > 0 && db_count > 0) {
-        std::cerr << "checkpointctl: --dir and --db cannot be used together; give one\n";
-        return exit_usage;
+        err << "checkpointctl: --dir and --db cannot be used together; give one\n";
+        result.exit_code = exit_usage;
+        return result;
     }
 
+    if (*status)
+        result.command = Command::Status;
+    else if (*history)
+        result.command = Command::History;
+    else if (*runs)
+        result.command = Command::Runs;
+    else if (*dump)
+        result.command = Command::Dump;
+    else if (*clear)
+        result.command = Command::Clear;
+    else if (*verify)
+        result.command = Command::Verify;
+    else if (*migrate)
+        result.command = Command::Migrate;
+    else if (*import_legacy)
+        result.command = Command::ImportLegacy;
+    else
+        result.exit_code = exit_usage;
+    return result;
+}
+
+}  // namespace checkpointctl
+
+// Built without main() for the fuzz target of the command line (tests/fuzz).
+#ifndef CHECKPOINTCTL_NO_MAIN
+int main(int argc, char** argv) {
+    const CommandLine command_line = parse_command_line(argc, argv, std::cout, std::cerr);
+    if (!command_line.command) return command_line.exit_code;
+    const Settings& settings = command_line.settings;
     try {
-        if (*status) return run_status(settings);
-        if (*history) return run_history(settings, false);
-        if (*runs) return run_runs(settings);
-        if (*dump) return run_history(settings, true);
-        if (*clear) return run_clear(settings);
-        if (*verify) return run_verify(settings);
-        if (*migrate) return run_migrate(settings);
-        if (*import_legacy) return run_import_legacy(settings);
+        switch (*command_line.command) {
+            case Command::Status:
+                return run_status(settings);
+            case Command::History:
+                return run_history(settings, false);
+            case Command::Runs:
+                return run_runs(settings);
+            case Command::Dump:
+                return run_history(settings, true);
+            case Command::Clear:
+                return run_clear(settings);
+            case Command::Verify:
+                return run_verify(settings);
+            case Command::Migrate:
+                return run_migrate(settings);
+            case Command::ImportLegacy:
+                return run_import_legacy(settings);
+        }
     } catch (const checkpoint::Error& e) {
         std::cerr << "checkpointctl: " << e.what() << "\n";
         return exit_code_for(e.code());
@@ -437,3 +450,4 @@ int main(int argc, char** argv) {
     }
     return exit_usage;
 }
+#endif

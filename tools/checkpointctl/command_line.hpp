@@ -1,0 +1,64 @@
+// checkpointctl's command line: parsed into Settings without running anything, so that
+// tests/fuzz/checkpointctl_args_fuzz.cpp can feed it arbitrary arguments.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace checkpointctl {
+
+// Exit codes of checkpointctl.
+enum Exit {
+    exit_ok = 0,
+    exit_error = 1,
+    exit_usage = 2,
+    exit_verify_failed = 3,
+    exit_not_found = 4,
+    exit_not_a_database = 5,
+    exit_schema = 6,
+    exit_busy = 7,
+};
+
+// What the user asked for, filled by CLI11.
+struct Settings {
+    std::string dir = "checkpoints";
+    std::string db;
+    std::string pipeline = "default";
+    std::string format;  // empty: table on a terminal, csv otherwise
+    bool verbose = false;
+    std::int64_t busy_timeout_ms = 30'000;
+    // history filters
+    std::string stage;
+    std::string run;
+    std::string status;
+    std::string since;
+    std::string until;
+    std::optional<std::int64_t> limit;
+    // status
+    std::vector<std::string> stages;
+    // clear
+    std::vector<std::string> clear_stages;
+    bool yes = false;
+    // import-legacy
+    std::string legacy_dir;
+};
+
+enum class Command { Status, History, Runs, Dump, Clear, Verify, Migrate, ImportLegacy };
+
+struct CommandLine {
+    // The subcommand to run; empty when there is nothing to run (--help, a usage error):
+    // then checkpointctl exits with exit_code.
+    std::optional<Command> command;
+    int exit_code = exit_ok;
+    Settings settings;
+};
+
+// Parses checkpointctl's arguments (argv[0] is the program). Help goes to `out`, usage
+// errors to `err`. Opens no file and runs nothing.
+CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& out,
+                               std::ostream& err);
+
+}  // namespace checkpointctl
