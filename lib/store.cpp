@@ -117,6 +117,15 @@ std::string describe(const std::filesystem::path& path) {
                             where + "the database is damaged (" + e.what() +
                                 "). Restore it from a backup, or move it aside to start "
                                 "afresh");
+            case SQLITE_ERROR:
+            case SQLITE_MISMATCH:
+                // Our SQL is fixed and was checked against this schema version: an SQL
+                // error here means the tables were altered by hand (a dropped column...).
+                throw Error(ErrorCode::Corrupt,
+                            where + "the database's tables do not match its schema version (" +
+                                e.what() +
+                                "); they were altered outside the library. Restore the file "
+                                "from a backup, or move it aside to start afresh");
             case SQLITE_NOTADB:
                 throw Error(ErrorCode::NotADatabase,
                             where +

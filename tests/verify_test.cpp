@@ -89,3 +89,17 @@ TEST_CASE("damage to the tables is reported", "[verify]") {
     INFO(joined(problems));
     CHECK_THAT(joined(problems), Catch::Contains(expected));
 }
+
+TEST_CASE("tables altered by hand make reads throw Corrupt, not Internal", "[verify]") {
+    TempDir dir;
+    populate(dir.path());
+    exec_sql(dir / "checkpoints.db", "ALTER TABLE runs DROP COLUMN user");
+    CheckpointManager manager(dir.path());
+    try {
+        manager.runs();
+        FAIL("no exception");
+    } catch (const checkpoint::Error& e) {
+        CHECK(e.code() == checkpoint::ErrorCode::Corrupt);
+        CHECK_THAT(e.what(), Catch::Contains("altered outside the library"));
+    }
+}
