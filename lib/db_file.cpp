@@ -108,8 +108,15 @@ FileState inspect_database_file(const std::filesystem::path& path, bool shared_d
                                             "); it was left unchanged. Restore it from a "
                                             "backup or move it aside");
     }
-    if (count_valid && static_cast<std::uint64_t>(info.st_size) <
-                           static_cast<std::uint64_t>(page_count) * page_size) {
+    // While another process checkpoints the WAL, page 1 (with the new page count) is
+    // written before the file grows: with WAL content present, the size proves nothing,
+    // and SQLite itself will find a real truncation when it reads.
+    struct stat wal {};
+    const bool wal_has_content =
+        ::stat((path.string() + "-wal").c_str(), &wal) == 0 && wal.st_size > 0;
+    if (count_valid && !wal_has_content &&
+        static_cast<std::uint64_t>(info.st_size) <
+            static_cast<std::uint64_t>(page_count) * page_size) {
         throw Error(ErrorCode::Corrupt,
                     describe(path) + ": is truncated (" + std::to_string(info.st_size) +
                         " bytes, but its header declares " + std::to_string(page_count) +

@@ -28,6 +28,9 @@ constexpr Check checks[] = {
      "WHERE NOT " CHECKPOINT_TIMESTAMP_OK("timestamp")},
     {"SELECT 'checkpoints row ' || id || ': negative version ' || quote(version) "
      "FROM checkpoints WHERE typeof(version) <> 'integer' OR version < 0"},
+    {"SELECT 'checkpoints row ' || id || ': completed with version ' || version || "
+     "' (completed versions start at 1)' FROM checkpoints "
+     "WHERE status = 'completed' AND version < 1"},
     // Completed versions strictly increase per stage; no row goes below an earlier one.
     {"SELECT 'checkpoints row ' || id || ': stage ' || quote(stage) || ' version ' || "
      "version || CASE WHEN status = 'completed' THEN ' is not above' ELSE ' is below' END || "
@@ -63,6 +66,10 @@ constexpr Check checks[] = {
     {"SELECT 'stage ' || quote(stage) || ' of pipeline ' || quote(pipeline) || "
      "': derived state points at missing history row ' || head_id FROM stage_heads h "
      "WHERE NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.id = h.head_id)"},
+    {"SELECT 'stage ' || quote(h.stage) || ' of pipeline ' || quote(h.pipeline) || "
+     "': derived state points at history row ' || h.head_id || ', which is not its own' "
+     "FROM stage_heads h JOIN checkpoints c ON c.id = h.head_id "
+     "WHERE c.pipeline IS NOT h.pipeline OR c.stage IS NOT h.stage"},
     {"SELECT 'pipeline ' || quote(p.pipeline) || ': last clear recorded as row ' || "
      "p.cleared_id || ', but the history says ' || coalesce(c.last_clear, 0) "
      "FROM pipelines p LEFT JOIN (SELECT pipeline, max(id) AS last_clear FROM checkpoints "

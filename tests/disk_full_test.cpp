@@ -202,7 +202,7 @@ void check_nothing_lost(const fs::path& dir, const Filled& filled, bool read_onl
 
 }  // namespace
 
-TEST_CASE("a full disk fails the save with DiskFull and loses nothing; freeing space heals",
+TEST_CASE("a full disk fails the save with DiskFull and loses nothing and freeing space heals",
           "[diskfull]") {
     if (const auto reason = cannot_run()) return skip(*reason);
     // Several sizes, so that the disk fills up at different moments (a save, a begin, a
@@ -280,7 +280,7 @@ TEST_CASE("a full disk heals when the filesystem is made larger", "[diskfull]") 
     check_nothing_lost(dir, filled, false);
 }
 
-TEST_CASE("a database cannot be created on a full disk, and is once space is freed", "[diskfull]") {
+TEST_CASE("a database cannot be created on a full disk but can once space is freed", "[diskfull]") {
     if (const auto reason = cannot_run()) return skip(*reason);
     TempDir scratch;
     TmpfsMount tmpfs(scratch / "tmpfs", "256k");

@@ -29,6 +29,17 @@
 //         clear-all     clear_checkpoints()
 //       Exits 0 at the end of stdin; on any other line prints "error: ..." on stderr and
 //       exits 1.
+//
+//   checkpoint_test_worker mixed DIR SEED COUNT [normal] [--pipeline NAME]
+//       performs COUNT operations (0: until killed) chosen by a random generator seeded with
+//       SEED, on the stages s0 ... s5: save_checkpoint (40%), begin_stage (20%), fail_stage
+//       (10%), clear_checkpoint (20%) and clear_checkpoints (10%). Prints "ready RUN_ID" once
+//       the database is open, then, after each operation has returned, one line naming it and
+//       the history row it wrote (read back by run id), and flushes:
+//         ack save STAGE VERSION ID | ack begin STAGE ID | ack fail STAGE ID
+//         ack clear STAGE ID        | ack clear-all ID
+//       Exits 0 after COUNT operations; on an error prints "error: ..." on stderr and exits 1.
+//         normal       use Durability::Normal instead of Durability::Full
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include <chrono>
@@ -36,6 +47,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -49,7 +62,8 @@ constexpr const char* usage =
     "[--stop FILE]\n"
     "       checkpoint_test_worker begin DIR STAGE\n"
     "       checkpoint_test_worker fail DIR STAGE MESSAGE [--pipeline NAME]\n"
-    "       checkpoint_test_worker serve DIR [--pipeline NAME]\n";
+    "       checkpoint_test_worker serve DIR [--pipeline NAME]\n"
+    "       checkpoint_test_worker mixed DIR SEED COUNT [normal] [--pipeline NAME]\n";
 
 void say(const std::string& line) {
     std::fputs((line + "\n").c_str(), stdout);
@@ -164,6 +178,66 @@ int serve(int argc, char** argv) {
     return 0;
 }
 
+int mixed(int argc, char** argv) {
+    checkpoint::Options options;
+    for (int i = 5; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "normal") {
+            options.durability = checkpoint::Durability::Normal;
+        } else if (arg == "--pipeline" && i + 1 < argc) {
+            options.pipeline = argv[++i];
+        } else {
+            std::cerr << usage;
+            return 2;
+        }
+    }
+    std::mt19937_64 rng(std::strtoull(argv[3], nullptr, 10));
+    const long count = std::strtol(argv[4], nullptr, 10);
+    checkpoint::CheckpointManager manager(argv[2], options);
+    say("ready " + manager.run_id());
+    // The last history row this run wrote: the one the operation just appended (each
+    // operation appends exactly one row, and only this run writes rows with its id).
+    auto own_last_row = [&manager](checkpoint::Status expected, const std::string& stage) {
+        checkpoint::HistoryFilter mine;
+        mine.run_id = manager.run_id();
+        std::optional<checkpoint::Checkpoint> last;
+        manager.for_each_history(mine, [&last](const checkpoint::Checkpoint& row) { last = row; });
+        if (!last || last->status != expected || last->stage != stage) {
+            throw std::runtime_error("mixed: the row just written (" +
+                                     std::string(checkpoint::to_string(expected)) + " '" + stage +
+                                     "') is not this run's last history row");
+        }
+        return *last;
+    };
+    for (long done = 0; count == 0 || done < count; ++done) {
+        const std::string stage = "s" + std::to_string(rng() % 6);
+        const auto pick = rng() % 100;
+        if (pick < 40) {
+            manager.save_checkpoint(stage);
+            const auto row = own_last_row(checkpoint::Status::Completed, stage);
+            say("ack save " + stage + " " + std::to_string(row.version) + " " +
+                std::to_string(row.id));
+        } else if (pick < 60) {
+            manager.begin_stage(stage);
+            const auto row = own_last_row(checkpoint::Status::Started, stage);
+            say("ack begin " + stage + " " + std::to_string(row.id));
+        } else if (pick < 70) {
+            manager.fail_stage(stage, "mixed failure " + std::to_string(done));
+            const auto row = own_last_row(checkpoint::Status::Failed, stage);
+            say("ack fail " + stage + " " + std::to_string(row.id));
+        } else if (pick < 90) {
+            manager.clear_checkpoint(stage);
+            const auto row = own_last_row(checkpoint::Status::Cleared, stage);
+            say("ack clear " + stage + " " + std::to_string(row.id));
+        } else {
+            manager.clear_checkpoints();
+            const auto row = own_last_row(checkpoint::Status::Cleared, "");
+            say("ack clear-all " + std::to_string(row.id));
+        }
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -173,6 +247,7 @@ int main(int argc, char** argv) {
         if (command == "begin" && argc == 4) return begin(argv);
         if (command == "fail" && argc >= 5) return fail(argc, argv);
         if (command == "serve" && argc >= 3) return serve(argc, argv);
+        if (command == "mixed" && argc >= 5) return mixed(argc, argv);
         std::cerr << usage;
         return 2;
     } catch (const std::exception& e) {
