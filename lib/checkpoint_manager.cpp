@@ -176,7 +176,7 @@ CheckpointManager::CheckpointManager(std::filesystem::path checkpoint_dir, Optio
         logger->error("{}", e.what());
         throw;
     }
-    impl_->logger->debug("opened {} (pipeline '{}', run {})", impl_->store.path().string(),
+    impl_->logger->debug("opened {} (pipeline '{}', run {})", impl_->store.path().native(),
                          impl_->options.pipeline, impl_->run_id);
 }
 
@@ -209,7 +209,7 @@ void CheckpointManager::save_checkpoint(std::string_view stage) {
         impl_->write_stage(name, Status::Completed, impl_->elapsed_since_begin(name));
     impl_->set_begun(name, false);
     impl_->logger->info("saved stage '{}' version {} in {}", name, appended.version,
-                        impl_->store.path().string());
+                        impl_->store.path().native());
 }
 
 void CheckpointManager::begin_stage(std::string_view stage) {
@@ -253,14 +253,14 @@ void CheckpointManager::clear_checkpoints() {
     write.kind = detail::Write::Kind::PipelineClear;
     impl_->submit(write);
     impl_->logger->info("cleared every stage of pipeline '{}' (history row {}) in {}",
-                        impl_->options.pipeline, write.appended->id, impl_->store.path().string());
+                        impl_->options.pipeline, write.appended->id, impl_->store.path().native());
 }
 
 void CheckpointManager::clear_checkpoint(std::string_view stage) {
     validate_name(stage, "stage name");
     const std::string name(stage);
     impl_->write_stage(name, Status::Cleared);
-    impl_->logger->info("cleared stage '{}' in {}", name, impl_->store.path().string());
+    impl_->logger->info("cleared stage '{}' in {}", name, impl_->store.path().native());
 }
 
 bool CheckpointManager::import_checkpoint(std::string_view stage, std::string_view timestamp,

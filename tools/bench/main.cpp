@@ -13,6 +13,7 @@
 // benchmark error or lost data; 2 on bad usage. Timing never fails the run.
 #include "baselines.hpp"
 #include "harness.hpp"
+#include "record_writer.hpp"
 
 #include <checkpoint/checkpoint_manager.hpp>
 
@@ -943,39 +944,6 @@ void wait_for_go() {
     }
 }
 
-void append_json_string(std::string& out, const char* text, int length) {
-    out += '"';
-    for (int i = 0; i < length; ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20) {
-                    char escaped[8];
-                    std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-                    out += escaped;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    out += '"';
-}
-
 // The raw dump: every history row as one NDJSON object, written with the C API and stdio.
 int raw_dump(const char* database) {
     bench::RawDatabase db(database, true, busy_timeout_ms);
@@ -1002,9 +970,11 @@ int raw_dump(const char* database) {
                     line += std::to_string(sqlite3_column_int64(row, column));
                     break;
                 default:
-                    append_json_string(
-                        line, reinterpret_cast<const char*>(sqlite3_column_text(row, column)),
-                        sqlite3_column_bytes(row, column));
+                    // The same JSON text as checkpointctl writes: only the reads differ.
+                    checkpointctl::append_json_string(
+                        line, std::string_view(
+                                  reinterpret_cast<const char*>(sqlite3_column_text(row, column)),
+                                  static_cast<std::size_t>(sqlite3_column_bytes(row, column))));
             }
         }
         line += "}\n";

@@ -51,7 +51,7 @@ std::string csv_field(const Field& field) {
 }
 
 // Length of the well-formed UTF-8 sequence starting text[i], or 0 if it is malformed.
-std::size_t utf8_length(const std::string& text, std::size_t i) {
+std::size_t utf8_length(std::string_view text, std::size_t i) {
     const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
     const unsigned char lead = byte(i);
     std::size_t length = lead < 0xC2 ? 0 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : lead < 0xF5 ? 4 : 0;
@@ -69,7 +69,7 @@ std::size_t utf8_length(const std::string& text, std::size_t i) {
 
 // `text` as a JSON string. Invalid UTF-8 (only possible in a hand-edited database)
 // becomes U+FFFD, so the output is always valid JSON.
-void append_json_string(std::string& out, const std::string& text) {
+void append_json_string(std::string& out, std::string_view text) {
     out += '"';
     for (std::size_t i = 0; i < text.size();) {
         // Plain printable ASCII is copied a run at a time.
@@ -79,7 +79,7 @@ void append_json_string(std::string& out, const std::string& text) {
             if (p < 0x20 || p >= 0x80 || p == '"' || p == '\\') break;
             ++plain;
         }
-        out.append(text, i, plain - i);
+        out.append(text.substr(i, plain - i));
         i = plain;
         if (i == text.size()) break;
         const auto c = static_cast<unsigned char>(text[i]);
@@ -89,7 +89,7 @@ void append_json_string(std::string& out, const std::string& text) {
                 out += "\xEF\xBF\xBD";
                 ++i;
             } else {
-                out.append(text, i, length);
+                out.append(text.substr(i, length));
                 i += length;
             }
             continue;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -20,7 +21,7 @@ using Field = std::variant<std::monostate, std::string, std::int64_t>;
 // columns are sized on them. Past that, records stream out as they come; a failure then
 // leaves a truncated output (JSON unterminated), and the caller's exit code says so.
 // Appends `text` to `out` as a JSON string literal (quotes, escapes; invalid UTF-8 as U+FFFD).
-void append_json_string(std::string& out, const std::string& text);
+void append_json_string(std::string& out, std::string_view text);
 
 class RecordWriter {
 public:
