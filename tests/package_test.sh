@@ -50,7 +50,7 @@ quietly "cmake --install $CHECKPOINT_BINARY_DIR failed" \
 (cd "$prefix" && find . -type f -o -type l | sort)
 
 # The library directory (lib, or lib/<multiarch>) is where pkgconfig/checkpoint.pc went.
-pc_file=$(find "$prefix" -path '*/pkgconfig/checkpoint.pc' | head -n 1)
+pc_file=$(find "$prefix" -path '*/pkgconfig/checkpoint.pc' -print -quit)
 [[ -n $pc_file ]] || fail "checkpoint.pc is not installed (no <libdir>/pkgconfig/checkpoint.pc)"
 libdir=$(dirname "$(dirname "$pc_file")")
 if compgen -G "$libdir/libcheckpoint.so*" >/dev/null; then
@@ -117,8 +117,11 @@ fi
 out=$(TMPDIR="$work" "$work/consumer-build/consumer" 2>&1) ||
     fail "the CMake consumer failed: $out"
 [[ $(tail -n 1 <<<"$out") == OK ]] || fail "the CMake consumer did not print OK: $out"
-if ((shared)) && ! ldd "$work/consumer-build/consumer" | grep -q "$libdir/libcheckpoint"; then
-    fail "the CMake consumer does not load libcheckpoint from the prefix: $(ldd "$work/consumer-build/consumer")"
+if ((shared)); then
+    # Captured first: `ldd | grep -q` under pipefail fails when grep exits before ldd is done.
+    libraries=$(ldd "$work/consumer-build/consumer")
+    [[ $libraries == *"$libdir/libcheckpoint"* ]] ||
+        fail "the CMake consumer does not load libcheckpoint from the prefix: $libraries"
 fi
 
 # The version file: SameMinorVersion compatibility.

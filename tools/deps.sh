@@ -11,7 +11,8 @@ packages=(g++ make cmake pkg-config python3 sqlite3 libsqlite3-dev libsqlitecpp-
 
 missing=()
 for package in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  if [[ $status != *"install ok installed"* ]]; then
     missing+=("$package")
   fi
 done
