@@ -1,5 +1,7 @@
 #include "db_file.hpp"
 
+#include "file_descriptor.hpp"
+
 #include <checkpoint/error.hpp>
 
 #include <array>
@@ -29,14 +31,6 @@ std::uint32_t big_endian(const unsigned char* bytes, int count) {
 std::string describe(const std::filesystem::path& path) {
     return "checkpoint database " + path.string();
 }
-
-// Closes a file descriptor on scope exit.
-struct FileDescriptor {
-    int fd;
-    ~FileDescriptor() {
-        if (fd >= 0) ::close(fd);
-    }
-};
 
 }  // namespace
 

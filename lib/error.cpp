@@ -28,6 +28,8 @@ std::string_view to_string(ErrorCode code) noexcept {
             return "internal";
         case ErrorCode::Unsafe:
             return "unsafe";
+        case ErrorCode::OutputDamaged:
+            return "output_damaged";
     }
     return "unknown";
 }

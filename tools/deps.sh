@@ -6,7 +6,7 @@ set -euo pipefail
 # clang-14 and libclang-rt-14-dev: libFuzzer for tools/fuzz.sh (the sanitizers of g++ 12
 # come with g++).
 packages=(g++ make cmake pkg-config python3 sqlite3 libsqlite3-dev libsqlitecpp-dev
-          libspdlog-dev libfmt-dev catch2 libcli11-dev nlohmann-json3-dev
+          libspdlog-dev libfmt-dev catch2 libcli11-dev nlohmann-json3-dev libsodium-dev
           clang-14 libclang-rt-14-dev)
 
 missing=()

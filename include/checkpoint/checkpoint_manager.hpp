@@ -11,9 +11,13 @@
 
 #include <checkpoint/error.hpp>
 #include <checkpoint/export.hpp>
+#include <checkpoint/fingerprint.hpp>
 #include <checkpoint/options.hpp>
+#include <checkpoint/prune.hpp>
 #include <checkpoint/records.hpp>
+#include <checkpoint/save_options.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -31,6 +35,13 @@ CHECKPOINT_EXPORT int schema_version() noexcept;
 inline constexpr std::size_t max_name_bytes = 1024;
 // Failure messages longer than this (in bytes) are stored truncated.
 inline constexpr std::size_t max_message_bytes = 64 * 1024;
+
+// Whether clear_checkpoint() also clears the stages that consumed the stage.
+enum class ClearScope {
+    StageOnly,       // only the stage named
+    WithDownstream,  // the stage and, transitively, every stage whose current checkpoint
+                     // named it (or one of them) in SaveOptions::inputs
+};
 
 // Records the stages of one pipeline in <checkpoint_dir>/checkpoints.db.
 //
@@ -81,6 +92,14 @@ public:
     // was begun in this run, the row carries the time since begin_stage() as its duration.
     void save_checkpoint(std::string_view stage);
 
+    // The same, with metadata, a fingerprint, the stage's output and the upstream stages it
+    // consumed (see SaveOptions). An output file is written, fsynced and renamed into the
+    // outputs directory before the row commits, so a checkpoint never names a missing or
+    // partial file. Throws Error(InvalidArgument) for bad metadata, fingerprint or inputs
+    // (an input that is not completed, the stage itself, a duplicate), Error(Io/DiskFull)
+    // when the output file cannot be written; nothing is recorded then.
+    void save_checkpoint(std::string_view stage, const SaveOptions& options);
+
     // Records that `stage` started (status Started). has_checkpoint(stage) is false from
     // now until the stage is saved again.
     void begin_stage(std::string_view stage);
@@ -104,6 +123,19 @@ public:
     // saved still records the clear.
     void clear_checkpoint(std::string_view stage);
 
+    // The same, and with ClearScope::WithDownstream also every stage downstream of it, all
+    // in one transaction (one Cleared row per stage). Returns the stages cleared, `stage`
+    // first, then the others by name.
+    std::vector<std::string> clear_checkpoint(std::string_view stage, ClearScope scope);
+
+    // Deletes old history rows of this pipeline (see PruneOptions for which, and what is
+    // never deleted), the runs left without rows, and output files no remaining row
+    // references; also output files orphaned by a process killed while saving. Rows go in
+    // one transaction, and a file is deleted only once no remaining row names it, so a
+    // prune killed half-way never leaves a current checkpoint without its output.
+    // Throws Error(InvalidArgument) for bad options; Error as for writes.
+    PruneResult prune(const PruneOptions& options);
+
     // Records `stage` as completed at `timestamp` (the stored form, e.g.
     // "2026-11-27T06:37:48.123Z") with `source` (where it came from) as its message: for
     // importing checkpoints made elsewhere, such as the original design's files. Returns
@@ -115,9 +147,25 @@ public:
 
     // ---- Reads. They never write, never create a run, and see every committed write. ----
 
-    // True when the stage's current state is completed: its last row is Completed and no
-    // clear (of the stage or of the pipeline) came after it.
+    // True when the stage's current state is completed and up to date: its last row is
+    // Completed, no clear (of the stage or of the pipeline) came after it, its output file
+    // (if any) exists with its recorded size, and every input it recorded is still at the
+    // version it used and up to date itself (transitively).
     bool has_checkpoint(std::string_view stage) const;
+
+    // has_checkpoint(stage), and the checkpoint was saved with this fingerprint.
+    bool has_checkpoint(std::string_view stage, std::string_view fingerprint) const;
+
+    // The output saved with the stage's current completed version: std::nullopt when the
+    // stage is not completed (never saved, cleared, failed, ...) or was saved without an
+    // output. Staleness does not matter here. The bytes are checked against their SHA-256.
+    // Throws Error(OutputDamaged) when the output file is missing, truncated or altered.
+    std::optional<std::string> load_output(std::string_view stage) const;
+
+    // The output saved with version `version` of the stage, while its row is retained:
+    // std::nullopt when there is no such completed version (never made, or pruned) or it
+    // has no output. Throws as load_output(stage).
+    std::optional<std::string> load_output(std::string_view stage, std::int64_t version) const;
 
     // The current state of `stage`: its last row, reported as Cleared (with the clear's id,
     // timestamp, run and the stage's last version) when a pipeline-wide clear came after
@@ -152,6 +200,10 @@ public:
 
     // This instance's run id (assigned at construction, recorded at the first write).
     const std::string& run_id() const noexcept;
+    // Where outputs too large for the database are stored:
+    // <checkpoint_dir>/<Options::database_file>-outputs (by default
+    // checkpoints.db-outputs), one file per distinct output, named by its SHA-256.
+    std::filesystem::path outputs_directory() const;
     // The pipeline name from Options.
     const std::string& pipeline() const noexcept;
     // <checkpoint_dir>/<Options::database_file>: by default <checkpoint_dir>/checkpoints.db.

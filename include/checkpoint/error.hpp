@@ -25,6 +25,7 @@ enum class ErrorCode {
     Internal = 11,  // a bug in checkpoint or an unexpected SQLite answer; please report it
     Unsafe = 12,    // the database file is a symbolic link, belongs to another user in a
                     // shared directory, or the directory is writable by every user
+    OutputDamaged = 13,  // a stored output is missing, truncated, or does not match its SHA-256
 };
 
 // The stable lower-case name of a code ("invalid_argument", "disk_full", ...).

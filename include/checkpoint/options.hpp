@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -37,7 +38,12 @@ struct Options {
     // -shm files copy them), before the process umask. Default: 0600, owner only.
     unsigned file_mode = 0600;
 
-    // Durability of each write. Default: Durability::Full.
+    // Stage outputs (SaveOptions::output) of at most this many bytes are stored in the
+    // database; larger ones in files of the outputs directory. Default: 1 MiB.
+    std::size_t max_inline_output = 1024 * 1024;
+
+    // Durability of each write. Output files are always fsynced before their row
+    // commits, whatever the durability. Default: Durability::Full.
     Durability durability = Durability::Full;
 
     // How long a call waits for another process or connection that holds the database

@@ -8,6 +8,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace checkpoint {
 
@@ -27,6 +30,22 @@ CHECKPOINT_EXPORT std::string_view to_string(Status status) noexcept;
 // The inverse of to_string(Status); std::nullopt for any other text.
 CHECKPOINT_EXPORT std::optional<Status> status_from_string(std::string_view text) noexcept;
 
+// An upstream stage's version that a checkpoint consumed (SaveOptions::inputs).
+struct InputVersion {
+    std::string stage;
+    std::int64_t version = 0;  // the upstream's completed version at the time of the save
+    std::int64_t id = 0;       // the history row id of that version
+};
+
+// Where and what a stage's stored output is.
+struct StoredOutput {
+    std::int64_t size = 0;  // bytes
+    std::string sha256;     // 64 lower-case hexadecimal digits
+    // True when the bytes are in the database; false when they are in the file
+    // <outputs directory>/<sha256>.
+    bool in_database = true;
+};
+
 // One row of the history, or (from CheckpointManager::latest) the current state of a stage.
 struct Checkpoint {
     std::int64_t id = 0;   // the history row's id; increases with every row written
@@ -43,6 +62,18 @@ struct Checkpoint {
     // the same run (begin_stage or run_stage); otherwise empty.
     std::optional<std::chrono::milliseconds> duration;
     std::string message;  // for Failed: the failure message; otherwise empty
+
+    // The rest is set on Completed rows saved with SaveOptions (empty otherwise).
+    nlohmann::json metadata = nlohmann::json::object();  // the user's JSON object
+    std::string fingerprint;                             // SaveOptions::fingerprint
+    std::vector<InputVersion> inputs;    // the upstream versions it used, in SaveOptions order
+    std::optional<StoredOutput> output;  // the stored output, when there is one
+
+    // latest() and stages() only: true when the stage's last row is Completed but it is
+    // not up to date, so has_checkpoint() is false — an input was saved again, cleared or
+    // is stale itself, or the output file is missing or truncated. stale_reason says which.
+    bool stale = false;
+    std::string stale_reason;
 };
 
 // How a run ended, as far as the database knows.

@@ -38,6 +38,7 @@ int exit_code_for(checkpoint::ErrorCode code) {
         case ErrorCode::NotADatabase:
         case ErrorCode::Corrupt:
         case ErrorCode::Unsafe:
+        case ErrorCode::OutputDamaged:
             return exit_not_a_database;
         case ErrorCode::SchemaTooNew:
         case ErrorCode::SchemaTooOld:
