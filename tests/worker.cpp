@@ -40,9 +40,25 @@
 //         ack clear STAGE ID        | ack clear-all ID
 //       Exits 0 after COUNT operations; on an error prints "error: ..." on stderr and exits 1.
 //         normal       use Durability::Normal instead of Durability::Full
+//
+//   checkpoint_test_worker save-output DIR PREFIX COUNT SIZE [--inline-limit N] [--dup K]
+//       saves PREFIX-0 ... PREFIX-(COUNT-1) (0: until killed), each with an output of SIZE
+//       bytes: test_output(STAGE, SIZE) below (tests/outputs_crash_test.cpp has the same
+//       function, to know the exact bytes); after each save returns, prints "ack N" and
+//       flushes. Exits 0; on an error prints "error: ..." on stderr and exits 1.
+//         --inline-limit N  Options::max_inline_output = N (default: the library's)
+//         --dup K           the output of PREFIX-N is test_output(PREFIX-(N % K), SIZE), so
+//                           that stages share outputs
+//
+//   checkpoint_test_worker prune DIR [--keep-last N] [--older-than SECONDS]
+//                                    [--orphan-grace SECONDS]
+//       opens the database, prints "ready" and flushes, calls prune() with those options
+//       (unset ones keep their defaults), then prints "pruned ROWS RUNS FILES BYTES" (the
+//       PruneResult) and exits 0; on an error prints "error: ..." on stderr and exits 1.
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -63,7 +79,11 @@ constexpr const char* usage =
     "       checkpoint_test_worker begin DIR STAGE\n"
     "       checkpoint_test_worker fail DIR STAGE MESSAGE [--pipeline NAME]\n"
     "       checkpoint_test_worker serve DIR [--pipeline NAME]\n"
-    "       checkpoint_test_worker mixed DIR SEED COUNT [normal] [--pipeline NAME]\n";
+    "       checkpoint_test_worker mixed DIR SEED COUNT [normal] [--pipeline NAME]\n"
+    "       checkpoint_test_worker save-output DIR PREFIX COUNT SIZE [--inline-limit N] "
+    "[--dup K]\n"
+    "       checkpoint_test_worker prune DIR [--keep-last N] [--older-than SECONDS] "
+    "[--orphan-grace SECONDS]\n";
 
 void say(const std::string& line) {
     std::fputs((line + "\n").c_str(), stdout);
@@ -238,6 +258,74 @@ int mixed(int argc, char** argv) {
     return 0;
 }
 
+// The output save-output stores for `key`: `size` bytes, the key then pseudo-random bytes
+// (NUL included) derived from it. tests/outputs_crash_test.cpp has the same function.
+std::string test_output(const std::string& key, std::size_t size) {
+    std::string bytes = key + "\n";
+    std::uint64_t x = 1469598103934665603ull;  // FNV-1a of the key, then xorshift
+    for (const char c : key) x = (x ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    while (bytes.size() < size) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        bytes.push_back(static_cast<char>(x & 0xff));
+    }
+    bytes.resize(size);
+    return bytes;
+}
+
+int save_output(int argc, char** argv) {
+    checkpoint::Options options;
+    long dup = 0;
+    for (int i = 6; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--inline-limit" && i + 1 < argc) {
+            options.max_inline_output = std::strtoull(argv[++i], nullptr, 10);
+        } else if (arg == "--dup" && i + 1 < argc) {
+            dup = std::strtol(argv[++i], nullptr, 10);
+        } else {
+            std::cerr << usage;
+            return 2;
+        }
+    }
+    const std::string prefix = argv[3];
+    const long count = std::strtol(argv[4], nullptr, 10);
+    const std::size_t size = std::strtoull(argv[5], nullptr, 10);
+    checkpoint::CheckpointManager manager(argv[2], options);
+    for (long i = 0; count == 0 || i < count; ++i) {
+        const std::string stage = prefix + "-" + std::to_string(i);
+        checkpoint::SaveOptions save;
+        save.output = test_output(dup > 0 ? prefix + "-" + std::to_string(i % dup) : stage, size);
+        manager.save_checkpoint(stage, save);
+        say("ack " + std::to_string(i));
+    }
+    return 0;
+}
+
+int prune(int argc, char** argv) {
+    checkpoint::PruneOptions prune_options;
+    for (int i = 3; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--keep-last" && i + 1 < argc) {
+            prune_options.keep_last = std::strtoll(argv[++i], nullptr, 10);
+        } else if (arg == "--older-than" && i + 1 < argc) {
+            prune_options.older_than = std::chrono::seconds(std::strtoll(argv[++i], nullptr, 10));
+        } else if (arg == "--orphan-grace" && i + 1 < argc) {
+            prune_options.orphan_grace = std::chrono::seconds(std::strtoll(argv[++i], nullptr, 10));
+        } else {
+            std::cerr << usage;
+            return 2;
+        }
+    }
+    checkpoint::CheckpointManager manager(argv[2]);
+    say("ready");
+    const auto result = manager.prune(prune_options);
+    say("pruned " + std::to_string(result.rows_deleted) + " " +
+        std::to_string(result.runs_deleted) + " " + std::to_string(result.files_deleted) + " " +
+        std::to_string(result.bytes_freed));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -248,6 +336,8 @@ int main(int argc, char** argv) {
         if (command == "fail" && argc >= 5) return fail(argc, argv);
         if (command == "serve" && argc >= 3) return serve(argc, argv);
         if (command == "mixed" && argc >= 5) return mixed(argc, argv);
+        if (command == "save-output" && argc >= 6) return save_output(argc, argv);
+        if (command == "prune" && argc >= 3) return prune(argc, argv);
         std::cerr << usage;
         return 2;
     } catch (const std::exception& e) {
