@@ -364,6 +364,7 @@ TEST_CASE("a deleted, truncated or grown output file makes the stage stale and l
     const fs::path file = manager.outputs_directory() / sha;
     REQUIRE(fs::exists(file));
     REQUIRE(manager.has_checkpoint("s"));
+    fs::permissions(file, fs::perms::owner_write, fs::perm_options::add);  // to damage it
 
     std::string what;
     SECTION("deleted") {

@@ -376,38 +376,58 @@ TEST_CASE("a stage goes stale when an input is saved again, and downstream of it
     CHECK(manager.verify().empty());
 }
 
-TEST_CASE("a stage goes stale when an input is cleared, fails or is begun again", "[staleness]") {
+TEST_CASE("a stage goes stale when an input is cleared", "[staleness]") {
     TempDir dir;
     CheckpointManager manager(dir.path());
     manager.save_checkpoint("source-x");
     manager.save_checkpoint("consumer-y", consuming({"source-x"}));
     manager.save_checkpoint("final-z", consuming({"consumer-y"}));
 
-    SECTION("cleared") {
+    SECTION("clear_checkpoint(stage)") {
         manager.clear_checkpoint("source-x");
     }
-    SECTION("cleared with ClearScope::StageOnly") {
+    SECTION("clear_checkpoint(stage, ClearScope::StageOnly)") {
         CHECK(manager.clear_checkpoint("source-x", ClearScope::StageOnly) ==
               std::vector<std::string>{"source-x"});
     }
-    SECTION("failed") {
-        manager.fail_stage("source-x", "broke");
-    }
-    SECTION("begun again") {
-        manager.begin_stage("source-x");
-    }
-
     CHECK_FALSE(manager.has_checkpoint("source-x"));
     expect_stale(manager, "consumer-y", "source-x");
     expect_stale(manager, "final-z", "consumer-y");
     // StageOnly leaves the downstream stages completed (stale), not cleared.
     HistoryFilter cleared;
     cleared.status = Status::Cleared;
-    for (const auto& row : manager.history(cleared)) CHECK(row.stage == "source-x");
+    const auto clears = manager.history(cleared);
+    REQUIRE(clears.size() == 1);
+    CHECK(clears[0].stage == "source-x");
 
     // Saved again (a new version), then the downstream stages again in order: all fresh.
     manager.save_checkpoint("source-x");
     expect_stale(manager, "consumer-y", "source-x");
+    manager.save_checkpoint("consumer-y", consuming({"source-x"}));
+    manager.save_checkpoint("final-z", consuming({"consumer-y"}));
+    for (const auto& stage : {"source-x", "consumer-y", "final-z"}) expect_fresh(manager, stage);
+}
+
+TEST_CASE("a stage goes stale while an input is failed or begun again", "[staleness]") {
+    // has_checkpoint: "every input it recorded is still at the version it used and up to
+    // date itself": an input whose last row is Failed or Started is not up to date.
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    manager.save_checkpoint("source-x");
+    manager.save_checkpoint("consumer-y", consuming({"source-x"}));
+    manager.save_checkpoint("final-z", consuming({"consumer-y"}));
+
+    SECTION("failed") {
+        manager.fail_stage("source-x", "broke");
+    }
+    SECTION("begun again") {
+        manager.begin_stage("source-x");
+    }
+    CHECK_FALSE(manager.has_checkpoint("source-x"));
+    expect_stale(manager, "consumer-y", "source-x");
+    expect_stale(manager, "final-z", "consumer-y");
+
+    manager.save_checkpoint("source-x");
     manager.save_checkpoint("consumer-y", consuming({"source-x"}));
     manager.save_checkpoint("final-z", consuming({"consumer-y"}));
     for (const auto& stage : {"source-x", "consumer-y", "final-z"}) expect_fresh(manager, stage);
