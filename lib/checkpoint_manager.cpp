@@ -5,6 +5,8 @@
 #include "logging.hpp"
 #include "migrations.hpp"
 #include "names.hpp"
+#include "output_files.hpp"
+#include "sha256.hpp"
 #include "store.hpp"
 
 #include <chrono>
@@ -25,6 +27,38 @@ int schema_version() noexcept {
     return detail::latest_schema_version();
 }
 using SteadyTime = std::chrono::steady_clock::time_point;
+
+namespace {
+
+constexpr std::size_t max_inline_output_limit = 512 * 1024 * 1024;
+
+// SaveOptions::metadata as the stored text: compact JSON, empty for an empty object.
+std::string metadata_text(const nlohmann::json& metadata, const std::string& stage) {
+    const std::string where = "saving stage '" + stage + "': SaveOptions::metadata ";
+    if (metadata.is_null()) return {};
+    if (!metadata.is_object()) {
+        throw Error(ErrorCode::InvalidArgument, where + "must be a JSON object (it is " +
+                                                    metadata.type_name() +
+                                                    "); nothing was written");
+    }
+    if (metadata.empty()) return {};
+    std::string text;
+    try {
+        text = metadata.dump();  // strict: invalid UTF-8 throws
+    } catch (const nlohmann::json::exception&) {
+        throw Error(ErrorCode::InvalidArgument,
+                    where + "holds a string that is not valid UTF-8; nothing was written");
+    }
+    if (text.size() > max_metadata_bytes) {
+        throw Error(ErrorCode::InvalidArgument,
+                    where + "is " + std::to_string(text.size()) + " bytes as JSON, more than " +
+                        std::to_string(max_metadata_bytes) +
+                        "; store large data as the output instead. Nothing was written");
+    }
+    return text;
+}
+
+}  // namespace
 
 struct CheckpointManager::Impl {
     // A write waiting in the group-commit queue.
@@ -58,6 +92,12 @@ struct CheckpointManager::Impl {
         if (directory.empty()) {
             throw Error(ErrorCode::InvalidArgument,
                         "invalid checkpoint directory: the path is empty");
+        }
+        if (options.max_inline_output > max_inline_output_limit) {
+            throw Error(ErrorCode::InvalidArgument,
+                        "invalid Options::max_inline_output " +
+                            std::to_string(options.max_inline_output) + ": give at most " +
+                            std::to_string(max_inline_output_limit) + " bytes (512 MiB)");
         }
         if ((options.file_mode & ~0777u) != 0 || (options.file_mode & 0600u) != 0600u) {
             throw Error(ErrorCode::InvalidArgument,
@@ -137,6 +177,64 @@ struct CheckpointManager::Impl {
         }
     }
 
+    // has_checkpoint(stage[, *fingerprint]).
+    bool up_to_date(std::string_view stage, const std::string_view* fingerprint) {
+        validate_name(stage, "stage name");
+        const std::string name(stage);
+        detail::Store::HeadState state;
+        {
+            std::lock_guard lock(mutex);
+            state = store.head_state(name);
+        }
+        if (!state.completed) {
+            logger->debug("has_checkpoint('{}') = false", name);
+            return false;
+        }
+        if (!state.stale_reason.empty()) {
+            logger->info("stage '{}' is stale: {}", name, state.stale_reason);
+            return false;
+        }
+        if (fingerprint && state.fingerprint != *fingerprint) {
+            logger->info("stage '{}' has another fingerprint ('{}', not '{}'): it must run again",
+                         name, state.fingerprint, *fingerprint);
+            return false;
+        }
+        logger->debug("has_checkpoint('{}') = true", name);
+        return true;
+    }
+
+    std::optional<std::string> load_output(std::string_view stage,
+                                           std::optional<std::int64_t> version) {
+        validate_name(stage, "stage name");
+        const std::string name(stage);
+        std::optional<detail::Store::OutputLocation> location;
+        {
+            std::lock_guard lock(mutex);
+            location = store.output_of(name, version);
+        }
+        if (!location) return std::nullopt;
+        try {
+            const StoredOutput& output = location->output;
+            // The file is read without holding the connection.
+            if (!output.in_database) {
+                return detail::read_output_file(store.outputs_directory(), output.sha256,
+                                                static_cast<std::uint64_t>(output.size));
+            }
+            if (detail::to_hex(detail::sha256(location->data)) != output.sha256) {
+                throw Error(ErrorCode::OutputDamaged,
+                            "checkpoint database " + store.path().string() +
+                                ": the output of stage '" + name +
+                                "' stored in the database no longer matches its SHA-256 "
+                                "(altered). The stage must run again: clear it or save it "
+                                "anew");
+            }
+            return std::move(location->data);
+        } catch (const Error& e) {
+            logger->error("{}", e.what());
+            throw;
+        }
+    }
+
     // Records one row for `stage`; returns what was appended. Throws Error.
     detail::Appended write_stage(const std::string& stage, Status status,
                                  std::optional<std::int64_t> duration_ms = std::nullopt,
@@ -212,6 +310,63 @@ void CheckpointManager::save_checkpoint(std::string_view stage) {
                         impl_->store.path().native());
 }
 
+void CheckpointManager::save_checkpoint(std::string_view stage, const SaveOptions& options) {
+    validate_name(stage, "stage name");
+    const std::string name(stage);
+    detail::Write write;
+    write.kind = detail::Write::Kind::Stage;
+    write.stage = name;
+    write.status = Status::Completed;
+    write.metadata = metadata_text(options.metadata, name);
+    if (!options.fingerprint.empty()) validate_name(options.fingerprint, "fingerprint");
+    write.fingerprint = options.fingerprint;
+    for (std::size_t i = 0; i < options.inputs.size(); ++i) {
+        const std::string& input = options.inputs[i];
+        validate_name(input, "input stage name");
+        if (input == name) {
+            throw Error(ErrorCode::InvalidArgument, "saving stage '" + name +
+                                                        "': a stage cannot be its own input; "
+                                                        "nothing was written");
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            if (options.inputs[j] == input) {
+                throw Error(ErrorCode::InvalidArgument,
+                            "saving stage '" + name + "': input '" + input +
+                                "' is named twice; nothing was written");
+            }
+        }
+    }
+    write.inputs = options.inputs;
+    if (options.output) {
+        write.output = &*options.output;
+        write.output_sha256 = detail::to_hex(detail::sha256(*options.output));
+        write.output_in_database = options.output->size() <= impl_->options.max_inline_output;
+        // Written (and fsynced) before the row's transaction, so that the lock is not held
+        // meanwhile; the transaction checks that it is still there.
+        if (!write.output_in_database && !impl_->options.read_only) {
+            try {
+                detail::write_output_file(impl_->store.outputs_directory(), write.output_sha256,
+                                          *options.output, impl_->options.file_mode);
+            } catch (const Error& e) {
+                impl_->logger->error("saving stage '{}': {}", name, e.what());
+                throw;
+            }
+        }
+    }
+    write.duration_ms = impl_->elapsed_since_begin(name);
+    impl_->submit(write);
+    impl_->set_begun(name, false);
+    if (options.output) {
+        impl_->logger->info("saved stage '{}' version {} with a {}-byte output ({}) in {}", name,
+                            write.appended->version, options.output->size(),
+                            write.output_in_database ? "in the database" : "in a file",
+                            impl_->store.path().native());
+    } else {
+        impl_->logger->info("saved stage '{}' version {} in {}", name, write.appended->version,
+                            impl_->store.path().native());
+    }
+}
+
 void CheckpointManager::begin_stage(std::string_view stage) {
     validate_name(stage, "stage name");
     const std::string name(stage);
@@ -263,6 +418,53 @@ void CheckpointManager::clear_checkpoint(std::string_view stage) {
     impl_->logger->info("cleared stage '{}' in {}", name, impl_->store.path().native());
 }
 
+std::vector<std::string> CheckpointManager::clear_checkpoint(std::string_view stage,
+                                                             ClearScope scope) {
+    if (scope == ClearScope::StageOnly) {
+        clear_checkpoint(stage);
+        return {std::string(stage)};
+    }
+    validate_name(stage, "stage name");
+    detail::Write write;
+    write.kind = detail::Write::Kind::ClearDownstream;
+    write.stage = std::string(stage);
+    impl_->submit(write);
+    impl_->logger->info("cleared stage '{}' and {} downstream stage(s) in {}", write.stage,
+                        write.cleared.size() - 1, impl_->store.path().native());
+    return write.cleared;
+}
+
+PruneResult CheckpointManager::prune(const PruneOptions& options) {
+    if (options.keep_last && *options.keep_last < 1) {
+        throw Error(ErrorCode::InvalidArgument, "invalid PruneOptions::keep_last " +
+                                                    std::to_string(*options.keep_last) +
+                                                    ": keep at least 1 version per stage");
+    }
+    if (options.older_than && options.older_than->count() < 0) {
+        throw Error(ErrorCode::InvalidArgument, "invalid PruneOptions::older_than " +
+                                                    std::to_string(options.older_than->count()) +
+                                                    " s: give 0 or more");
+    }
+    if (options.orphan_grace.count() < 0) {
+        throw Error(ErrorCode::InvalidArgument, "invalid PruneOptions::orphan_grace " +
+                                                    std::to_string(options.orphan_grace.count()) +
+                                                    " s: give 0 or more");
+    }
+    PruneResult result;
+    try {
+        std::lock_guard lock(impl_->mutex);
+        result = impl_->store.prune(options);
+    } catch (const Error& e) {
+        impl_->logger->error("{}", e.what());
+        throw;
+    }
+    impl_->logger->info(
+        "pruned pipeline '{}': {} history rows, {} runs, {} output files, {} bytes, in {}",
+        impl_->options.pipeline, result.rows_deleted, result.runs_deleted, result.files_deleted,
+        result.bytes_freed, impl_->store.path().native());
+    return result;
+}
+
 bool CheckpointManager::import_checkpoint(std::string_view stage, std::string_view timestamp,
                                           std::string_view source) {
     validate_name(stage, "stage name");
@@ -288,15 +490,20 @@ bool CheckpointManager::import_checkpoint(std::string_view stage, std::string_vi
 }
 
 bool CheckpointManager::has_checkpoint(std::string_view stage) const {
-    validate_name(stage, "stage name");
-    const std::string name(stage);
-    bool completed = false;
-    {
-        std::lock_guard lock(impl_->mutex);
-        completed = impl_->store.has_completed(name);
-    }
-    impl_->logger->debug("has_checkpoint('{}') = {}", name, completed);
-    return completed;
+    return impl_->up_to_date(stage, nullptr);
+}
+
+bool CheckpointManager::has_checkpoint(std::string_view stage, std::string_view fingerprint) const {
+    return impl_->up_to_date(stage, &fingerprint);
+}
+
+std::optional<std::string> CheckpointManager::load_output(std::string_view stage) const {
+    return impl_->load_output(stage, std::nullopt);
+}
+
+std::optional<std::string> CheckpointManager::load_output(std::string_view stage,
+                                                          std::int64_t version) const {
+    return impl_->load_output(stage, version);
 }
 
 std::optional<Checkpoint> CheckpointManager::latest(std::string_view stage) const {
@@ -339,6 +546,10 @@ const std::string& CheckpointManager::run_id() const noexcept {
 
 const std::string& CheckpointManager::pipeline() const noexcept {
     return impl_->options.pipeline;
+}
+
+std::filesystem::path CheckpointManager::outputs_directory() const {
+    return impl_->store.outputs_directory();
 }
 
 const std::filesystem::path& CheckpointManager::database_path() const noexcept {

@@ -1,8 +1,11 @@
 #include "store.hpp"
 
+#include "store_impl.hpp"
+
 #include "clock.hpp"
 #include "db_file.hpp"
 #include "migrations.hpp"
+#include "output_files.hpp"
 #include "verify.hpp"
 
 #include <checkpoint/error.hpp>
@@ -24,17 +27,42 @@ namespace {
 
 // ---- SQL. Column lists match read_checkpoint(). ----
 
-constexpr const char* sql_has_completed =
-    "SELECT 1 FROM stage_heads h JOIN pipelines p ON p.pipeline = h.pipeline "
+// The stage's current completed row (none when its last row is not Completed, or a
+// pipeline-wide clear came after it). Columns as read by Impl::head_state.
+constexpr const char* sql_completed_head =
+    "SELECT c.id, c.fingerprint, c.output_size, c.output_sha256, c.output_in_database, "
+    "c.input_count, c.version "
+    "FROM stage_heads h JOIN pipelines p ON p.pipeline = h.pipeline "
+    "JOIN checkpoints c ON c.id = h.head_id "
     "WHERE h.pipeline = ?1 AND h.stage = ?2 AND h.status = 'completed' "
     "AND h.head_id > p.cleared_id";
 
+constexpr const char* sql_row_outputs =
+    "SELECT output_size, output_sha256, output_in_database, input_count FROM checkpoints "
+    "WHERE id = ?1";
+
+// The inputs a row recorded, with the current state of each input stage.
+constexpr const char* sql_input_states =
+    "SELECT i.input_stage, i.input_id, i.input_version, h.head_id, h.status, h.version, "
+    "p.cleared_id FROM checkpoint_inputs i "
+    "LEFT JOIN stage_heads h ON h.pipeline = ?1 AND h.stage = i.input_stage "
+    "LEFT JOIN pipelines p ON p.pipeline = ?1 "
+    "WHERE i.checkpoint_id = ?2 ORDER BY i.position";
+
 constexpr const char* sql_append =
     "INSERT INTO checkpoints "
-    "(pipeline, stage, status, version, timestamp, run_id, duration_ms, message) "
+    "(pipeline, stage, status, version, timestamp, run_id, duration_ms, message, "
+    "metadata, fingerprint, output_size, output_sha256, output_in_database, input_count) "
     "VALUES (?1, ?2, ?3, "
     "COALESCE((SELECT version FROM stage_heads WHERE pipeline = ?1 AND stage = ?2), 0) + ?4, "
-    "?5, ?6, ?7, ?8) RETURNING id, version";
+    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id, version";
+
+constexpr const char* sql_insert_input =
+    "INSERT INTO checkpoint_inputs "
+    "(checkpoint_id, position, input_stage, input_id, input_version) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+constexpr const char* sql_insert_output_data =
+    "INSERT INTO output_data (checkpoint_id, data) VALUES (?1, ?2)";
 
 constexpr const char* sql_move_head =
     "INSERT INTO stage_heads (pipeline, stage, status, version, head_id) "
@@ -74,7 +102,9 @@ constexpr const char* sql_mark_run_died =
 
 constexpr const char* checkpoint_columns =
     "id, pipeline, stage, status, version, timestamp, run_id, duration_ms, message, "
-    "host, pid, run_outcome";
+    "host, pid, run_outcome, metadata, fingerprint, output_size, output_sha256, "
+    "output_in_database, inputs";
+constexpr int checkpoint_column_count = 18;
 
 constexpr const char* sql_runs =
     "SELECT run_id, pipeline, host, pid, user, started_at, ended_at, outcome, "
@@ -82,14 +112,95 @@ constexpr const char* sql_runs =
     "(SELECT count(*) FROM checkpoints c WHERE c.run_id = r.run_id AND c.status = 'failed') "
     "FROM runs r WHERE pipeline = ?1 ORDER BY started_at, run_id";
 
-std::string describe(const std::filesystem::path& path) {
-    return "checkpoint database " + path.string();
+std::optional<std::string> optional_text(const SQLite::Column& column) {
+    if (column.isNull()) return std::nullopt;
+    return column.getString();
 }
+
+Status parse_status(const std::string& text, const std::filesystem::path& path) {
+    if (auto status = status_from_string(text)) return *status;
+    throw Error(ErrorCode::Corrupt, describe(path) + ": holds an unknown status '" + text +
+                                        "'. Run `checkpointctl verify` on it");
+}
+
+RunOutcome parse_outcome(const std::string& text, const std::filesystem::path& path) {
+    for (RunOutcome outcome :
+         {RunOutcome::Running, RunOutcome::Finished, RunOutcome::Failed, RunOutcome::Died}) {
+        if (to_string(outcome) == text) return outcome;
+    }
+    throw Error(ErrorCode::Corrupt, describe(path) + ": holds an unknown run outcome '" + text +
+                                        "'. Run `checkpointctl verify` on it");
+}
+
+nlohmann::json parse_json_object(const std::string& text, const char* what,
+                                 const std::filesystem::path& path) {
+    nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
+    if (value.is_discarded() || !value.is_object()) {
+        throw Error(ErrorCode::Corrupt, describe(path) + ": holds " + what +
+                                            " that is not a JSON object. Run `checkpointctl "
+                                            "verify` on it");
+    }
+    return value;
+}
+
+// The inputs column of the views: [{"stage": ..., "version": ..., "id": ...}, ...].
+std::vector<InputVersion> parse_inputs(const std::string& text, const std::filesystem::path& path) {
+    const nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
+    std::vector<InputVersion> inputs;
+    const auto corrupt = [&path] {
+        return Error(ErrorCode::Corrupt, describe(path) +
+                                             ": holds a malformed list of inputs. Run "
+                                             "`checkpointctl verify` on it");
+    };
+    if (!value.is_array()) throw corrupt();
+    for (const nlohmann::json& item : value) {
+        if (!item.is_object() || !item.contains("stage") || !item["stage"].is_string() ||
+            !item.contains("version") || !item["version"].is_number_integer() ||
+            !item.contains("id") || !item["id"].is_number_integer()) {
+            throw corrupt();
+        }
+        inputs.push_back({item["stage"].get<std::string>(), item["version"].get<std::int64_t>(),
+                          item["id"].get<std::int64_t>()});
+    }
+    return inputs;
+}
+
+// Reads one row selected with `checkpoint_columns` (from the history or current_state
+// view). A Started row of a run that the database still calls running, but whose process
+// is gone, is reported Incomplete — when `open_attempt` (it was never finished).
+Checkpoint read_checkpoint(SQLite::Statement& row, const std::filesystem::path& path,
+                           LivenessCache& liveness, bool open_attempt) {
+    Checkpoint checkpoint;
+    checkpoint.id = row.getColumn(0).getInt64();
+    checkpoint.pipeline = row.getColumn(1).getString();
+    checkpoint.stage = row.getColumn(2).getString();  // NULL (pipeline-wide clear) → ""
+    checkpoint.status = parse_status(row.getColumn(3).getString(), path);
+    checkpoint.version = row.getColumn(4).getInt64();
+    checkpoint.timestamp = row.getColumn(5).getString();
+    checkpoint.run_id = row.getColumn(6).getString();
+    if (!row.getColumn(7).isNull())
+        checkpoint.duration = std::chrono::milliseconds(row.getColumn(7).getInt64());
+    checkpoint.message = row.getColumn(8).getString();
+    if (!row.getColumn(12).isNull())
+        checkpoint.metadata = parse_json_object(row.getColumn(12).getString(), "metadata", path);
+    checkpoint.fingerprint = row.getColumn(13).getString();
+    checkpoint.output = stored_output(row, 14);
+    if (!row.getColumn(17).isNull())
+        checkpoint.inputs = parse_inputs(row.getColumn(17).getString(), path);
+    if (checkpoint.status == Status::Started && open_attempt &&
+        row.getColumn(11).getString() == "running" &&
+        !liveness.may_be_alive(row.getColumn(9).getString(), row.getColumn(10).getInt64())) {
+        checkpoint.status = Status::Incomplete;
+    }
+    return checkpoint;
+}
+
+}  // namespace
 
 // Translates a failure inside the store into checkpoint::Error naming the file and
 // saying what to do. `action` says what was being done ("saving stage 'x'").
-[[noreturn]] void throw_translated(const std::filesystem::path& path, const std::string& action,
-                                   std::chrono::milliseconds busy_timeout) {
+void throw_translated(const std::filesystem::path& path, const std::string& action,
+                      std::chrono::milliseconds busy_timeout) {
     try {
         throw;
     } catch (const Error&) {
@@ -161,129 +272,11 @@ std::string describe(const std::filesystem::path& path) {
     }
 }
 
-// Resets a cached statement (and drops its bindings) when a use of it ends, however it ends.
-class StatementUse {
-public:
-    explicit StatementUse(SQLite::Statement& statement) : statement_(statement) {}
-    ~StatementUse() {
-        statement_.tryReset();
-        statement_.clearBindings();
-    }
-    StatementUse(const StatementUse&) = delete;
-    StatementUse& operator=(const StatementUse&) = delete;
-
-private:
-    SQLite::Statement& statement_;
-};
-
-std::optional<std::string> optional_text(const SQLite::Column& column) {
-    if (column.isNull()) return std::nullopt;
-    return column.getString();
-}
-
-Status parse_status(const std::string& text, const std::filesystem::path& path) {
-    if (auto status = status_from_string(text)) return *status;
-    throw Error(ErrorCode::Corrupt, describe(path) + ": holds an unknown status '" + text +
-                                        "'. Run `checkpointctl verify` on it");
-}
-
-RunOutcome parse_outcome(const std::string& text, const std::filesystem::path& path) {
-    for (RunOutcome outcome :
-         {RunOutcome::Running, RunOutcome::Finished, RunOutcome::Failed, RunOutcome::Died}) {
-        if (to_string(outcome) == text) return outcome;
-    }
-    throw Error(ErrorCode::Corrupt, describe(path) + ": holds an unknown run outcome '" + text +
-                                        "'. Run `checkpointctl verify` on it");
-}
-
-// Caches process liveness for one read call.
-class LivenessCache {
-public:
-    bool may_be_alive(const std::string& host, std::int64_t pid) {
-        const auto key = std::make_pair(host, pid);
-        auto found = alive_.find(key);
-        if (found == alive_.end())
-            found = alive_.emplace(key, process_may_be_alive(host, pid)).first;
-        return found->second;
-    }
-
-private:
-    std::map<std::pair<std::string, std::int64_t>, bool> alive_;
-};
-
-// Reads one row selected with `checkpoint_columns` (from the history or current_state
-// view). A Started row of a run that the database still calls running, but whose process
-// is gone, is reported Incomplete — when `open_attempt` (it was never finished).
-Checkpoint read_checkpoint(SQLite::Statement& row, const std::filesystem::path& path,
-                           LivenessCache& liveness, bool open_attempt) {
-    Checkpoint checkpoint;
-    checkpoint.id = row.getColumn(0).getInt64();
-    checkpoint.pipeline = row.getColumn(1).getString();
-    checkpoint.stage = row.getColumn(2).getString();  // NULL (pipeline-wide clear) → ""
-    checkpoint.status = parse_status(row.getColumn(3).getString(), path);
-    checkpoint.version = row.getColumn(4).getInt64();
-    checkpoint.timestamp = row.getColumn(5).getString();
-    checkpoint.run_id = row.getColumn(6).getString();
-    if (!row.getColumn(7).isNull())
-        checkpoint.duration = std::chrono::milliseconds(row.getColumn(7).getInt64());
-    checkpoint.message = row.getColumn(8).getString();
-    if (checkpoint.status == Status::Started && open_attempt &&
-        row.getColumn(11).getString() == "running" &&
-        !liveness.may_be_alive(row.getColumn(9).getString(), row.getColumn(10).getInt64())) {
-        checkpoint.status = Status::Incomplete;
-    }
-    return checkpoint;
-}
-
-}  // namespace
-
-struct Store::Impl {
-    StoreConfig config;
-    RunIdentity run;
-    std::filesystem::path path;
-    bool run_recorded = false;
-    std::set<std::string> failed_stages;  // failed in this run, not completed since
-    std::unique_ptr<SQLite::Database> db;
-
-    // Prepared once, reused for every call (writers only have the write statements).
-    std::optional<SQLite::Statement> has_completed;
-    std::optional<SQLite::Statement> current;
-    std::optional<SQLite::Statement> append;
-    std::optional<SQLite::Statement> move_head;
-    std::optional<SQLite::Statement> append_pipeline_clear;
-    std::optional<SQLite::Statement> mark_pipeline_cleared;
-    std::optional<SQLite::Statement> find_import;
-
-    [[noreturn]] void fail(const std::string& action) const {
-        throw_translated(path, action, config.busy_timeout);
-    }
-
-    void open();
-    void check_schema();
-    void set_wal_mode();
-    void reap_dead_runs();
-    void record_run_if_needed();
-    void apply(Write& write);
-    std::string describe_write(const Write& write) const;
-    std::exception_ptr translated_error(const Write& write) const;
-    bool discard_failed_commit() noexcept;
-    std::exception_ptr unknown_outcome_error(const Write& write) const;
-    Appended append_row(const std::string& stage, Status status,
-                        std::optional<std::int64_t> duration_ms, const std::string& message,
-                        const std::string& timestamp);
-    void require_writable(const std::string& action) const {
-        if (config.read_only) {
-            throw Error(ErrorCode::ReadOnly,
-                        describe(path) + ": " + action +
-                            " refused: the manager was opened read-only (Options::read_only)");
-        }
-    }
-};
-
 Store::Store(const StoreConfig& config, RunIdentity run) : impl_(std::make_unique<Impl>()) {
     impl_->config = config;
     impl_->run = std::move(run);
     impl_->path = config.directory / config.database_file;
+    impl_->outputs = detail::outputs_directory(config.directory, config.database_file);
     impl_->open();
 }
 
@@ -343,7 +336,9 @@ void Store::Impl::open() {
             migrate(*db, path);
             if (state == FileState::Missing) sync_directory(directory);
         }
-        has_completed.emplace(*db, sql_has_completed);
+        completed_head.emplace(*db, sql_completed_head);
+        row_outputs.emplace(*db, sql_row_outputs);
+        input_states.emplace(*db, sql_input_states);
         current.emplace(*db, std::string("SELECT ") + checkpoint_columns +
                                  " FROM current_state WHERE pipeline = ?1 AND stage = ?2");
         if (!config.read_only) {
@@ -352,6 +347,8 @@ void Store::Impl::open() {
             append_pipeline_clear.emplace(*db, sql_append_pipeline_clear);
             mark_pipeline_cleared.emplace(*db, sql_mark_pipeline_cleared);
             find_import.emplace(*db, sql_find_import);
+            insert_input.emplace(*db, sql_insert_input);
+            insert_output_data.emplace(*db, sql_insert_output_data);
             reap_dead_runs();
         }
     } catch (...) {
@@ -463,7 +460,8 @@ void Store::Impl::record_run_if_needed() {
 // Inside a write transaction: appends one row for `stage` and moves its head to it.
 Appended Store::Impl::append_row(const std::string& stage, Status status,
                                  std::optional<std::int64_t> duration_ms,
-                                 const std::string& message, const std::string& timestamp) {
+                                 const std::string& message, const std::string& timestamp,
+                                 const Write* save) {
     Appended appended;
     const std::string status_text(to_string(status));
     {
@@ -476,6 +474,17 @@ Appended Store::Impl::append_row(const std::string& stage, Status status,
         append->bindNoCopy(6, run.run_id);
         if (duration_ms) append->bind(7, *duration_ms);
         if (!message.empty()) append->bindNoCopy(8, message);
+        append->bind(14, 0);
+        if (save) {
+            if (!save->metadata.empty()) append->bindNoCopy(9, save->metadata);
+            if (!save->fingerprint.empty()) append->bindNoCopy(10, save->fingerprint);
+            if (save->output) {
+                append->bind(11, static_cast<std::int64_t>(save->output->size()));
+                append->bindNoCopy(12, save->output_sha256);
+                append->bind(13, save->output_in_database ? 1 : 0);
+            }
+            append->bind(14, static_cast<std::int64_t>(save->inputs.size()));
+        }
         if (!append->executeStep()) throw Error(ErrorCode::Internal, "INSERT returned no row");
         appended.id = append->getColumn(0).getInt64();
         appended.version = append->getColumn(1).getInt64();
@@ -495,8 +504,15 @@ Appended Store::Impl::append_row(const std::string& stage, Status status,
 void Store::Impl::apply(Write& write) {
     switch (write.kind) {
         case Write::Kind::Stage:
-            write.appended =
-                append_row(write.stage, write.status, write.duration_ms, write.message, utc_now());
+            if (write.status == Status::Completed) {
+                apply_completed(write);
+            } else {
+                write.appended = append_row(write.stage, write.status, write.duration_ms,
+                                            write.message, utc_now());
+            }
+            return;
+        case Write::Kind::ClearDownstream:
+            apply_clear_downstream(write);
             return;
         case Write::Kind::Import: {
             StatementUse use(*find_import);
@@ -540,6 +556,8 @@ std::string Store::Impl::describe_write(const Write& write) const {
             return "importing stage '" + write.stage + "'";
         case Write::Kind::PipelineClear:
             return "clearing pipeline '" + config.pipeline + "'";
+        case Write::Kind::ClearDownstream:
+            return "clearing stage '" + write.stage + "' and its downstream stages";
     }
     return "writing";
 }
@@ -671,18 +689,6 @@ void Store::close_run() {
     }
 }
 
-bool Store::has_completed(const std::string& stage) {
-    Impl& s = *impl_;
-    try {
-        StatementUse use(*s.has_completed);
-        s.has_completed->bindNoCopy(1, s.config.pipeline);
-        s.has_completed->bindNoCopy(2, stage);
-        return s.has_completed->executeStep();
-    } catch (...) {
-        s.fail("looking up stage '" + stage + "'");
-    }
-}
-
 std::optional<Checkpoint> Store::current(const std::string& stage) {
     Impl& s = *impl_;
     try {
@@ -691,7 +697,10 @@ std::optional<Checkpoint> Store::current(const std::string& stage) {
         s.current->bindNoCopy(2, stage);
         if (!s.current->executeStep()) return std::nullopt;
         LivenessCache liveness;
-        return read_checkpoint(*s.current, s.path, liveness, true);
+        Checkpoint checkpoint = read_checkpoint(*s.current, s.path, liveness, true);
+        s.current->reset();
+        s.mark_stale(checkpoint);
+        return checkpoint;
     } catch (...) {
         s.fail("reading stage '" + stage + "'");
     }
@@ -709,6 +718,8 @@ std::vector<Checkpoint> Store::current_all() {
         while (query.executeStep()) {
             result.push_back(read_checkpoint(query, s.path, liveness, true));
         }
+        query.reset();
+        for (Checkpoint& checkpoint : result) s.mark_stale(checkpoint);
         return result;
     } catch (...) {
         s.fail("reading the current state");
@@ -766,7 +777,7 @@ void Store::for_each_history(const HistoryFilter& filter,
         LivenessCache liveness;
         std::int64_t produced = 0;
         while ((!filter.limit || produced < *filter.limit) && query.executeStep()) {
-            const bool open_attempt = query.getColumn(12).getInt() != 0;
+            const bool open_attempt = query.getColumn(checkpoint_column_count).getInt() != 0;
             const Checkpoint checkpoint = read_checkpoint(query, s.path, liveness, open_attempt);
             if (filter.status && checkpoint.status != *filter.status) continue;
             in_visit = true;

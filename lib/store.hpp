@@ -5,6 +5,7 @@
 #include "identity.hpp"
 
 #include <checkpoint/options.hpp>
+#include <checkpoint/prune.hpp>
 #include <checkpoint/records.hpp>
 
 #include <cstdint>
@@ -25,7 +26,7 @@ struct StoreConfig {
     Durability durability = Durability::Full;
     std::chrono::milliseconds busy_timeout{30'000};
     bool read_only = false;
-    unsigned file_mode = 0600;  // of a database file created here
+    unsigned file_mode = 0600;  // of a database file (and output files) created here
 };
 
 // The run this store records on its first write.
@@ -43,10 +44,11 @@ struct Appended {
 // One write, applied with others in a batch (see Store::write_batch).
 struct Write {
     enum class Kind {
-        Stage,          // a row for `stage` with `status`; Completed rows get the next version
-        PipelineClear,  // a pipeline-wide Cleared row: every stage before it is cleared
-        Import,         // a Completed row stamped `timestamp`, unless one with the same
-                        // stage, timestamp and message exists (then `appended` stays empty)
+        Stage,            // a row for `stage` with `status`; Completed rows get the next version
+        PipelineClear,    // a pipeline-wide Cleared row: every stage before it is cleared
+        Import,           // a Completed row stamped `timestamp`, unless one with the same
+                          // stage, timestamp and message exists (then `appended` stays empty)
+        ClearDownstream,  // Cleared rows for `stage` and every stage downstream of it
     };
     Kind kind = Kind::Stage;
     std::string stage;
@@ -55,9 +57,19 @@ struct Write {
     std::string message;
     std::string timestamp;  // Import only
 
+    // Completed Stage writes only (SaveOptions), already validated:
+    std::string metadata;                 // compact JSON object text; empty: none
+    std::string fingerprint;              // empty: none
+    const std::string* output = nullptr;  // the output's bytes (the caller's), or none
+    std::string output_sha256;            // its SHA-256, hex
+    bool output_in_database = true;       // false: the file <outputs>/<output_sha256>, which
+                                          // the caller wrote (rewritten here if it vanished)
+    std::vector<std::string> inputs;      // upstream stages, checked here
+
     // Results, set by write_batch.
     std::optional<Appended> appended;
-    std::exception_ptr error;  // an Error; nothing of this write was written
+    std::vector<std::string> cleared;  // ClearDownstream: the stages cleared, `stage` first
+    std::exception_ptr error;          // an Error; nothing of this write was written
 };
 
 class Store {
@@ -83,8 +95,32 @@ public:
     // Records the end of the run (if it was recorded at all). Throws Error.
     void close_run();
 
+    // Deletes history rows as PruneOptions says (one transaction), then, in a second one
+    // that holds the write lock, the output files that no row names any more. Throws Error.
+    PruneResult prune(const PruneOptions& options);
+
     // ---- Reads ----
-    bool has_completed(const std::string& stage);
+
+    // The stage's current state as has_checkpoint() sees it.
+    struct HeadState {
+        bool completed = false;    // the last row is Completed, and no clear came after it
+        std::string fingerprint;   // of that row
+        std::string stale_reason;  // why the completed row is not up to date; empty if it is
+    };
+    HeadState head_state(const std::string& stage);
+
+    // Where a stored output is. `data` holds the bytes when they are in the database.
+    struct OutputLocation {
+        StoredOutput output;
+        std::string data;
+    };
+    // The output of the stage's current completed version (no `version`), or of completed
+    // version `version`; std::nullopt when there is no such row or it has no output.
+    // Throws Error(OutputDamaged) when the database lacks the bytes it promises.
+    std::optional<OutputLocation> output_of(const std::string& stage,
+                                            std::optional<std::int64_t> version);
+    const std::filesystem::path& outputs_directory() const noexcept;
+
     std::optional<Checkpoint> current(const std::string& stage);
     std::vector<Checkpoint> current_all();
     void for_each_history(const HistoryFilter& filter,

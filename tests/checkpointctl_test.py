@@ -54,6 +54,11 @@ ENV = dict(os.environ, TZ=TZ, LC_ALL="C.UTF-8")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VERIFY, EXIT_NOT_FOUND, EXIT_NOT_A_DB, EXIT_SCHEMA, EXIT_BUSY = range(8)
 
+# The schema version the tool writes: one per migration file.
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+SCHEMA_VERSION = len(list(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql")))
+# A database written by the library at schema version 1 (tests/data/README.md).
+SCHEMA1_DB = Path(__file__).resolve().parent / "data" / "schema1.db"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 HISTORY_COLUMNS = ["id", "pipeline", "stage", "status", "version", "timestamp", "run_id",
@@ -1093,7 +1098,7 @@ class VerifyTest(CtlTestCase):
         result = ctl("verify", "--dir", directory)
         self.assert_ok(result)
         self.assertEqual(result.stderr, b"")
-        self.assertRegex(result.stdout.decode(), r"^\S*checkpoints\.db: ok \(schema version 1\)\n$")
+        self.assertRegex(result.stdout.decode(), rf"^\S*checkpoints\.db: ok \(schema version {SCHEMA_VERSION}\)\n$")
 
     def damage(self, db, *statements):
         conn = sqlite3.connect(db)
@@ -1154,11 +1159,11 @@ class MigrateTest(CtlTestCase):
         before = db_files(db)
         result = ctl("migrate", "--dir", directory)
         self.assert_ok(result)
-        self.assertRegex(result.stdout.decode(), r"checkpoints\.db: already at schema version 1\n$")
+        self.assertRegex(result.stdout.decode(), rf"checkpoints\.db: already at schema version {SCHEMA_VERSION}\n$")
         self.assertEqual(db_files(db), before)
         result = ctl("--db", db, "migrate")
         self.assert_ok(result)
-        self.assertIn(b"already at schema version 1", result.stdout)
+        self.assertIn(f"already at schema version {SCHEMA_VERSION}".encode(), result.stdout)
 
     def test_migrate_a_missing_database_creates_nothing(self):
         self.assert_error(ctl("migrate", "--dir", self.tmp / "nope"), EXIT_NOT_FOUND)
@@ -1167,13 +1172,37 @@ class MigrateTest(CtlTestCase):
     def test_migrate_a_newer_schema(self):
         directory, db = self.reference_copy()
         conn = sqlite3.connect(db)
-        conn.execute("PRAGMA user_version = 2")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
         conn.close()
         before = db_files(db)
         self.assert_error(ctl("migrate", "--dir", directory), EXIT_SCHEMA)
         self.assertEqual(db_files(db)["db"], before["db"])
         with connect_ro(db) as conn:
-            self.assertEqual(conn.execute("PRAGMA user_version").fetchone()[0], 2)
+            self.assertEqual(conn.execute("PRAGMA user_version").fetchone()[0], SCHEMA_VERSION + 1)
+
+    def test_migrate_a_schema1_database(self):
+        directory = self.tmp / "old"
+        directory.mkdir()
+        db = directory / "checkpoints.db"
+        shutil.copyfile(SCHEMA1_DB, db)
+        db.chmod(0o600)
+        # Read commands never migrate: they say what to do, and leave the file alone.
+        for command in ("status", "history", "runs", "dump", "verify"):
+            with self.subTest(command=command):
+                result = ctl(command, "--dir", directory, "--pipeline", "etl")
+                self.assert_error(result, EXIT_SCHEMA)
+                self.assertIn(b"checkpointctl migrate", result.stderr)
+                self.assertEqual(db.read_bytes(), SCHEMA1_DB.read_bytes())
+        result = ctl("migrate", "--dir", directory)
+        self.assert_ok(result)
+        self.assertIn(f"schema version {SCHEMA_VERSION}".encode(), result.stdout)
+        result = ctl("history", "--dir", directory, "--pipeline", "etl", "--format", "csv")
+        self.assert_ok(result)
+        rows = list(csv.DictReader(io.StringIO(result.stdout.decode())))
+        self.assertEqual(len(rows), 11)
+        self.assertEqual(rows[4]["message"], 'connection refused, "db" at line 3')
+        self.assertEqual([r["status"] for r in rows][-3:], ["cleared", "completed", "completed"])
+        self.assert_ok(ctl("verify", "--dir", directory))
 
 
 LEGACY_PY = r'''

@@ -134,7 +134,7 @@ void check_directory(const std::filesystem::path& dir, const std::vector<Ack>& a
     {
         RawDb raw(db_path, SQLITE_OPEN_READONLY);
         REQUIRE(raw.value("PRAGMA integrity_check") == "ok");
-        CHECK(raw.value("PRAGMA user_version") == "1");
+        CHECK(raw.value("PRAGMA user_version") == std::to_string(checkpoint::schema_version()));
     }
     for (const auto& pipeline : pipelines) {
         INFO("pipeline " << pipeline);

@@ -39,7 +39,8 @@ struct Options {
     unsigned file_mode = 0600;
 
     // Stage outputs (SaveOptions::output) of at most this many bytes are stored in the
-    // database; larger ones in files of the outputs directory. Default: 1 MiB.
+    // database; larger ones in files of the outputs directory. At most 512 MiB.
+    // Default: 1 MiB.
     std::size_t max_inline_output = 1024 * 1024;
 
     // Durability of each write. Output files are always fsynced before their row

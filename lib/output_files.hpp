@@ -1,0 +1,55 @@
+// Stage outputs stored as files: <checkpoint_dir>/<database_file>-outputs/<sha256>, one
+// file per distinct content. A file is written to a temporary name, fsynced and renamed
+// (then the directory fsynced) before any row may name it; files that no row names are
+// deleted only under the database's write lock (see Store::prune).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace checkpoint::detail {
+
+// <directory>/<database_file>-outputs
+std::filesystem::path outputs_directory(const std::filesystem::path& directory,
+                                        const std::string& database_file);
+
+// Writes `bytes` as <outputs>/<sha256_hex>: creates the directory (mode 0700) if missing,
+// writes a temporary file with permission bits `mode`, fsyncs it, renames it over any
+// file of that name (an orphan is never reused as it is) and fsyncs the directory.
+// Throws Error(DiskFull) or Error(Io) naming the file; a temporary file is removed then.
+void write_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
+                       std::string_view bytes, unsigned mode);
+
+// The size of the regular file <outputs>/<sha256_hex>; std::nullopt when it is missing
+// (or is not a regular file).
+std::optional<std::uint64_t> output_file_size(const std::filesystem::path& outputs,
+                                              const std::string& sha256_hex);
+
+// The bytes of <outputs>/<sha256_hex>, checked against `size` and the hash.
+// Throws Error(OutputDamaged) when the file is missing, has another size or another
+// SHA-256; Error(Io) when it cannot be read.
+std::string read_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
+                             std::uint64_t size);
+
+// A file of the outputs directory.
+struct OutputFileEntry {
+    std::string name;
+    std::uint64_t size = 0;
+    std::chrono::system_clock::time_point modified;
+    bool temporary = false;  // a "*.tmp" file (a write in flight, or left by a killed process)
+};
+
+// The regular files of the outputs directory whose name is a SHA-256 or ends in ".tmp";
+// empty when the directory does not exist. Throws Error(Io) when it cannot be listed.
+std::vector<OutputFileEntry> list_output_files(const std::filesystem::path& outputs);
+
+// Deletes <outputs>/<name>. Returns false (and deletes nothing) when it is missing.
+// Throws Error(Io) on any other failure.
+bool remove_output_file(const std::filesystem::path& outputs, const std::string& name);
+
+}  // namespace checkpoint::detail
