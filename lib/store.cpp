@@ -822,7 +822,7 @@ std::vector<Run> Store::runs() {
 std::vector<std::string> Store::verify() {
     Impl& s = *impl_;
     try {
-        return verify_database(*s.db);
+        return verify_database(*s.db, s.outputs);
     } catch (...) {
         s.fail("verifying");
     }

@@ -1,7 +1,13 @@
 #include "verify.hpp"
 
+#include "output_files.hpp"
+#include "sha256.hpp"
+
+#include <checkpoint/error.hpp>
+
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
+#include <sqlite3.h>
 
 namespace checkpoint::detail {
 
@@ -78,14 +84,104 @@ constexpr Check checks[] = {
     {"SELECT 'pipeline ' || quote(c.pipeline) || ': has history but no pipelines row' "
      "FROM (SELECT DISTINCT pipeline FROM checkpoints) c "
      "WHERE NOT EXISTS (SELECT 1 FROM pipelines p WHERE p.pipeline = c.pipeline)"},
+    // Schema 2: what a save carries. Only completed rows carry anything.
+    {"SELECT 'checkpoints row ' || id || ': ' || status || ' row carries ' || "
+     "CASE WHEN metadata IS NOT NULL THEN 'metadata' WHEN fingerprint IS NOT NULL THEN "
+     "'a fingerprint' WHEN output_size IS NOT NULL THEN 'an output' ELSE 'inputs' END "
+     "FROM checkpoints WHERE status <> 'completed' AND (metadata IS NOT NULL OR "
+     "fingerprint IS NOT NULL OR output_size IS NOT NULL OR input_count <> 0)"},
+    {"SELECT 'checkpoints row ' || id || ': metadata is not a JSON object' FROM checkpoints "
+     "WHERE metadata IS NOT NULL AND (NOT json_valid(metadata) OR "
+     "json_type(metadata) <> 'object')"},
+    {"SELECT 'checkpoints row ' || id || ': output columns are inconsistent (size ' || "
+     "quote(output_size) || ', sha256 ' || quote(output_sha256) || ', in database ' || "
+     "quote(output_in_database) || ')' FROM checkpoints "
+     "WHERE (output_size IS NULL) <> (output_sha256 IS NULL) "
+     "OR (output_size IS NULL) <> (output_in_database IS NULL) "
+     "OR (output_size IS NOT NULL AND (typeof(output_size) <> 'integer' OR output_size < 0 "
+     "OR length(output_sha256) <> 64 OR output_sha256 GLOB '*[^0-9a-f]*' "
+     "OR output_in_database NOT IN (0, 1)))"},
+    {"SELECT 'checkpoints row ' || c.id || ': its output is missing from output_data' "
+     "FROM checkpoints c WHERE c.output_in_database = 1 "
+     "AND NOT EXISTS (SELECT 1 FROM output_data d WHERE d.checkpoint_id = c.id)"},
+    {"SELECT 'checkpoints row ' || c.id || ': its output in output_data holds ' || "
+     "length(d.data) || ' bytes instead of ' || c.output_size || ', or another SHA-256' "
+     "FROM checkpoints c JOIN output_data d ON d.checkpoint_id = c.id "
+     "WHERE length(d.data) IS NOT c.output_size OR checkpoint_sha256(d.data) IS NOT "
+     "c.output_sha256"},
+    {"SELECT 'output_data row ' || d.checkpoint_id || ': no checkpoints row stores its output "
+     "in the database' FROM output_data d WHERE NOT EXISTS (SELECT 1 FROM checkpoints c "
+     "WHERE c.id = d.checkpoint_id AND c.output_in_database = 1)"},
+    {"SELECT 'checkpoints row ' || c.id || ': input_count ' || c.input_count || "
+     "' but ' || (SELECT count(*) FROM checkpoint_inputs i WHERE i.checkpoint_id = c.id) || "
+     "' rows in checkpoint_inputs' FROM checkpoints c WHERE c.input_count IS NOT "
+     "(SELECT count(*) FROM checkpoint_inputs i WHERE i.checkpoint_id = c.id)"},
+    {"SELECT 'checkpoint_inputs of row ' || i.checkpoint_id || ': no such checkpoints row' "
+     "FROM checkpoint_inputs i WHERE NOT EXISTS (SELECT 1 FROM checkpoints c "
+     "WHERE c.id = i.checkpoint_id)"},
+    {"SELECT 'checkpoints row ' || i.checkpoint_id || ': its input ' || quote(i.input_stage) || "
+     "' names row ' || i.input_id || ', which is not an earlier row' FROM checkpoint_inputs i "
+     "WHERE i.input_id >= i.checkpoint_id"},
+    // An input's row may have been pruned since; while it exists, it must be what it says.
+    {"SELECT 'checkpoints row ' || i.checkpoint_id || ': its input ' || quote(i.input_stage) || "
+     "' names row ' || i.input_id || ', which is not that stage''s completed version ' || "
+     "i.input_version FROM checkpoint_inputs i JOIN checkpoints u ON u.id = i.input_id "
+     "JOIN checkpoints c ON c.id = i.checkpoint_id WHERE u.pipeline IS NOT c.pipeline "
+     "OR u.stage IS NOT i.input_stage OR u.status <> 'completed' "
+     "OR u.version IS NOT i.input_version"},
 };
 
 #undef CHECKPOINT_TIMESTAMP_OK
 
+// checkpoint_sha256(blob): its SHA-256 as 64 lower-case hex digits, for the checks above.
+void sha256_function(sqlite3_context* context, int, sqlite3_value** arguments) {
+    const void* bytes = sqlite3_value_blob(arguments[0]);
+    const int size = sqlite3_value_bytes(arguments[0]);
+    const std::string hex =
+        to_hex(sha256(std::string_view(static_cast<const char*>(bytes), size > 0 ? size : 0)));
+    sqlite3_result_text(context, hex.c_str(), static_cast<int>(hex.size()), SQLITE_TRANSIENT);
+}
+
+void register_sha256_function(SQLite::Database& db) {
+    sqlite3_create_function(db.getHandle(), "checkpoint_sha256", 1,
+                            SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, sha256_function, nullptr,
+                            nullptr);
+}
+
+// Every output file that a row names exists, with its size and SHA-256.
+void check_output_files(SQLite::Database& db, const std::filesystem::path& outputs,
+                        std::vector<std::string>& problems, std::size_t max_problems) {
+    try {
+        SQLite::Statement files(db,
+                                "SELECT output_sha256, output_size, min(id), count(*) FROM "
+                                "checkpoints WHERE output_in_database = 0 "
+                                "GROUP BY output_sha256, output_size");
+        while (problems.size() < max_problems && files.executeStep()) {
+            const std::string sha = files.getColumn(0).getString();
+            const std::string rows = files.getColumn(3).getInt64() == 1
+                                         ? "row " + std::to_string(files.getColumn(2).getInt64())
+                                         : std::to_string(files.getColumn(3).getInt64()) +
+                                               " rows from " +
+                                               std::to_string(files.getColumn(2).getInt64());
+            if (!is_sha256_hex(sha)) continue;  // reported by the column checks
+            try {
+                read_output_file(outputs, sha,
+                                 static_cast<std::uint64_t>(files.getColumn(1).getInt64()));
+            } catch (const Error& e) {
+                problems.push_back("checkpoints " + rows + ": " + e.what());
+            }
+        }
+    } catch (const SQLite::Exception& e) {
+        problems.push_back(std::string("the output file check could not run: ") + e.what());
+    }
+}
+
 }  // namespace
 
-std::vector<std::string> verify_database(SQLite::Database& db, std::size_t max_problems) {
+std::vector<std::string> verify_database(SQLite::Database& db, const std::filesystem::path& outputs,
+                                         std::size_t max_problems) {
     std::vector<std::string> problems;
+    register_sha256_function(db);
     {
         SQLite::Statement integrity(db, "PRAGMA integrity_check(100)");
         while (integrity.executeStep()) {
@@ -104,6 +200,7 @@ std::vector<std::string> verify_database(SQLite::Database& db, std::size_t max_p
             problems.push_back(std::string("a table check could not run: ") + e.what());
         }
     }
+    check_output_files(db, outputs, problems, max_problems);
     return problems;
 }
 

@@ -1,6 +1,7 @@
 // The consistency check behind CheckpointManager::verify and `checkpointctl verify`.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -11,8 +12,10 @@ class Database;
 namespace checkpoint::detail {
 
 // Checks SQLite's integrity and the invariants of the checkpoint tables, in every
-// pipeline. Returns one line per problem (at most `max_problems`); empty when all hold.
+// pipeline, and that every output file a row names (in `outputs`) is there with its size
+// and SHA-256. Returns one line per problem (at most `max_problems`); empty when all hold.
 // Only reads. Throws SQLite::Exception when even the integrity check cannot run.
-std::vector<std::string> verify_database(SQLite::Database& db, std::size_t max_problems = 1000);
+std::vector<std::string> verify_database(SQLite::Database& db, const std::filesystem::path& outputs,
+                                         std::size_t max_problems = 1000);
 
 }  // namespace checkpoint::detail

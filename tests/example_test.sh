@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The example pipeline, interrupted then resumed, checked through its files, its output and
-# the database (with the sqlite3 shell):
-#   1. --crash-after data_preprocessing: exit 3, no model.txt, the first two stages completed;
-#   2. a plain rerun: only model_training runs, from the files the first run left; the
-#      crashed run now reads 'died', this one 'finished';
+# The example pipeline, interrupted then resumed, checked through its output and the
+# database (with the sqlite3 shell):
+#   1. --crash-after data_preprocessing: exit 3, the first two stages completed, their
+#      outputs, metadata and inputs stored;
+#   2. a plain rerun: only model_training runs, from the output stored by the first run;
+#      the crashed run now reads 'died', this one 'finished';
 #   3. a third run skips every stage and writes nothing;
-#   4. --reset runs every stage again; bad flags exit 2.
+#   4. --outlier-mads 2 (a config change) reruns exactly data_preprocessing and
+#      model_training;
+#   5. --reset runs every stage again; bad flags exit 2.
 # Env (set by tests/CMakeLists.txt): CHECKPOINT_BINARY_DIR, SQLITE3.
 set -euo pipefail
 
@@ -24,7 +27,6 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/checkpoint-example-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 dir="$work/checkpoints"
 db="$dir/checkpoints.db"
-data="$dir/data"
 
 sql() { "$SQLITE3" -batch -noheader "$db" "$1"; }
 
@@ -50,12 +52,9 @@ reject_output() {  # a text the output must not contain
 # ---- 1. Interrupted after data_preprocessing ----
 run --crash-after data_preprocessing
 expect_eq "exit code of the crashed run" 3 "$rc"
+expect_output "running data_ingestion: never ran"
 expect_output "crashing after data_preprocessing (simulated kill)"
 reject_output "model_training:"
-[[ -s $data/raw.csv ]] || fail "data_ingestion did not write $data/raw.csv"
-[[ -s $data/clean.csv ]] || fail "data_preprocessing did not write $data/clean.csv"
-[[ ! -e $data/model.txt ]] || fail "model.txt exists although the run crashed before model_training"
-expect_eq "raw.csv row count (header + 1000 rows)" 1001 "$(wc -l <"$data/raw.csv")"
 expect_eq "completed stages after the crash" "data_ingestion|data_preprocessing" \
     "$(sql "SELECT group_concat(stage, '|') FROM (SELECT stage FROM current_state
             WHERE status = 'completed' ORDER BY stage)")"
@@ -63,31 +62,32 @@ expect_eq "rows of model_training after the crash" 0 \
     "$(sql "SELECT count(*) FROM history WHERE stage = 'model_training'")"
 # The killed run never closed, and no writer has looked at it since: it still reads running.
 expect_eq "the crashed run (outcome, ended_at)" "running|" "$(sql "SELECT outcome, ended_at FROM runs")"
+# The outputs are in the database (small: stored inline), with their metadata and inputs.
+expect_eq "data_ingestion's stored output (lines, in database)" "1001|1" \
+    "$(sql "SELECT length(CAST(d.data AS TEXT)) - length(replace(CAST(d.data AS TEXT), char(10), '')),
+                   c.output_in_database
+            FROM checkpoints c JOIN output_data d ON d.checkpoint_id = c.id
+            WHERE c.stage = 'data_ingestion' AND c.status = 'completed'")"
+expect_eq "data_ingestion's metadata" "1000|23" \
+    "$(sql "SELECT json_extract(metadata, '$.samples'), json_extract(metadata, '$.corrupted')
+            FROM checkpoints WHERE stage = 'data_ingestion' AND status = 'completed'")"
+expect_eq "data_preprocessing's recorded input" '[{"stage":"data_ingestion","version":1,"id":2}]' \
+    "$(sql "SELECT inputs FROM history WHERE stage = 'data_preprocessing' AND status = 'completed'")"
+ingestion_sha=$(sql "SELECT output_sha256 FROM checkpoints WHERE stage = 'data_ingestion' AND status = 'completed'")
+[[ $ingestion_sha =~ ^[0-9a-f]{64}$ ]] || fail "data_ingestion's output has no SHA-256: '$ingestion_sha'"
 
-# Files a resumed run must read, not rewrite (a rewrite replaces the inode: rename).
-raw_before=$(stat -c '%i %Y' "$data/raw.csv")
-clean_before=$(stat -c '%i %Y' "$data/clean.csv")
-raw_sum=$(cksum <"$data/raw.csv")
-
-# ---- 2. Resumed: only model_training runs ----
+# ---- 2. Resumed: only model_training runs, from the stored output ----
 run
 expect_eq "exit code of the resumed run" 0 "$rc"
-expect_output "skipping data_ingestion (completed)"
-expect_output "skipping data_preprocessing (completed)"
-reject_output "skipping model_training"
-reject_output "data_ingestion: wrote"
+expect_output "skipping data_ingestion (completed, up to date)"
+expect_output "skipping data_preprocessing (completed, up to date)"
+expect_output "running model_training: never ran"
+reject_output "data_ingestion: produced"
 reject_output "data_preprocessing: kept"
-grep -qE '^model_training: fitted y = 2\.[45][0-9]* x \+ (0\.9|1\.0)[0-9]* on [0-9]+ rows' <<<"$out" ||
-    fail "model_training did not report a fit close to y = 2.5 x + 1"
-expect_output "pipeline complete"
-[[ -s $data/model.txt ]] || fail "the resumed run did not write $data/model.txt"
-grep -q '^slope 2\.[45]' "$data/model.txt" || fail "model.txt holds no slope near 2.5: $(cat "$data/model.txt")"
-expect_eq "raw.csv inode and mtime (not rewritten)" "$raw_before" "$(stat -c '%i %Y' "$data/raw.csv")"
-expect_eq "clean.csv inode and mtime (not rewritten)" "$clean_before" "$(stat -c '%i %Y' "$data/clean.csv")"
-expect_eq "raw.csv content" "$raw_sum" "$(cksum <"$data/raw.csv")"
-leftovers=$(find "$data" -name '*.tmp')
-[[ -z $leftovers ]] || fail "temporary files were left behind: $leftovers"
-
+grep -qE '^model_training: fitted y = 2\.[45][0-9]* x \+ (0\.9|1\.0)[0-9]* on 977 rows$' <<<"$out" ||
+    fail "model_training did not report a fit close to y = 2.5 x + 1 on the 977 stored rows"
+grep -qE '^pipeline complete: model_training version 1, slope 2\.[45]' <<<"$out" ||
+    fail "the run did not finish with the stored model"
 expect_eq "history after the resume" \
     "data_ingestion started|data_ingestion completed|data_preprocessing started|data_preprocessing completed|model_training started|model_training completed" \
     "$(sql "SELECT group_concat(stage || ' ' || status, '|') FROM (SELECT * FROM history ORDER BY id)")"
@@ -103,37 +103,61 @@ expect_eq "history's run_outcome of the crashed run's rows" "died" \
     "$(sql "SELECT group_concat(DISTINCT run_outcome) FROM history WHERE stage = 'data_ingestion'")"
 expect_eq "current state after the resume" "completed|completed|completed" \
     "$(sql "SELECT group_concat(status, '|') FROM (SELECT status FROM current_state ORDER BY stage)")"
+expect_eq "model_training's metadata (rows)" 977 \
+    "$(sql "SELECT json_extract(metadata, '$.rows') FROM checkpoints WHERE stage = 'model_training'
+            AND status = 'completed'")"
 
 # ---- 3. Nothing left to do: every stage skipped, nothing written ----
 rows_before=$(sql "SELECT count(*) FROM checkpoints")
-model_before=$(stat -c '%i %Y' "$data/model.txt")
 run
 expect_eq "exit code of the third run" 0 "$rc"
-expect_output "skipping data_ingestion (completed)"
-expect_output "skipping data_preprocessing (completed)"
-expect_output "skipping model_training (completed)"
+expect_output "skipping data_ingestion (completed, up to date)"
+expect_output "skipping data_preprocessing (completed, up to date)"
+expect_output "skipping model_training (completed, up to date)"
 reject_output "model_training: fitted"
+grep -qE '^pipeline complete: model_training version 1, slope 2\.[45]' <<<"$out" ||
+    fail "the third run did not load the stored model"
 expect_eq "history rows after a run that skipped everything" "$rows_before" \
     "$(sql "SELECT count(*) FROM checkpoints")"
 expect_eq "runs after a run that only read" 2 "$(sql "SELECT count(*) FROM runs")"
-expect_eq "model.txt inode and mtime (not rewritten)" "$model_before" "$(stat -c '%i %Y' "$data/model.txt")"
 
-# ---- 4. --reset runs everything again; bad flags are refused ----
+# ---- 4. A config change reruns exactly the stale stages ----
+run --outlier-mads 2
+expect_eq "exit code with --outlier-mads 2" 0 "$rc"
+expect_output "skipping data_ingestion (completed, up to date)"
+expect_output "running data_preprocessing: its configuration changed"
+expect_output "running model_training: its input 'data_preprocessing' was saved again (version 2; this checkpoint used version 1)"
+grep -qE '^data_preprocessing: kept 967 of 1000 rows .*beyond 2 MADs' <<<"$out" ||
+    fail "data_preprocessing did not apply --outlier-mads 2"
+expect_eq "completed versions after the config change" \
+    "data_ingestion 1|data_preprocessing 2|model_training 2" \
+    "$(sql "SELECT group_concat(stage || ' ' || version, '|') FROM (SELECT * FROM current_state ORDER BY stage)")"
+expect_eq "data_preprocessing's metadata (outlier_mads)" 2.0 \
+    "$(sql "SELECT json_extract(metadata, '$.outlier_mads') FROM current_state WHERE stage = 'data_preprocessing'")"
+run --outlier-mads 2
+expect_output "skipping data_preprocessing (completed, up to date)"
+expect_output "skipping model_training (completed, up to date)"
+
+# ---- 5. --reset runs everything again; bad flags are refused ----
 run --reset
 expect_eq "exit code of --reset" 0 "$rc"
 reject_output "skipping"
 for stage in data_ingestion data_preprocessing model_training; do
-    grep -q "^$stage: " <<<"$out" || fail "--reset did not run $stage"
-    expect_eq "completed version of $stage after --reset" 2 \
-        "$(sql "SELECT version FROM current_state WHERE stage = '$stage' AND status = 'completed'")"
+    expect_output "running $stage: it is cleared"
 done
+expect_eq "completed versions after --reset" \
+    "data_ingestion 2|data_preprocessing 3|model_training 3" \
+    "$(sql "SELECT group_concat(stage || ' ' || version, '|') FROM (SELECT * FROM current_state
+            WHERE status = 'completed' ORDER BY stage)")"
 expect_eq "pipeline-wide clears in the history" 1 \
     "$(sql "SELECT count(*) FROM history WHERE stage IS NULL AND status = 'cleared'")"
-expect_eq "raw.csv content after --reset (deterministic)" "$raw_sum" "$(cksum <"$data/raw.csv")"
+expect_eq "data_ingestion's output after --reset (deterministic)" "$ingestion_sha" \
+    "$(sql "SELECT output_sha256 FROM current_state WHERE stage = 'data_ingestion'")"
 
 cwd="$work/cwd"  # where a wrongly accepted command line would create ./checkpoints
 mkdir "$cwd"
-for args in "--bogus" "--crash-after" "--crash-after no_such_stage" "--dir"; do
+for args in "--bogus" "--crash-after" "--crash-after no_such_stage" "--dir" "--outlier-mads" \
+    "--outlier-mads 0" "--outlier-mads x"; do
     rc=0
     # shellcheck disable=SC2086  # split the flags on purpose
     out=$(cd "$cwd" && "$example" $args 2>&1) || rc=$?
@@ -148,8 +172,9 @@ grep -q -- '--crash-after STAGE' <<<"$out" || fail "--help does not describe --c
 
 # A checkpoint::Error (here: the directory cannot be created) exits 1 with "error: ...".
 rc=0
-out=$("$example" --dir "$data/model.txt/sub" 2>&1) || rc=$?
+touch "$work/a-file"
+out=$("$example" --dir "$work/a-file/sub" 2>&1) || rc=$?
 expect_eq "exit code with an unusable --dir" 1 "$rc"
-grep -q '^error: .*model.txt/sub' <<<"$out" || fail "no 'error: <what>' line for an unusable --dir: $out"
+grep -q '^error: .*a-file/sub' <<<"$out" || fail "no 'error: <what>' line for an unusable --dir: $out"
 
-echo "PASS: example pipeline crashes, resumes from its files, and skips completed stages"
+echo "PASS: example pipeline crashes, resumes from its stored outputs, reruns exactly the stale stages"

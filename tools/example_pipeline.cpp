@@ -1,17 +1,21 @@
 // example_pipeline — the original Python design's three stages, made resumable by checkpoint.
 //
-//   data_ingestion      writes <dir>/data/raw.csv: 1000 noisy samples of y = 2.5 x + 1,
-//                       a few of them corrupted (unparseable or wildly off)
-//   data_preprocessing  reads raw.csv, drops bad rows and outliers, standardizes x,
-//                       writes clean.csv
-//   model_training      reads clean.csv, fits a least-squares line, writes model.txt
+//   data_ingestion      produces raw.csv: 1000 noisy samples of y = 2.5 x + 1, a few of
+//                       them corrupted (unparseable or wildly off)
+//   data_preprocessing  drops bad rows and outliers (further than --outlier-mads median
+//                       absolute deviations from the median), standardizes x: clean.csv
+//   model_training      fits a least-squares line to clean.csv: the model
 //
-// Each stage writes its output file atomically *before* its checkpoint is saved, and reads
-// the previous stage's file: a resumed run skips the completed stages and continues from
-// their files. Try it:
+// Each stage's output is stored with its checkpoint (SaveOptions::output) and the next
+// stage loads it back with load_output(): a resumed run skips the completed stages and
+// continues from their stored outputs. Each save also names its input stage and carries a
+// fingerprint of its code version and configuration, so a changed --outlier-mads reruns
+// data_preprocessing and, because its output changed, model_training — and nothing else.
+// Try it:
 //
 //   example_pipeline --crash-after data_preprocessing   # dies like a kill -9 (exit 3)
 //   example_pipeline                                    # runs model_training only
+//   example_pipeline --outlier-mads 3                   # reruns the two stale stages
 //   sqlite3 checkpoints/checkpoints.db 'SELECT * FROM history'
 #include <checkpoint/checkpoint_manager.hpp>
 
@@ -19,23 +23,17 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -46,49 +44,11 @@ struct Point {
     double y;
 };
 
-[[noreturn]] void throw_errno(const std::string& what) {
-    throw std::runtime_error(what + ": " + std::strerror(errno));
-}
-
-// Replaces `path` with `text` atomically: write a temporary file, fsync it, rename it over
-// `path`, fsync the directory. After a crash, `path` is either absent or complete.
-void write_atomically(const fs::path& path, const std::string& text) {
-    const fs::path temp = path.string() + ".tmp";
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw_errno("cannot create " + temp.string());
-    for (std::size_t done = 0; done < text.size();) {
-        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            ::close(fd);
-            throw_errno("cannot write " + temp.string());
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd) != 0) {
-        ::close(fd);
-        throw_errno("cannot fsync " + temp.string());
-    }
-    if (::close(fd) != 0) throw_errno("cannot close " + temp.string());
-    if (std::rename(temp.c_str(), path.c_str()) != 0) throw_errno("cannot rename " + temp.string());
-    const int dir = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) throw_errno("cannot open " + path.parent_path().string());
-    const int synced = ::fsync(dir);
-    ::close(dir);
-    if (synced != 0) throw_errno("cannot fsync " + path.parent_path().string());
-}
-
-// The lines of `path`. A missing file is an error: the stage that writes it was
-// checkpointed, so its output should be there.
-std::vector<std::string> read_lines(const fs::path& path) {
-    std::ifstream in(path);
-    if (!in) {
-        throw std::runtime_error("cannot read " + path.string() +
-                                 ": it is missing; run with --reset to start over");
-    }
+// The lines of a stage's stored output.
+std::vector<std::string> lines_of(const std::string& text) {
     std::vector<std::string> lines;
+    std::istringstream in(text);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
-    if (lines.empty()) throw std::runtime_error(path.string() + " is empty");
     return lines;
 }
 
@@ -106,10 +66,16 @@ double median(std::vector<double> values) {
     return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
 }
 
-// ---- The stages ----
+// What a stage produced: its output (stored with the checkpoint) and metadata about it.
+struct Result {
+    std::string output;
+    nlohmann::json metadata = nlohmann::json::object();
+};
 
-void data_ingestion(const fs::path& data) {
-    std::uint64_t state = 42;  // a fixed-seed generator: every run writes the same file
+// ---- The stages: each takes its input stage's output (or nothing) ----
+
+Result data_ingestion(const std::string&) {
+    std::uint64_t state = 42;  // a fixed-seed generator: every run produces the same data
     auto uniform = [&state] {  // in [0, 1)
         state = state * 6364136223846793005ULL + 1442695040888963407ULL;
         return static_cast<double>(state >> 11) / 9007199254740992.0;
@@ -130,29 +96,30 @@ void data_ingestion(const fs::path& data) {
             csv << x << "," << 2.5 * x + 1 + noise << "\n";
         }
     }
-    write_atomically(data / "raw.csv", csv.str());
-    std::cout << "data_ingestion: wrote 1000 samples of y = 2.5 x + 1 + noise (" << corrupted
-              << " corrupted) to " << (data / "raw.csv").string() << std::endl;
+    std::cout << "data_ingestion: produced 1000 samples of y = 2.5 x + 1 + noise (" << corrupted
+              << " corrupted)" << std::endl;
+    return {csv.str(), {{"samples", 1000}, {"corrupted", corrupted}}};
 }
 
-void data_preprocessing(const fs::path& data) {
-    const std::vector<std::string> rows = read_lines(data / "raw.csv");  // rows[0]: "x,y"
+Result data_preprocessing(const std::string& raw, double outlier_mads) {
+    const std::vector<std::string> rows = lines_of(raw);  // rows[0]: "x,y"
     std::vector<Point> points;
     for (std::size_t i = 1; i < rows.size(); ++i) {
         Point point;
         if (parse_point(rows[i], point)) points.push_back(point);
     }
     const std::size_t parsed = points.size();
-    // Outliers: y further than 5 median absolute deviations from the median of y.
+    // Outliers: y further than `outlier_mads` median absolute deviations from the median.
     std::vector<double> ys;
     for (const Point& p : points) ys.push_back(p.y);
     const double center = median(ys);
     for (double& y : ys) y = std::abs(y - center);
     const double mad = median(ys);
-    points.erase(std::remove_if(points.begin(), points.end(),
-                                [&](const Point& p) { return std::abs(p.y - center) > 5 * mad; }),
-                 points.end());
-    if (points.size() < 2) throw std::runtime_error("too few clean rows in raw.csv");
+    points.erase(
+        std::remove_if(points.begin(), points.end(),
+                       [&](const Point& p) { return std::abs(p.y - center) > outlier_mads * mad; }),
+        points.end());
+    if (points.size() < 2) throw std::runtime_error("too few clean rows in the raw data");
     // Standardize x (mean 0, standard deviation 1); keep the scale to undo it later.
     double mean = 0, variance = 0;
     for (const Point& p : points) mean += p.x / points.size();
@@ -162,23 +129,27 @@ void data_preprocessing(const fs::path& data) {
     csv.precision(10);
     csv << "# x = z * " << sd << " + " << mean << "\n";
     for (const Point& p : points) csv << (p.x - mean) / sd << "," << p.y << "\n";
-    write_atomically(data / "clean.csv", csv.str());
+    const std::size_t outliers = parsed - points.size();
     std::cout << "data_preprocessing: kept " << points.size() << " of " << rows.size() - 1
-              << " rows (" << rows.size() - 1 - parsed << " unparseable, " << parsed - points.size()
-              << " outliers), standardized x into " << (data / "clean.csv").string() << std::endl;
+              << " rows (" << rows.size() - 1 - parsed << " unparseable, " << outliers
+              << " outliers beyond " << outlier_mads << " MADs), standardized x" << std::endl;
+    return {csv.str(),
+            {{"kept", points.size()}, {"outliers", outliers}, {"outlier_mads", outlier_mads}}};
 }
 
-void model_training(const fs::path& data) {
-    const std::vector<std::string> rows = read_lines(data / "clean.csv");
+Result model_training(const std::string& clean) {
+    const std::vector<std::string> rows = lines_of(clean);
     double sd = 0, mean = 0;
-    if (std::sscanf(rows[0].c_str(), "# x = z * %lf + %lf", &sd, &mean) != 2 || sd <= 0)
-        throw std::runtime_error("clean.csv has no valid header; run with --reset");
+    if (rows.empty() || std::sscanf(rows[0].c_str(), "# x = z * %lf + %lf", &sd, &mean) != 2 ||
+        sd <= 0)
+        throw std::runtime_error("the clean data has no valid header; run with --reset");
     // Least squares for y = a z + b; z is centered, so a = Σzy / Σz² and b = mean(y).
     double szz = 0, szy = 0, sy = 0;
     const std::size_t n = rows.size() - 1;
     for (std::size_t i = 1; i < rows.size(); ++i) {
         Point p;
-        if (!parse_point(rows[i], p)) throw std::runtime_error("bad row in clean.csv: " + rows[i]);
+        if (!parse_point(rows[i], p))
+            throw std::runtime_error("bad row in the clean data: " + rows[i]);
         szz += p.x * p.x;
         szy += p.x * p.y;
         sy += p.y;
@@ -187,24 +158,29 @@ void model_training(const fs::path& data) {
     const double intercept = sy / n - slope * mean;
     std::ostringstream model;
     model << "slope " << slope << "\nintercept " << intercept << "\nrows " << n << "\n";
-    write_atomically(data / "model.txt", model.str());
     std::cout << "model_training: fitted y = " << slope << " x + " << intercept << " on " << n
-              << " rows, wrote " << (data / "model.txt").string() << std::endl;
+              << " rows" << std::endl;
+    return {model.str(), {{"slope", slope}, {"intercept", intercept}, {"rows", n}}};
 }
 
 // ---- Command line ----
 
 const char* const usage =
-    "usage: example_pipeline [--dir DIR] [--crash-after STAGE] [--reset] [--help]\n"
-    "  --dir DIR            where checkpoints.db and data/ live (default: checkpoints)\n"
+    "usage: example_pipeline [--dir DIR] [--crash-after STAGE] [--outlier-mads N] [--reset]\n"
+    "                        [--help]\n"
+    "  --dir DIR            where checkpoints.db lives (default: checkpoints)\n"
     "  --crash-after STAGE  exit abruptly (code 3, like a kill) once STAGE has run and\n"
     "                       its checkpoint is saved; STAGE is data_ingestion,\n"
     "                       data_preprocessing or model_training\n"
+    "  --outlier-mads N     data_preprocessing drops rows further than N median absolute\n"
+    "                       deviations from the median (default: 5); changing it reruns\n"
+    "                       data_preprocessing and model_training\n"
     "  --reset              clear every checkpoint first, so all stages run again\n";
 
 struct Args {
     fs::path dir = "checkpoints";
     std::string crash_after;
+    double outlier_mads = 5;
     bool reset = false;
 };
 
@@ -231,6 +207,17 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& stages) {
             args.crash_after = value();
             if (std::find(stages.begin(), stages.end(), args.crash_after) == stages.end())
                 bad_usage("--crash-after: unknown stage '" + args.crash_after + "'");
+        } else if (arg == "--outlier-mads") {
+            const std::string text = value();
+            std::size_t used = 0;
+            try {
+                args.outlier_mads = std::stod(text, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used != text.size() || !(args.outlier_mads > 0) ||
+                !std::isfinite(args.outlier_mads))
+                bad_usage("--outlier-mads: '" + text + "' is not a positive number");
         } else if (arg == "--reset") {
             args.reset = true;
         } else {
@@ -240,16 +227,45 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& stages) {
     return args;
 }
 
+// A stage of this pipeline: what it consumes, what its result depends on, how it runs.
+struct Stage {
+    std::string name;
+    std::string input;        // the stage whose output it consumes ("" for none)
+    std::string fingerprint;  // its code version and configuration
+    std::function<Result(const std::string& input)> run;
+};
+
+// Why `stage` must run (it is not completed and up to date with this fingerprint).
+std::string why_run(const checkpoint::CheckpointManager& manager, const Stage& stage) {
+    const auto latest = manager.latest(stage.name);
+    if (!latest) return "never ran";
+    if (latest->status != checkpoint::Status::Completed)
+        return std::string("it is ") + std::string(checkpoint::to_string(latest->status));
+    if (latest->stale) return latest->stale_reason;
+    return "its configuration changed";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const std::vector<std::string> names = {"data_ingestion", "data_preprocessing",
                                             "model_training"};
     const Args args = parse_args(argc, argv, names);
-    const fs::path data = args.dir / "data";
-    const std::vector<std::function<void()>> stages = {[&] { data_ingestion(data); },
-                                                       [&] { data_preprocessing(data); },
-                                                       [&] { model_training(data); }};
+    std::ostringstream mads;
+    mads << args.outlier_mads;
+    // The fingerprint: a version of the stage's code, plus the configuration it reads.
+    const std::vector<Stage> stages = {
+        {names[0], "", checkpoint::Fingerprint().add("data_ingestion v2").add("seed=42").str(),
+         data_ingestion},
+        {names[1], names[0],
+         checkpoint::Fingerprint()
+             .add("data_preprocessing v2")
+             .add("outlier_mads=" + mads.str())
+             .str(),
+         [&args](const std::string& raw) { return data_preprocessing(raw, args.outlier_mads); }},
+        {names[2], names[1], checkpoint::Fingerprint().add("model_training v2").str(),
+         model_training},
+    };
     try {
         // The library logs through spdlog; this example prints its own lines, so it keeps
         // only the library's warnings and errors.
@@ -261,17 +277,37 @@ int main(int argc, char** argv) {
             manager.clear_checkpoints();
             std::cout << "reset: cleared every checkpoint" << std::endl;
         }
-        fs::create_directories(data);
-        for (std::size_t i = 0; i < names.size(); ++i) {
-            // Runs the stage and saves its checkpoint, unless it is already completed.
-            if (!manager.run_stage(names[i], stages[i])) {
-                std::cout << "skipping " << names[i] << " (completed)" << std::endl;
-            } else if (names[i] == args.crash_after) {
-                std::cout << "crashing after " << names[i] << " (simulated kill)" << std::endl;
+        for (const Stage& stage : stages) {
+            if (manager.has_checkpoint(stage.name, stage.fingerprint)) {
+                std::cout << "skipping " << stage.name << " (completed, up to date)" << std::endl;
+                continue;
+            }
+            std::cout << "running " << stage.name << ": " << why_run(manager, stage) << std::endl;
+            manager.begin_stage(stage.name);
+            checkpoint::SaveOptions save;
+            try {
+                // The input comes from the library: the output saved with the upstream
+                // stage's checkpoint, by this run or by an earlier one.
+                const std::string input =
+                    stage.input.empty() ? std::string() : manager.load_output(stage.input).value();
+                Result result = stage.run(input);
+                save.output = std::move(result.output);
+                save.metadata = std::move(result.metadata);
+            } catch (const std::exception& e) {
+                manager.fail_stage(stage.name, e.what());
+                throw;
+            }
+            save.fingerprint = stage.fingerprint;
+            if (!stage.input.empty()) save.inputs = {stage.input};
+            manager.save_checkpoint(stage.name, save);
+            if (stage.name == args.crash_after) {
+                std::cout << "crashing after " << stage.name << " (simulated kill)" << std::endl;
                 std::_Exit(3);  // no destructors: the run is left open, as after a kill -9
             }
         }
-        std::cout << "pipeline complete" << std::endl;
+        const auto model = manager.latest(names[2]);
+        std::cout << "pipeline complete: model_training version " << model->version << ", "
+                  << lines_of(manager.load_output(names[2]).value()).at(0) << std::endl;
     } catch (const std::exception& e) {  // checkpoint::Error, or a stage failed (recorded)
         std::cerr << "error: " << e.what() << "\n";
         return 1;

@@ -191,7 +191,9 @@ public:
     // Checks the whole database file (every pipeline in it): SQLite's integrity check, then
     // the invariants of the history — valid statuses and timestamps, completed versions
     // strictly increasing per stage, every row's run recorded, and the derived state
-    // (current_state) agreeing with the history. Returns one line per problem found (at
+    // (current_state) agreeing with the history, stored outputs complete (every output file
+    // a row names present, with its size and SHA-256; every output in the database too),
+    // metadata valid JSON objects. Returns one line per problem found (at
     // most 1000); empty when the database is sound. Only reads. Throws Error when the
     // file cannot be read at all.
     std::vector<std::string> verify() const;
