@@ -3,6 +3,8 @@
 //     file whose row never committed is never used, and prune() removes it.
 // (2) While pruning: no current checkpoint loses its output, the database stays sound, and
 //     a second prune finishes the job.
+// (3) Not a crash, a race: processes saving outputs that earlier (prunable) rows used too,
+//     while another prunes them: no current checkpoint ever misses its output.
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include "child_process.hpp"
@@ -12,6 +14,8 @@
 
 #include <sqlite3.h>
 #include <catch2/catch.hpp>
+
+#include <atomic>
 
 #include <chrono>
 #include <csignal>
@@ -37,6 +41,7 @@ using checkpoint::Status;
 using checkpoint::test::ChildProcess;
 using checkpoint::test::RawDb;
 using checkpoint::test::read_file;
+using checkpoint::test::run_command;
 using checkpoint::test::TempDir;
 using checkpoint::test::with_stderr_to;
 using namespace std::chrono_literals;
@@ -419,4 +424,96 @@ TEST_CASE(
               << killed_between_rows_and_files
               << " after its rows were deleted and before all its files were" << std::endl;
     CHECK(killed_before_done >= 1);
+}
+
+TEST_CASE(
+    "saves that reuse outputs while another thread prunes: current outputs never go "
+    "missing",
+    "[prune][concurrency]") {
+    // Worker processes run one after another, each saving p-0 and p-1 alternately (three
+    // versions each), with outputs cycling through five contents: a save often reuses the
+    // file of a row that only older, prunable versions (of ended runs) still name. Meanwhile
+    // a thread prunes to keep_last 1 in a loop.
+    constexpr int workers = 30;
+    constexpr std::size_t size = 8192;
+    TempDir scratch;
+    const auto dir = scratch / "checkpoints";
+    auto content = [](int key) { return test_output("p-" + std::to_string(key), size); };
+    // What each worker leaves current: p-0 from its save 4 (content 4), p-1 from save 5
+    // (content 0).
+    const std::string current0 = content(4);
+    const std::string current1 = content(0);
+    {
+        CheckpointManager create(dir, checker_options());  // the database exists from here
+    }
+
+    std::atomic<bool> stop{false};
+    std::atomic<long> prunes{0};
+    std::atomic<long> rows_pruned{0};
+    std::atomic<long> files_pruned{0};
+    std::string pruner_error;
+    std::thread pruner([&] {
+        try {
+            CheckpointManager manager(dir, checker_options());
+            PruneOptions options;
+            options.keep_last = 1;
+            while (!stop) {
+                const auto result = manager.prune(options);
+                ++prunes;
+                rows_pruned += result.rows_deleted;
+                files_pruned += result.files_deleted;
+                std::this_thread::sleep_for(1ms);
+            }
+        } catch (const std::exception& e) {
+            pruner_error = e.what();
+        }
+    });
+
+    std::vector<std::string> problems;
+    for (int worker = 0; worker < workers && problems.empty(); ++worker) {
+        const auto result = run_command(
+            {CHECKPOINT_TEST_WORKER, "save-output", dir.string(), "p", "6", std::to_string(size),
+             "--inline-limit", std::to_string(inline_limit), "--dup", "5", "--stages", "2"});
+        if (result.exit_code != 0) {
+            problems.push_back("worker " + std::to_string(worker) + " failed: " + result.err);
+            break;
+        }
+        Options read_only = checker_options();
+        read_only.read_only = true;
+        const CheckpointManager checker(dir, read_only);
+        for (const auto& [stage, expected] :
+             {std::pair<std::string, std::string>{"p-0", current0}, {"p-1", current1}}) {
+            if (!checker.has_checkpoint(stage)) {
+                const auto latest = checker.latest(stage);
+                problems.push_back("after worker " + std::to_string(worker) + ": " + stage +
+                                   " has no checkpoint" +
+                                   (latest ? " (stale: " + latest->stale_reason + ")" : ""));
+                continue;
+            }
+            try {
+                if (checker.load_output(stage) != expected)
+                    problems.push_back(stage + " loads other bytes");
+            } catch (const std::exception& e) {
+                problems.push_back("after worker " + std::to_string(worker) + ": " + stage + ": " +
+                                   e.what());
+            }
+        }
+    }
+    stop = true;
+    pruner.join();
+    std::cout << "outputs_crash_test: " << workers << " workers saving while " << prunes
+              << " prunes deleted " << rows_pruned << " rows and " << files_pruned << " files"
+              << std::endl;
+    CHECK(pruner_error.empty());
+    for (const auto& problem : problems) FAIL_CHECK(problem);
+    CHECK(prunes > 0);
+    CHECK(rows_pruned > 0);
+    CHECK(files_pruned > 0);
+
+    CheckpointManager checker(dir, checker_options());
+    CHECK(checker.load_output("p-0") == current0);
+    CHECK(checker.load_output("p-1") == current1);
+    const auto verified = checker.verify();
+    INFO("verify():\n" << describe(verified));
+    CHECK(verified.empty());
 }

@@ -530,45 +530,57 @@ TEST_CASE("a damaged file already under an output's name is not trusted by a sav
 TEST_CASE("identical outputs are stored once; pruning one user keeps the file for the other",
           "[outputs]") {
     TempDir dir;
-    CheckpointManager manager(dir.path(), small_inline());
     const std::string shared = binary_bytes(4000, 17);
     const std::string other = binary_bytes(4000, 18);
     const std::string sha = fingerprint_of(shared);
-
-    manager.save_checkpoint("a", with_output(shared));
-    manager.save_checkpoint("b", with_output(shared));
-    CHECK(output_files(manager) == std::set<std::string>{sha});
-    const auto a = manager.latest("a");
-    const auto b = manager.latest("b");
-    REQUIRE(a);
-    REQUIRE(b);
-    REQUIRE(a->output);
-    REQUIRE(b->output);
-    CHECK(a->output->sha256 == b->output->sha256);
-
-    // "a" moves on; pruning its first version must keep the file "b" still uses.
-    manager.save_checkpoint("a", with_output(other));
+    // Each step writes through a manager of its own (its run ends at the end of the step):
+    // prune never deletes the rows of a run that is still running.
+    {
+        CheckpointManager writer(dir.path(), small_inline());
+        writer.save_checkpoint("a", with_output(shared));
+        writer.save_checkpoint("b", with_output(shared));
+        CHECK(output_files(writer) == std::set<std::string>{sha});
+        const auto a = writer.latest("a");
+        const auto b = writer.latest("b");
+        REQUIRE(a);
+        REQUIRE(b);
+        REQUIRE(a->output);
+        REQUIRE(b->output);
+        CHECK(a->output->sha256 == b->output->sha256);
+        // "a" moves on.
+        writer.save_checkpoint("a", with_output(other));
+    }
     PruneOptions keep_one;
     keep_one.keep_last = 1;
     keep_one.orphan_grace = 0s;
-    const auto first = manager.prune(keep_one);
-    CHECK(first.rows_deleted == 1);
-    CHECK(first.files_deleted == 0);
-    CHECK(first.bytes_freed == 0);
-    CHECK(fs::exists(manager.outputs_directory() / sha));
-    CHECK(manager.has_checkpoint("b"));
-    CHECK(manager.load_output("b") == shared);
-    CHECK(manager.load_output("a") == other);
-    CHECK_FALSE(manager.load_output("a", 1));  // pruned
-
-    // Once "b" moves on too, the file has no user left and goes.
-    manager.save_checkpoint("b", with_output(other));
-    CHECK(output_files(manager) == std::set<std::string>{fingerprint_of(other)});
+    {
+        // Pruning the first version of "a" must keep the file "b" still uses.
+        CheckpointManager manager(dir.path(), small_inline());
+        const auto first = manager.prune(keep_one);
+        CHECK(first.rows_deleted == 1);
+        CHECK(first.files_deleted == 0);
+        CHECK(first.bytes_freed == 0);
+        CHECK(fs::exists(manager.outputs_directory() / sha));
+        CHECK(manager.has_checkpoint("b"));
+        CHECK(manager.load_output("b") == shared);
+        CHECK(manager.load_output("a") == other);
+        CHECK_FALSE(manager.load_output("a", 1));  // pruned
+        CHECK(manager.verify().empty());
+    }
+    {
+        // "b" moves on too.
+        CheckpointManager writer(dir.path(), small_inline());
+        writer.save_checkpoint("b", with_output(other));
+        CHECK(output_files(writer) == std::set<std::string>{sha, fingerprint_of(other)});
+    }
+    // Now the file has no user left once b's first version is pruned, and goes.
+    CheckpointManager manager(dir.path(), small_inline());
     const auto second = manager.prune(keep_one);
     CHECK(second.rows_deleted == 1);
     CHECK(second.files_deleted == 1);
     CHECK(second.bytes_freed == 4000);
     CHECK_FALSE(fs::exists(manager.outputs_directory() / sha));
+    CHECK(output_files(manager) == std::set<std::string>{fingerprint_of(other)});
     CHECK(manager.load_output("a") == other);
     CHECK(manager.load_output("b") == other);
     CHECK(manager.verify().empty());
@@ -598,4 +610,89 @@ TEST_CASE("many file-backed saves leave no temporary file behind", "[outputs]") 
         CHECK(name.size() == 64);
         CHECK(name.find(".tmp") == std::string::npos);
     }
+}
+
+TEST_CASE("verify() reports a missing, truncated or altered output, and is clean once repaired",
+          "[outputs]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path(), small_inline());
+    const std::string bytes = binary_bytes(6000, 20);
+    const std::string sha = fingerprint_of(bytes);
+    manager.save_checkpoint("s", with_output(bytes));
+    manager.save_checkpoint("t", with_output("inline bytes"));
+    REQUIRE(manager.verify().empty());
+    const fs::path file = manager.outputs_directory() / sha;
+    fs::permissions(file, fs::perms::owner_write, fs::perm_options::add);
+
+    std::string altered = bytes;
+    altered[0] = static_cast<char>(altered[0] ^ 0x10);
+    SECTION("missing") {
+        fs::remove(file);
+    }
+    SECTION("truncated") {
+        fs::resize_file(file, 10);
+    }
+    SECTION("altered, same size") {
+        write_file(file, altered);
+    }
+    const auto problems = manager.verify();
+    std::string all;
+    for (const auto& problem : problems) all += problem + "\n";
+    INFO("verify():\n" << all);
+    REQUIRE(problems.size() == 1);
+    CHECK_THAT(problems[0], Catch::Contains(sha));
+
+    write_file(file, bytes);
+    CHECK(manager.verify().empty());
+}
+
+TEST_CASE(
+    "Options::max_inline_output: 0 puts every non-empty output in a file; over 512 MiB "
+    "is refused",
+    "[outputs]") {
+    TempDir dir;
+    {
+        Options none_inline;
+        none_inline.max_inline_output = 0;
+        CheckpointManager manager(dir.path(), none_inline);
+        manager.save_checkpoint("empty", with_output(""));
+        manager.save_checkpoint("one", with_output("x"));
+        const auto empty = manager.latest("empty");
+        const auto one = manager.latest("one");
+        REQUIRE(empty);
+        REQUIRE(one);
+        REQUIRE(empty->output);
+        REQUIRE(one->output);
+        CHECK(empty->output->in_database);  // 0 bytes: at most the limit
+        CHECK_FALSE(one->output->in_database);
+        CHECK(output_files(manager) == std::set<std::string>{fingerprint_of("x")});
+        CHECK(manager.load_output("empty") == "");
+        CHECK(manager.load_output("one") == "x");
+    }
+    Options largest;
+    largest.max_inline_output = std::size_t{512} * 1024 * 1024;
+    CHECK_NOTHROW(CheckpointManager(dir.path(), largest));
+    Options too_large;
+    too_large.max_inline_output = std::size_t{512} * 1024 * 1024 + 1;
+    error_of(ErrorCode::InvalidArgument, [&] { CheckpointManager(dir.path(), too_large); });
+}
+
+TEST_CASE("an output file that cannot be written fails the save, which records nothing",
+          "[outputs]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path(), small_inline());
+    manager.save_checkpoint("before");
+    // Something that is not a directory where the outputs directory goes.
+    write_file(manager.outputs_directory(), "in the way");
+    const auto rows = manager.history().size();
+    const std::string message = error_of(
+        ErrorCode::Io, [&] { manager.save_checkpoint("s", with_output(binary_bytes(5000, 21))); });
+    INFO(message);
+    CHECK(manager.history().size() == rows);
+    CHECK_FALSE(manager.latest("s"));
+    CHECK(read_file(manager.outputs_directory()) == "in the way");
+    // Outputs stored in the database do not need the directory.
+    manager.save_checkpoint("s", with_output("small"));
+    CHECK(manager.load_output("s") == "small");
+    CHECK(manager.verify().empty());
 }

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <ostream>
 #include <set>
 #include <string>
 #include <thread>
@@ -106,6 +107,12 @@ struct Snapshot {
         return history == other.history && runs == other.runs && files == other.files;
     }
 };
+
+std::ostream& operator<<(std::ostream& out, const Snapshot& snapshot) {
+    out << snapshot.history << " history rows, " << snapshot.runs << " runs, files {";
+    for (const auto& file : snapshot.files) out << " " << file;
+    return out << " }";
+}
 
 Snapshot snapshot(const CheckpointManager& manager) {
     Snapshot result;
@@ -223,6 +230,7 @@ TEST_CASE("fingerprints are checked like names: UTF-8, no NUL, at most max_name_
         INFO("fingerprint of " << bad.size() << " bytes");
         SaveOptions save;
         save.fingerprint = bad;
+        save.output = std::string(2 * 1024 * 1024, 'o');  // a file, not to be left behind
         error_of(ErrorCode::InvalidArgument, [&] { manager.save_checkpoint("s", save); });
     }
     CHECK(snapshot(manager) == before);
@@ -580,8 +588,11 @@ TEST_CASE("inputs that are not completed, the stage itself or duplicates are ref
         const std::string message =
             error_of(ErrorCode::InvalidArgument, [&] { manager.save_checkpoint("self", save); });
         CHECK_FALSE(message.empty());
+        // No row, no run, and no output file left behind (DESIGN: "Bad input gets a clear
+        // error and loses nothing: no partial row, no changed file").
+        CHECK(snapshot(manager) == before);
+        if (fs::exists(manager.outputs_directory())) fs::remove_all(manager.outputs_directory());
     }
-    CHECK(snapshot(manager) == before);
     const auto self = manager.latest("self");
     REQUIRE(self);
     CHECK(self->version == 1);
@@ -853,6 +864,7 @@ TEST_CASE("metadata that is not an object, not UTF-8, or too large is refused",
         INFO("metadata: " << what);
         SaveOptions save;
         save.metadata = metadata;
+        save.output = std::string(2 * 1024 * 1024, 'o');  // a file, not to be left behind
         error_of(ErrorCode::InvalidArgument, [&] { manager.save_checkpoint("s", save); });
     }
     CHECK(snapshot(manager) == before);

@@ -256,7 +256,8 @@ TEST_CASE("the new features work on an upgraded database", "[upgrade]") {
     // The sqlite3 shell reads the new columns of the upgraded file.
     const auto shell = run_command(
         {CHECKPOINT_SQLITE3_SHELL, "-bail", db.string(),
-         "SELECT json_extract(metadata, '$.rows') FROM checkpoints WHERE stage = 'report'"});
+         "SELECT json_extract(metadata, '$.rows') FROM checkpoints WHERE stage = 'report' AND "
+         "status = 'completed'"});
     INFO(shell.err);
     CHECK(shell.exit_code == 0);
     CHECK(shell.out == "42\n");
@@ -326,6 +327,62 @@ TEST_CASE(
                       "SELECT count(*) FROM pragma_table_info('checkpoints') WHERE name = "
                       "'metadata'") == "0");
     // Then it upgrades normally.
+    CheckpointManager manager(dir.path(), pipeline("etl"));
+    CHECK(query_value(db, "PRAGMA user_version") == "2");
+    CHECK(manager.has_checkpoint("ingest"));
+    CHECK(manager.verify().empty());
+}
+
+TEST_CASE("an upgrade that fails half-way leaves the schema 1 database as it was", "[upgrade]") {
+    // Make the last table migration 0002 creates exist already (as a hand-made table), so that
+    // its CREATE TABLE fails after the statements before it ran: in one transaction, none of
+    // them may remain.
+    std::string migration;
+    for (const auto& entry :
+         fs::directory_iterator(fs::path(CHECKPOINT_SOURCE_DIR) / "migrations")) {
+        if (entry.path().filename().string().rfind("0002_", 0) == 0)
+            migration = read_file(entry.path());
+    }
+    REQUIRE_FALSE(migration.empty());
+    const auto create = migration.rfind("CREATE TABLE ");
+    REQUIRE(create != std::string::npos);
+    const auto name_start = create + std::string("CREATE TABLE ").size();
+    const std::string table =
+        migration.substr(name_start, migration.find_first_of(" (\n", name_start) - name_start);
+    REQUIRE_FALSE(table.empty());
+    // Statements run before it, so that a partial migration would show.
+    REQUIRE(migration.find("ALTER TABLE") < create);
+    INFO("the conflicting table: " << table);
+
+    TempDir dir;
+    const auto db = copy_schema1(dir);
+    exec_sql(db, "CREATE TABLE " + table + " (x)");
+    const auto schema_of = [&db] {
+        return query_value(db,
+                           "SELECT group_concat(type || ' ' || name || ' ' || ifnull(sql, ''), "
+                           "';') FROM (SELECT * FROM sqlite_schema ORDER BY name)");
+    };
+    const std::string schema_before = schema_of();
+    const std::string rows_before = query_value(db, "SELECT count(*) FROM checkpoints");
+
+    try {
+        CheckpointManager manager(dir.path(), pipeline("etl"));
+        FAIL("the migration did not fail");
+    } catch (const Error& e) {
+        INFO(e.what());
+        CHECK_THAT(e.what(), Catch::Contains(db.string()));
+    }
+    CHECK(query_value(db, "PRAGMA user_version") == "1");
+    CHECK(schema_of() == schema_before);
+    CHECK(query_value(db, "SELECT count(*) FROM schema_migrations") == "1");
+    CHECK(query_value(db,
+                      "SELECT count(*) FROM pragma_table_info('checkpoints') WHERE name = "
+                      "'metadata'") == "0");
+    CHECK(query_value(db, "SELECT count(*) FROM checkpoints") == rows_before);
+    CHECK(query_value(db, "PRAGMA integrity_check") == "ok");
+
+    // Without the obstacle, the same file upgrades.
+    exec_sql(db, "DROP TABLE " + table);
     CheckpointManager manager(dir.path(), pipeline("etl"));
     CHECK(query_value(db, "PRAGMA user_version") == "2");
     CHECK(manager.has_checkpoint("ingest"));

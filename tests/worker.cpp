@@ -42,6 +42,7 @@
 //         normal       use Durability::Normal instead of Durability::Full
 //
 //   checkpoint_test_worker save-output DIR PREFIX COUNT SIZE [--inline-limit N] [--dup K]
+//                                       [--stages K]
 //       saves PREFIX-0 ... PREFIX-(COUNT-1) (0: until killed), each with an output of SIZE
 //       bytes: test_output(STAGE, SIZE) below (tests/outputs_crash_test.cpp has the same
 //       function, to know the exact bytes); after each save returns, prints "ack N" and
@@ -49,6 +50,8 @@
 //         --inline-limit N  Options::max_inline_output = N (default: the library's)
 //         --dup K           the output of PREFIX-N is test_output(PREFIX-(N % K), SIZE), so
 //                           that stages share outputs
+//         --stages K        save the stage PREFIX-(N % K) instead of PREFIX-N, so that
+//                           each stage gets several versions
 //
 //   checkpoint_test_worker prune DIR [--keep-last N] [--older-than SECONDS]
 //                                    [--orphan-grace SECONDS]
@@ -81,7 +84,7 @@ constexpr const char* usage =
     "       checkpoint_test_worker serve DIR [--pipeline NAME]\n"
     "       checkpoint_test_worker mixed DIR SEED COUNT [normal] [--pipeline NAME]\n"
     "       checkpoint_test_worker save-output DIR PREFIX COUNT SIZE [--inline-limit N] "
-    "[--dup K]\n"
+    "[--dup K] [--stages K]\n"
     "       checkpoint_test_worker prune DIR [--keep-last N] [--older-than SECONDS] "
     "[--orphan-grace SECONDS]\n";
 
@@ -277,12 +280,15 @@ std::string test_output(const std::string& key, std::size_t size) {
 int save_output(int argc, char** argv) {
     checkpoint::Options options;
     long dup = 0;
+    long stages = 0;
     for (int i = 6; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--inline-limit" && i + 1 < argc) {
             options.max_inline_output = std::strtoull(argv[++i], nullptr, 10);
         } else if (arg == "--dup" && i + 1 < argc) {
             dup = std::strtol(argv[++i], nullptr, 10);
+        } else if (arg == "--stages" && i + 1 < argc) {
+            stages = std::strtol(argv[++i], nullptr, 10);
         } else {
             std::cerr << usage;
             return 2;
@@ -293,7 +299,7 @@ int save_output(int argc, char** argv) {
     const std::size_t size = std::strtoull(argv[5], nullptr, 10);
     checkpoint::CheckpointManager manager(argv[2], options);
     for (long i = 0; count == 0 || i < count; ++i) {
-        const std::string stage = prefix + "-" + std::to_string(i);
+        const std::string stage = prefix + "-" + std::to_string(stages > 0 ? i % stages : i);
         checkpoint::SaveOptions save;
         save.output = test_output(dup > 0 ? prefix + "-" + std::to_string(i % dup) : stage, size);
         manager.save_checkpoint(stage, save);
