@@ -184,7 +184,7 @@ struct CheckpointManager::Impl {
         detail::Store::HeadState state;
         {
             std::lock_guard lock(mutex);
-            state = store.head_state(name);
+            state = store.head_state(name, fingerprint != nullptr);
         }
         if (!state.completed) {
             logger->debug("has_checkpoint('{}') = false", name);

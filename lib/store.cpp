@@ -28,18 +28,16 @@ namespace {
 // ---- SQL. Column lists match read_checkpoint(). ----
 
 // The stage's current completed row (none when its last row is not Completed, or a
-// pipeline-wide clear came after it). Columns as read by Impl::head_state.
+// pipeline-wide clear came after it): its id, version and whether it has anything to check.
 constexpr const char* sql_completed_head =
-    "SELECT c.id, c.fingerprint, c.output_size, c.output_sha256, c.output_in_database, "
-    "c.input_count, c.version "
+    "SELECT h.head_id, h.version, h.checks "
     "FROM stage_heads h JOIN pipelines p ON p.pipeline = h.pipeline "
-    "JOIN checkpoints c ON c.id = h.head_id "
     "WHERE h.pipeline = ?1 AND h.stage = ?2 AND h.status = 'completed' "
     "AND h.head_id > p.cleared_id";
 
 constexpr const char* sql_row_outputs =
-    "SELECT output_size, output_sha256, output_in_database, input_count FROM checkpoints "
-    "WHERE id = ?1";
+    "SELECT output_size, output_sha256, output_in_database, input_count, fingerprint "
+    "FROM checkpoints WHERE id = ?1";
 
 // The inputs a row recorded, with the current state of each input stage.
 constexpr const char* sql_input_states =
@@ -65,9 +63,10 @@ constexpr const char* sql_insert_output_data =
     "INSERT INTO output_data (checkpoint_id, data) VALUES (?1, ?2)";
 
 constexpr const char* sql_move_head =
-    "INSERT INTO stage_heads (pipeline, stage, status, version, head_id) "
-    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (pipeline, stage) DO UPDATE SET "
-    "status = excluded.status, version = excluded.version, head_id = excluded.head_id";
+    "INSERT INTO stage_heads (pipeline, stage, status, version, head_id, checks) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (pipeline, stage) DO UPDATE SET "
+    "status = excluded.status, version = excluded.version, head_id = excluded.head_id, "
+    "checks = excluded.checks";
 
 constexpr const char* sql_find_import =
     "SELECT 1 FROM checkpoints WHERE pipeline = ?1 AND stage = ?2 AND status = 'completed' "
@@ -496,6 +495,9 @@ Appended Store::Impl::append_row(const std::string& stage, Status status,
     move_head->bindNoCopy(3, status_text);
     move_head->bind(4, appended.version);
     move_head->bind(5, appended.id);
+    const bool checks =
+        save && ((save->output && !save->output_in_database) || !save->inputs.empty());
+    move_head->bind(6, checks ? 1 : 0);
     move_head->exec();
     return appended;
 }

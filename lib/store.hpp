@@ -101,13 +101,14 @@ public:
 
     // ---- Reads ----
 
-    // The stage's current state as has_checkpoint() sees it.
+    // The stage's current state as has_checkpoint() sees it (the fingerprint is read only
+    // when `with_fingerprint`).
     struct HeadState {
         bool completed = false;    // the last row is Completed, and no clear came after it
         std::string fingerprint;   // of that row
         std::string stale_reason;  // why the completed row is not up to date; empty if it is
     };
-    HeadState head_state(const std::string& stage);
+    HeadState head_state(const std::string& stage, bool with_fingerprint);
 
     // Where a stored output is. `data` holds the bytes when they are in the database.
     struct OutputLocation {

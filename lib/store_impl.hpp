@@ -119,7 +119,15 @@ struct Store::Impl {
         std::int64_t id = 0;
         std::optional<StoredOutput> output;
         std::int64_t input_count = 0;
+        std::string fingerprint;
     };
+    // The stage's current completed row, if it has one (see sql_completed_head).
+    struct CompletedHead {
+        std::int64_t id = 0;
+        std::int64_t version = 0;
+        bool checks = false;  // it has an output file or inputs: stale_reason() may say no
+    };
+    std::optional<CompletedHead> completed_head_of(const std::string& stage);
     // Why the Completed row `row` is not up to date (empty when it is): its output file is
     // missing or has another size, or one of its inputs moved on or is not up to date
     // itself (checked transitively; `checked` holds rows known to be up to date).

@@ -46,7 +46,18 @@ Store::Impl::RowOutputs Store::Impl::row_outputs_of(std::int64_t id) {
     if (!row_outputs->executeStep()) return row;  // pruned: nothing left to check
     row.output = stored_output(*row_outputs, 0);
     row.input_count = row_outputs->getColumn(3).getInt64();
+    row.fingerprint = row_outputs->getColumn(4).getString();
     return row;
+}
+
+std::optional<Store::Impl::CompletedHead> Store::Impl::completed_head_of(const std::string& stage) {
+    StatementUse use(*completed_head);
+    completed_head->bindNoCopy(1, config.pipeline);
+    completed_head->bindNoCopy(2, stage);
+    if (!completed_head->executeStep()) return std::nullopt;
+    return CompletedHead{completed_head->getColumn(0).getInt64(),
+                         completed_head->getColumn(1).getInt64(),
+                         completed_head->getColumn(2).getInt() != 0};
 }
 
 std::string Store::Impl::stale_reason(const RowOutputs& row, std::set<std::int64_t>& checked) {
@@ -120,23 +131,17 @@ void Store::Impl::mark_stale(Checkpoint& checkpoint) {
     checkpoint.stale = !checkpoint.stale_reason.empty();
 }
 
-Store::HeadState Store::head_state(const std::string& stage) {
+Store::HeadState Store::head_state(const std::string& stage, bool with_fingerprint) {
     Impl& s = *impl_;
     try {
         HeadState state;
-        Impl::RowOutputs row;
-        {
-            StatementUse use(*s.completed_head);
-            s.completed_head->bindNoCopy(1, s.config.pipeline);
-            s.completed_head->bindNoCopy(2, stage);
-            if (!s.completed_head->executeStep()) return state;
-            state.completed = true;
-            row.id = s.completed_head->getColumn(0).getInt64();
-            state.fingerprint = s.completed_head->getColumn(1).getString();
-            row.output = stored_output(*s.completed_head, 2);
-            row.input_count = s.completed_head->getColumn(5).getInt64();
-        }
-        if ((row.output && !row.output->in_database) || row.input_count > 0) {
+        const auto head = s.completed_head_of(stage);
+        if (!head) return state;
+        state.completed = true;
+        if (!head->checks && !with_fingerprint) return state;  // the common case: one lookup
+        const Impl::RowOutputs row = s.row_outputs_of(head->id);
+        state.fingerprint = row.fingerprint;
+        if (head->checks) {
             std::set<std::int64_t> checked;
             state.stale_reason = s.stale_reason(row, checked);
         }
@@ -153,14 +158,12 @@ std::optional<Store::OutputLocation> Store::output_of(const std::string& stage,
         OutputLocation location;
         std::int64_t id = 0;
         if (!version) {
-            StatementUse use(*s.completed_head);
-            s.completed_head->bindNoCopy(1, s.config.pipeline);
-            s.completed_head->bindNoCopy(2, stage);
-            if (!s.completed_head->executeStep()) return std::nullopt;
-            const auto output = stored_output(*s.completed_head, 2);
-            if (!output) return std::nullopt;
-            location.output = *output;
-            id = s.completed_head->getColumn(0).getInt64();
+            const auto head = s.completed_head_of(stage);
+            if (!head) return std::nullopt;
+            const Impl::RowOutputs row = s.row_outputs_of(head->id);
+            if (!row.output) return std::nullopt;
+            location.output = *row.output;
+            id = head->id;
         } else {
             SQLite::Statement query(*s.db, sql_completed_row_id);
             query.bind(1, s.config.pipeline);
@@ -209,25 +212,16 @@ void Store::Impl::apply_completed(Write& write) {
     };
     std::vector<Used> used;
     for (const std::string& input : write.inputs) {
-        Impl::RowOutputs row;
-        std::int64_t version = 0;
-        {
-            StatementUse use(*completed_head);
-            completed_head->bindNoCopy(1, config.pipeline);
-            completed_head->bindNoCopy(2, input);
-            if (!completed_head->executeStep()) {
-                throw Error(ErrorCode::InvalidArgument,
-                            "saving stage '" + write.stage + "': its input '" + input +
-                                "' has no completed checkpoint; run and save it first. Nothing "
-                                "was written");
-            }
-            row.id = completed_head->getColumn(0).getInt64();
-            row.output = stored_output(*completed_head, 2);
-            row.input_count = completed_head->getColumn(5).getInt64();
-            version = completed_head->getColumn(6).getInt64();
+        const auto head = completed_head_of(input);
+        if (!head) {
+            throw Error(ErrorCode::InvalidArgument,
+                        "saving stage '" + write.stage + "': its input '" + input +
+                            "' has no completed checkpoint; run and save it first. Nothing "
+                            "was written");
         }
         std::set<std::int64_t> checked;
-        const std::string reason = stale_reason(row, checked);
+        const std::string reason =
+            head->checks ? stale_reason(row_outputs_of(head->id), checked) : std::string();
         if (!reason.empty()) {
             throw Error(ErrorCode::InvalidArgument, "saving stage '" + write.stage +
                                                         "': its input '" + input +
@@ -235,7 +229,7 @@ void Store::Impl::apply_completed(Write& write) {
                                                         "); run it again first. Nothing was "
                                                         "written");
         }
-        used.push_back({row.id, version});
+        used.push_back({head->id, head->version});
     }
     if (write.output && !write.output_in_database) {
         // The caller wrote the file before taking the lock; a prune may have deleted it

@@ -122,6 +122,10 @@ constexpr Check checks[] = {
     {"SELECT 'checkpoints row ' || i.checkpoint_id || ': its input ' || quote(i.input_stage) || "
      "' names row ' || i.input_id || ', which is not an earlier row' FROM checkpoint_inputs i "
      "WHERE i.input_id >= i.checkpoint_id"},
+    {"SELECT 'stage ' || quote(h.stage) || ' of pipeline ' || quote(h.pipeline) || "
+     "': derived state (stage_heads.checks) disagrees with its last row' FROM stage_heads h "
+     "JOIN checkpoints c ON c.id = h.head_id WHERE h.checks IS NOT "
+     "(c.status = 'completed' AND (c.output_in_database IS 0 OR c.input_count > 0))"},
     // An input's row may have been pruned since; while it exists, it must be what it says.
     {"SELECT 'checkpoints row ' || i.checkpoint_id || ': its input ' || quote(i.input_stage) || "
      "' names row ' || i.input_id || ', which is not that stage''s completed version ' || "

@@ -21,6 +21,11 @@ ALTER TABLE checkpoints ADD COLUMN output_in_database INTEGER
 ALTER TABLE checkpoints ADD COLUMN input_count INTEGER NOT NULL DEFAULT 0
     CHECK (input_count >= 0);
 
+-- Per stage: 1 when its last row is Completed and has something to check before it counts
+-- as up to date (an output file, or inputs), so has_checkpoint reads only stage_heads for
+-- every other stage.
+ALTER TABLE stage_heads ADD COLUMN checks INTEGER NOT NULL DEFAULT 0 CHECK (checks IN (0, 1));
+
 -- Outputs stored in the database (at most Options::max_inline_output bytes each).
 CREATE TABLE output_data (
     checkpoint_id INTEGER PRIMARY KEY REFERENCES checkpoints (id),

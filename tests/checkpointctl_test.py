@@ -5,11 +5,15 @@ independently (Python's sqlite3 on the `history` and `current_state` views and t
 table); the read-only guarantee (sha256 of checkpoints.db and its -wal around every read
 command, while a worker process holds the database open, paused); clear with and without a
 terminal; verify on sound and damaged databases; migrate; import-legacy of a directory written
-by the original Python CheckpointManager; every error with its exit code.
+by the original Python CheckpointManager; every error with its exit code. Issue 4's columns
+(metadata, fingerprint, stored outputs, inputs) in history and dump, stale stages in status,
+prune (rows, runs and files counted before and after with sqlite3) and clear --downstream, on
+databases written by the library through tests/ctl_fixture.cpp.
 
 Environment (set by tests/CMakeLists.txt):
   CHECKPOINTCTL           the checkpointctl binary
   CHECKPOINT_TEST_WORKER  tests/worker.cpp (save / begin / fail / serve)
+  CHECKPOINT_CTL_FIXTURE  tests/ctl_fixture.cpp (saves with SaveOptions, clears, reads)
   CHECKPOINT_EXAMPLE      the example pipeline
   SQLITE3                 the sqlite3 shell (unused: Python's sqlite3 reads the database)
 """
@@ -45,6 +49,7 @@ def _required_binary(variable):
 
 CTL = _required_binary("CHECKPOINTCTL")
 WORKER = _required_binary("CHECKPOINT_TEST_WORKER")
+FIXTURE = _required_binary("CHECKPOINT_CTL_FIXTURE")
 EXAMPLE = _required_binary("CHECKPOINT_EXAMPLE")
 
 # Central European time, as a POSIX rule (no tzdata needed): UTC+1 in winter, UTC+2 in
@@ -61,9 +66,13 @@ SCHEMA_VERSION = len(list(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql")))
 SCHEMA1_DB = Path(__file__).resolve().parent / "data" / "schema1.db"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
-HISTORY_COLUMNS = ["id", "pipeline", "stage", "status", "version", "timestamp", "run_id",
-                   "duration_ms", "message"]
-STATUS_COLUMNS = ["stage", "status", "version", "last_change", "run_id"]
+# The columns before issue 4: existing consumers rely on them, in this order, first.
+ORIGINAL_HISTORY_COLUMNS = ["id", "pipeline", "stage", "status", "version", "timestamp",
+                            "run_id", "duration_ms", "message"]
+HISTORY_COLUMNS = ORIGINAL_HISTORY_COLUMNS + ["fingerprint", "metadata", "output_size",
+                                              "output_sha256", "output_location", "inputs"]
+ORIGINAL_STATUS_COLUMNS = ["stage", "status", "version", "last_change", "run_id"]
+STATUS_COLUMNS = ORIGINAL_STATUS_COLUMNS + ["reason"]
 RUNS_COLUMNS = ["run_id", "started_at", "ended_at", "host", "pid", "user", "completed", "failed",
                 "outcome"]
 FORMATS = ("csv", "json", "ndjson")
@@ -75,6 +84,13 @@ ODD_MESSAGE = 'boom, "quoted"\nsecond line — ✓ 日本 🚀'
 CRLF_MESSAGE = 'crlf\r\nend, "x"\ttab'
 EMOJI_STAGE = "émoji 🚀 ☃"
 OTHER = 'other, "pipe"'                         # a second pipeline with an odd name
+# Issue 4's fields, saved through the library (tests/ctl_fixture.cpp) into the reference.
+RAW = 'raw, "data"'
+FEATURES = 'features @v;2\nü'                   # '@' and ';' as in the inputs column's text
+ODD_METADATA = {"rows": 1200, "source": 'commas, "quotes"\nline two — ✓ 日本 🚀',
+                "nested": {"list": [1, "two", None, True, False], "empty": {}},
+                "tab\tkey": -7, "ratio": 0.25}
+ODD_FINGERPRINT = 'fp, "1"\n✓'
 
 TIMEOUT = 30
 
@@ -100,6 +116,26 @@ def run_worker(*args):
         raise AssertionError(f"worker {args!r} exited {result.returncode}: "
                              f"{result.stderr.decode(errors='replace')}")
     return result
+
+
+def run_fixture(directory, commands, *options):
+    """Runs tests/ctl_fixture.cpp (one CheckpointManager: one run) over `commands` (dicts,
+    see ctl_fixture.cpp); returns its replies (dicts), one per command."""
+    text = "".join(json.dumps(command) + "\n" for command in commands)
+    result = subprocess.run([FIXTURE, str(directory), *[str(o) for o in options]],
+                            input=text.encode(), capture_output=True, timeout=120, env=ENV)
+    if result.returncode != 0:
+        raise AssertionError(f"fixture exited {result.returncode}: "
+                             f"{result.stderr.decode(errors='replace')}")
+    lines = result.stdout.decode().splitlines()
+    if not lines or lines[0] != "ready" or len(lines) != len(commands) + 1:
+        raise AssertionError(f"fixture printed {lines!r} for {commands!r}")
+    return [json.loads(line) for line in lines[1:]]
+
+
+def save(stage, **options):
+    """A fixture save command: metadata=, fingerprint=, output=, inputs=."""
+    return dict(op="save", stage=stage, **options)
 
 
 class Worker:
@@ -237,7 +273,8 @@ def db_history(db, pipeline=None):
     """The history view, oldest first, as dicts with the tool's column names."""
     with connect_ro(db) as conn:
         sql = ("SELECT id, pipeline, stage, status, version, timestamp, run_id, duration_ms, "
-               "message, run_outcome, host, pid, open_attempt FROM history")
+               "message, run_outcome, host, pid, open_attempt, fingerprint, metadata, "
+               "output_size, output_sha256, output_in_database, inputs FROM history")
         params = ()
         if pipeline is not None:
             sql += " WHERE pipeline = ?"
@@ -248,18 +285,88 @@ def db_history(db, pipeline=None):
         record = dict(zip(HISTORY_COLUMNS, row[:9]))
         record["status"] = reported_status(record["status"], row[9], row[10], row[11],
                                            bool(row[12]))
+        fingerprint, metadata, size, digest, in_database, inputs = row[13:]
+        record.update(fingerprint=fingerprint,
+                      metadata=None if metadata is None else json.loads(metadata),
+                      output_size=size, output_sha256=digest,
+                      output_location={None: None, 1: "database", 0: "file"}[in_database],
+                      inputs=None if inputs is None else json.loads(inputs))
         result.append(record)
     return result
 
 
+class Reason:
+    """A stale stage's reason: the library's words, which must mention each of `mentions`."""
+
+    def __init__(self, *mentions):
+        self.mentions = mentions
+
+    def __eq__(self, other):
+        if isinstance(other, Reason):
+            return self.mentions == other.mentions
+        return isinstance(other, str) and other != "" and all(m in other for m in self.mentions)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"<a reason mentioning {', '.join(map(repr, self.mentions))}>"
+
+
+def outputs_directory(db):
+    return Path(str(db) + "-outputs")
+
+
+def stale_reason(db, heads, row, checked):
+    """Why a completed row is not up to date (a Reason), or None when it is: its output
+    file is missing or of another size, or an input it used is no longer the input stage's
+    current row, or is stale itself (transitively). `heads` maps stage -> current_state row."""
+    if row["id"] in checked:
+        return None
+    if row["output_in_database"] == 0:
+        path = outputs_directory(db) / row["output_sha256"]
+        if not path.is_file():
+            return Reason(str(path), "missing")
+        if path.stat().st_size != row["output_size"]:
+            return Reason(str(path), str(path.stat().st_size), str(row["output_size"]))
+    unchanged = []
+    for used in json.loads(row["inputs"]) if row["inputs"] else []:
+        head = heads.get(used["stage"])
+        name = f"'{used['stage']}'"
+        if head is None:
+            return Reason(name)
+        if head["id"] != used["id"]:
+            if head["status"] == "completed":
+                return Reason(name, "saved again", f"version {head['version']}",
+                              f"version {used['version']}")
+            if head["status"] == "cleared":
+                return Reason(name, "cleared")
+            return Reason(name)
+        unchanged.append((name, head))
+    for name, head in unchanged:
+        if stale_reason(db, heads, head, checked) is not None:
+            return Reason(name, "stale")
+    checked.add(row["id"])
+    return None
+
+
 def db_status(db, pipeline="default"):
+    """current_state as the tool reports it: a completed stage that is not up to date reads
+    'stale', with a reason (see stale_reason)."""
+    columns = ["stage", "status", "version", "timestamp", "run_id", "run_outcome", "host",
+               "pid", "id", "inputs", "output_size", "output_sha256", "output_in_database"]
     with connect_ro(db) as conn:
-        rows = conn.execute(
-            "SELECT stage, status, version, timestamp, run_id, run_outcome, host, pid "
-            "FROM current_state WHERE pipeline = ? ORDER BY stage", (pipeline,)).fetchall()
-    return [dict(zip(STATUS_COLUMNS,
-                     (r[0], reported_status(r[1], r[5], r[6], r[7]), r[2], r[3], r[4])))
-            for r in rows]
+        rows = [dict(zip(columns, row)) for row in conn.execute(
+            f"SELECT {', '.join(columns)} FROM current_state WHERE pipeline = ? ORDER BY stage",
+            (pipeline,))]
+    heads = {r["stage"]: r for r in rows}
+    result = []
+    for r in rows:
+        status = reported_status(r["status"], r["run_outcome"], r["host"], r["pid"])
+        reason = stale_reason(db, heads, r, set()) if status == "completed" else None
+        result.append(dict(zip(STATUS_COLUMNS, (r["stage"], "stale" if reason else status,
+                                                r["version"], r["timestamp"], r["run_id"],
+                                                reason))))
+    return result
 
 
 def db_runs(db, pipeline="default"):
@@ -297,9 +404,24 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def directory_digest(directory):
+    """sha256 over the names, sizes and contents of the files in `directory` (None when
+    absent)."""
+    directory = Path(directory)
+    if not directory.exists():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(directory.iterdir()):
+        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def db_files(db):
-    """sha256 of the database file and of its -wal (None when absent)."""
-    return {"db": sha256(db), "wal": sha256(str(db) + "-wal")}
+    """sha256 of the database file, of its -wal (None when absent) and of its outputs
+    directory."""
+    return {"db": sha256(db), "wal": sha256(str(db) + "-wal"),
+            "outputs": directory_digest(outputs_directory(db))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,15 +456,30 @@ def parse_output(fmt, stdout, columns):
     return objects
 
 
+def text_form(column, value):
+    """What a field reads as in CSV and tables: metadata as compact JSON (keys sorted, as
+    stored), inputs as stage@version;stage@version, anything else as text."""
+    if isinstance(value, Reason):
+        return value
+    if column == "metadata":
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    if column == "inputs":
+        return ";".join(f"{i['stage']}@{i['version']}" for i in value)
+    return str(value)
+
+
 def as_csv(records):
     """What a record reads as in CSV: every field text, NULL as the empty field."""
-    return [{k: "" if v is None else str(v) for k, v in r.items()} for r in records]
+    return [{k: "" if v is None else text_form(k, v) for k, v in r.items()} for r in records]
 
 
-def table_cell(value):
+def table_cell(value, column=None):
     if value is None:
         return "-"
-    return str(value).replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    text = text_form(column, value)
+    if isinstance(text, Reason):
+        return text
+    return text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,6 +500,15 @@ def build_reference(directory):
         [WORKER, "serve", d], input="save twice\nsave twice\nbegin left-open\nclear ok-1\n"
         f"save {EMOJI_STAGE}\n".encode(), capture_output=True, timeout=TIMEOUT, env=ENV)
     assert serve.returncode == 0, serve.stderr
+    # Issue 4: metadata, a fingerprint, outputs in the database and in files (the limit is
+    # 64 bytes here), inputs; odd names and values. All up to date: none is stale.
+    run_fixture(d, [
+        save(RAW, metadata=ODD_METADATA, fingerprint=ODD_FINGERPRINT, output="raw bytes"),
+        save(FEATURES, inputs=[RAW, ODD_PREFIX + "-1"], output="f" * 200,
+             metadata={"score": 0.25}),
+        save("report", inputs=[FEATURES], output="r" * 200),
+        save("summary", inputs=[FEATURES, "report", RAW], fingerprint="v2", output=""),
+    ], "--max-inline", 64)
     serve = subprocess.run(
         [WORKER, "serve", d, "--pipeline", OTHER],
         input=b"save s1\nsave s2\nclear-all\nsave s3\n", capture_output=True, timeout=TIMEOUT,
@@ -403,6 +549,8 @@ class CtlTestCase(unittest.TestCase):
         directory = self.tmp / name
         directory.mkdir()
         shutil.copy2(Path(TEMPLATE.name) / "checkpoints.db", directory / "checkpoints.db")
+        shutil.copytree(Path(TEMPLATE.name) / "checkpoints.db-outputs",
+                        directory / "checkpoints.db-outputs")
         return directory, directory / "checkpoints.db"
 
     # ---- assertions on a finished command
@@ -473,7 +621,10 @@ class CtlTestCase(unittest.TestCase):
         for line, record in zip(lines[1:], expected):
             position = 0
             for column in columns:
-                cell = table_cell(record[column])
+                cell = table_cell(record[column], column)
+                if isinstance(cell, Reason):  # the library's words: in the rest of the line
+                    self.assertEqual(line[position:].strip(), cell, line)
+                    continue
                 found = line.find(cell, position)
                 self.assertGreaterEqual(found, 0, f"cell {cell!r} of {column} in {line!r}")
                 position = found + len(cell)
@@ -483,7 +634,7 @@ class CtlTestCase(unittest.TestCase):
 
 
 class HelpTest(CtlTestCase):
-    SUBCOMMANDS = ["status", "history", "runs", "dump", "clear", "verify", "migrate",
+    SUBCOMMANDS = ["status", "history", "runs", "dump", "clear", "prune", "verify", "migrate",
                    "import-legacy"]
 
     def test_help_of_every_subcommand_shows_an_example(self):
@@ -510,7 +661,9 @@ class HelpTest(CtlTestCase):
                         "--limit"],
             "runs": ["--format"],
             "dump": ["--format"],
-            "clear": ["--stage", "--yes"],
+            "clear": ["--stage", "--yes", "--downstream"],
+            "prune": ["--older-than", "--keep-last", "--orphan-grace", "--yes", "30d",
+                      "only removes orphaned output files"],
             "import-legacy": ["legacy_dir"],
         }
         for subcommand, options in expected.items():
@@ -540,6 +693,16 @@ class FormatTest(CtlTestCase):
         self.assertTrue({"started", "completed", "failed", "cleared", "incomplete"} <= statuses)
         other = db_history(db, OTHER)
         self.assertTrue(any(r["stage"] is None and r["status"] == "cleared" for r in other))
+        # issue 4's fields, as the library stored them
+        by_stage = {r["stage"]: r for r in history if r["status"] == "completed"}
+        self.assertEqual(by_stage[RAW]["metadata"], ODD_METADATA)
+        self.assertEqual(by_stage[RAW]["fingerprint"], ODD_FINGERPRINT)
+        self.assertEqual(by_stage[RAW]["output_location"], "database")
+        self.assertEqual(by_stage[FEATURES]["output_location"], "file")
+        self.assertEqual(by_stage["summary"]["output_size"], 0)
+        self.assertEqual([i["stage"] for i in by_stage["summary"]["inputs"]],
+                         [FEATURES, "report", RAW])
+        self.assertTrue(all(r["status"] != "stale" for r in db_status(db)))
 
     def test_status_every_format_matches_the_database(self):
         directory, db = self.reference_copy()
@@ -563,7 +726,7 @@ class FormatTest(CtlTestCase):
         current = {r["stage"]: r for r in db_status(db)}
         names = ["twice", "never-ran", ODD_PREFIX + "-1", ODD_FAILED]
         expected = [current.get(name) or {"stage": name, "status": "not run", "version": None,
-                                          "last_change": None, "run_id": None}
+                                          "last_change": None, "run_id": None, "reason": None}
                     for name in names]
         self.assertEqual(expected[0]["version"], 2)
         self.check_every_format(["status", "--dir", directory, *names], STATUS_COLUMNS,
@@ -1584,6 +1747,703 @@ class ErrorTest(CtlTestCase):
 
     def snapshot_db(self, db):
         return db_count(db, "checkpoints"), db_count(db, "runs"), sha256(db)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 4: the new history columns, stale stages, prune, clear --downstream
+
+
+class FixtureProcess:
+    """tests/ctl_fixture.cpp kept running (its run stays 'running'), stepped line by line."""
+
+    def __init__(self, test, directory, *options):
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([FIXTURE, str(directory), *[str(o) for o in options]],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.err, bufsize=0, env=ENV)
+        test.addCleanup(self.kill)
+        self.reply("ready")
+
+    def reply(self, expected=None, timeout=20):
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise AssertionError(f"the fixture did not answer within {timeout} s")
+        line = self.proc.stdout.readline().decode().rstrip("\n")
+        if expected is not None:
+            if line != expected:
+                raise AssertionError(f"fixture printed {line!r}, expected {expected!r}; "
+                                     f"stderr: {self.stderr()}")
+            return line
+        return json.loads(line)
+
+    def do(self, command):
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        return self.reply()
+
+    def close(self):
+        self.proc.stdin.close()
+        return self.proc.wait(timeout=TIMEOUT)
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=TIMEOUT)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream and not stream.closed:
+                stream.close()
+        self.err.close()
+
+
+class HistoryColumnsTest(CtlTestCase):
+    """fingerprint, metadata, output_size, output_sha256, output_location and inputs, after
+    the original columns, compared with the tables themselves (not only the views)."""
+
+    def test_new_columns_come_after_the_original_ones(self):
+        directory, db = self.reference_copy()
+        for command in ("history", "dump"):
+            with self.subTest(command=command):
+                result = ctl(command, "--dir", directory, "--format", "csv")
+                self.assert_ok(result)
+                header = next(csv.reader(io.StringIO(result.stdout.decode(), newline="")))
+                self.assertEqual(header[:len(ORIGINAL_HISTORY_COLUMNS)], ORIGINAL_HISTORY_COLUMNS)
+                self.assertEqual(header, HISTORY_COLUMNS)
+                # a reader that knows only the original columns still reads them, by position
+                rows = list(csv.reader(io.StringIO(result.stdout.decode(), newline="")))[1:]
+                expected = db_history(db, None if command == "dump" else "default")
+                self.assertEqual([row[:9] for row in rows],
+                                 [[as_csv([r])[0][c] for c in ORIGINAL_HISTORY_COLUMNS]
+                                  for r in expected])
+        result = ctl("status", "--dir", directory, "--format", "csv")
+        header = next(csv.reader(io.StringIO(result.stdout.decode(), newline="")))
+        self.assertEqual(header, ORIGINAL_STATUS_COLUMNS + ["reason"])
+
+    def test_values_match_the_tables(self):
+        directory, db = self.reference_copy()
+        with connect_ro(db) as conn:
+            rows = {r[0]: r[1:] for r in conn.execute(
+                "SELECT id, fingerprint, metadata, output_size, output_sha256, "
+                "output_in_database FROM checkpoints")}
+            inputs = {}
+            for checkpoint_id, stage, version, input_id in conn.execute(
+                    "SELECT checkpoint_id, input_stage, input_version, input_id "
+                    "FROM checkpoint_inputs ORDER BY checkpoint_id, position"):
+                inputs.setdefault(checkpoint_id, []).append((stage, version, input_id))
+            inline = dict(conn.execute("SELECT checkpoint_id, length(data) FROM output_data"))
+        self.assertGreaterEqual(len(inputs), 3)
+        csv_rows = parse_output("csv", ctl("dump", "--dir", directory, "--format", "csv").stdout,
+                                HISTORY_COLUMNS)
+        json_rows = parse_output("json", ctl("dump", "--dir", directory, "--format",
+                                             "json").stdout, HISTORY_COLUMNS)
+        ndjson_rows = parse_output("ndjson", ctl("dump", "--dir", directory).stdout,
+                                   HISTORY_COLUMNS)
+        self.assertEqual(json_rows, ndjson_rows)
+        self.assertEqual([int(r["id"]) for r in csv_rows], sorted(rows))
+        seen = set()
+        for text, obj in zip(csv_rows, json_rows):
+            fingerprint, metadata, size, digest, in_database = rows[obj["id"]]
+            used = inputs.get(obj["id"], [])
+            with self.subTest(id=obj["id"]):
+                # CSV: the stored text exactly; JSON: natural values
+                self.assertEqual(text["fingerprint"], fingerprint or "")
+                self.assertEqual(obj["fingerprint"], fingerprint)
+                self.assertEqual(text["metadata"], metadata or "")
+                self.assertEqual(obj["metadata"], None if metadata is None else
+                                 json.loads(metadata))
+                if metadata is not None:
+                    self.assertIsInstance(obj["metadata"], dict)
+                self.assertEqual(text["output_size"], "" if size is None else str(size))
+                self.assertEqual(obj["output_size"], size)
+                self.assertEqual(obj["output_sha256"], digest)
+                self.assertEqual(text["output_sha256"], digest or "")
+                location = {None: None, 1: "database", 0: "file"}[in_database]
+                self.assertEqual(obj["output_location"], location)
+                self.assertEqual(text["output_location"], location or "")
+                if location == "file":
+                    path = outputs_directory(db) / digest
+                    self.assertEqual(path.stat().st_size, size)
+                    self.assertEqual(hashlib.sha256(path.read_bytes()).hexdigest(), digest)
+                if location == "database":
+                    self.assertEqual(inline[obj["id"]], size)
+                self.assertEqual(text["inputs"], ";".join(f"{s}@{v}" for s, v, _ in used))
+                self.assertEqual(obj["inputs"], [{"stage": s, "version": v, "id": i}
+                                                 for s, v, i in used] or None)
+                seen.update(k for k in ("fingerprint", "metadata", "output_size", "inputs")
+                            if obj[k] is not None)
+                seen.update([location])
+        self.assertEqual(seen, {"fingerprint", "metadata", "output_size", "inputs", "database",
+                                "file", None})
+        # the odd values: the exact bytes the pipeline saved
+        raw = next(r for r in json_rows if r["stage"] == RAW)
+        self.assertEqual(raw["metadata"], ODD_METADATA)
+        self.assertEqual(raw["fingerprint"], ODD_FINGERPRINT)
+        self.assertEqual(raw["output_sha256"], hashlib.sha256(b"raw bytes").hexdigest())
+        summary = next(r for r in csv_rows if r["stage"] == "summary")
+        self.assertEqual(summary["output_size"], "0")
+        self.assertRegex(summary["inputs"], rf"^{re.escape(FEATURES)}@1;report@1;"
+                                            rf"{re.escape(RAW)}@1$")
+
+    def test_table_shows_metadata_and_inputs_as_text(self):
+        directory, db = self.reference_copy()
+        result = ctl("history", "--dir", directory, "--format", "table", "--stage", "summary")
+        expected = [r for r in db_history(db, "default") if r["stage"] in ("summary", None)]
+        self.assertEqual(len(expected), 1)
+        self.check_table(result, HISTORY_COLUMNS, expected)
+        line = result.stdout.decode().splitlines()[-1]
+        # inputs as stage@version;..., the newline in a name escaped as in every table cell
+        self.assertIn("  features @v;2\\nü@1;report@1;raw, \"data\"@1", line)
+        result = ctl("history", "--dir", directory, "--format", "table", "--stage", RAW)
+        self.check_table(result, HISTORY_COLUMNS,
+                         [r for r in db_history(db, "default") if r["stage"] == RAW])
+        # metadata as its JSON text: quotes and JSON's \n escape as they are
+        self.assertIn('"source":"commas, \\"quotes\\"\\nline two', result.stdout.decode())
+
+    def test_dump_streams_in_constant_memory(self):
+        """The peak memory of dump does not grow with the history (rows with 2 KB of
+        metadata and two inputs each): 5x the rows, about the same peak."""
+        metadata = {"note": "m" * 2000, "n": 1}
+        peaks = {}
+        for count in (3000, 15000):
+            directory = self.tmp / f"rows{count}"
+            run_fixture(directory, [save("base"), save("other"),
+                                    dict(op="save_many", prefix="s", count=count,
+                                         metadata=metadata, inputs=["base", "other"],
+                                         fingerprint="f" * 64)], "--normal")
+            for fmt in ("json", "csv"):
+                with open(os.devnull, "wb") as sink:
+                    proc = subprocess.Popen([CTL, "dump", "--dir", str(directory), "--format",
+                                             fmt], stdout=sink, stderr=subprocess.PIPE, env=ENV)
+                    _, status, usage = os.wait4(proc.pid, 0)
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                    self.assertEqual(proc.returncode, 0, proc.stderr.read())
+                    proc.stderr.close()
+                peaks[(count, fmt)] = usage.ru_maxrss  # KiB
+        for fmt in ("json", "csv"):
+            small, large = peaks[(3000, fmt)], peaks[(15000, fmt)]
+            # 12,000 more rows of over 2 KB each would be over 24 MB more if they were held
+            self.assertLess(large - small, 8 * 1024, peaks)
+        result = ctl("dump", "--dir", self.tmp / "rows3000", "--format", "ndjson")
+        rows = parse_output("ndjson", result.stdout, HISTORY_COLUMNS)
+        self.assertEqual(len(rows), 3002)
+        self.assertEqual(rows[-1]["metadata"], metadata)
+        self.assertEqual([i["stage"] for i in rows[-1]["inputs"]], ["base", "other"])
+
+
+class StaleStatusTest(CtlTestCase):
+    """status reads 'stale' (with the library's reason) for a completed stage that is not
+    up to date, in every format."""
+
+    def build(self):
+        directory = self.tmp / "stale"
+        run_fixture(directory, [
+            save("a", output="A" * 100),             # a file (the limit is 16 bytes)
+            save("b", inputs=["a"]),
+            save("c", inputs=["b"], metadata={"k": 1}),
+            save("d"),
+            save("e", inputs=["d"], output="E" * 100),
+            save("f", output="F" * 100),
+            save("g", output="G" * 100),
+            save("i"),
+            save("j", inputs=["i"]),
+            dict(op="clear", stage="i"),
+            save("k", inputs=["d"], output="tiny"),   # in the database
+            dict(op="fail", stage="failing", message="boom"),
+        ], "--max-inline", 16)
+        run_fixture(directory, [save("a", output="A2" * 50)])  # a saved again
+        db = directory / "checkpoints.db"
+        outputs = outputs_directory(db)
+        (outputs / hashlib.sha256(b"F" * 100).hexdigest()).unlink()
+        with open(outputs / hashlib.sha256(b"G" * 100).hexdigest(), "r+b") as f:
+            f.truncate(60)
+        return directory, db
+
+    def test_stale_stages_in_every_format(self):
+        directory, db = self.build()
+        expected = db_status(db)
+        states = {r["stage"]: r["status"] for r in expected}
+        # the reference computation itself found what was made stale, and only that
+        self.assertEqual(states, {"a": "completed", "b": "stale", "c": "stale", "d": "completed",
+                                  "e": "completed", "f": "stale", "g": "stale", "i": "cleared",
+                                  "j": "stale", "k": "completed", "failing": "failed"})
+        self.check_every_format(["status", "--dir", directory], STATUS_COLUMNS, expected,
+                                ["last_change"])
+        self.check_table(ctl("status", "--dir", directory, "--format", "table"),
+                         STATUS_COLUMNS, expected)
+        # JSON: natural values; reason null unless stale
+        status = {r["stage"]: r for r in json.loads(
+            ctl("status", "--dir", directory, "--format", "json").stdout)}
+        self.assertIsNone(status["a"]["reason"])
+        self.assertIsNone(status["failing"]["reason"])
+        self.assertIsInstance(status["b"]["version"], int)
+        self.assertIn("'a'", status["b"]["reason"])
+        self.assertIn("saved again", status["b"]["reason"])
+        self.assertIn("'b'", status["c"]["reason"])
+        self.assertIn("missing", status["f"]["reason"])
+        self.assertIn("60", status["g"]["reason"])
+        self.assertIn("'i'", status["j"]["reason"])
+        # the library agrees: stale exactly when has_checkpoint is false, with these words
+        replies = run_fixture(directory, [dict(op=op, stage=stage) for stage in sorted(status)
+                                          for op in ("has", "latest")])
+        for index, stage in enumerate(sorted(status)):
+            has, latest = replies[2 * index], replies[2 * index + 1]
+            with self.subTest(stage=stage):
+                self.assertEqual(has["has"], status[stage]["status"] == "completed")
+                self.assertEqual(latest["stale"], status[stage]["status"] == "stale")
+                self.assertEqual(latest["reason"], status[stage]["reason"] or "")
+        # history still shows the rows as they were written: completed
+        history = json.loads(ctl("history", "--dir", directory, "--format", "json",
+                                 "--stage", "b").stdout)
+        self.assertEqual([r["status"] for r in history], ["completed"])
+
+    def test_named_stages_and_a_stale_stage_made_fresh_again(self):
+        directory, db = self.build()
+        names = ["c", "nope", "b", "a"]
+        current = {r["stage"]: r for r in db_status(db)}
+        expected = [current.get(name) or {"stage": name, "status": "not run", "version": None,
+                                          "last_change": None, "run_id": None, "reason": None}
+                    for name in names]
+        self.assertEqual([r["status"] for r in expected], ["stale", "not run", "stale",
+                                                           "completed"])
+        self.check_every_format(["status", "--dir", directory, *names], STATUS_COLUMNS,
+                                expected, ["last_change"])
+        # b saved again with the current a: b fresh, and c is stale only because b changed
+        run_fixture(directory, [save("b", inputs=["a"])])
+        status = {r["stage"]: r for r in json.loads(
+            ctl("status", "--dir", directory, "--format", "json", "b", "c").stdout)}
+        self.assertEqual((status["b"]["status"], status["b"]["reason"]), ("completed", None))
+        self.assertEqual(status["c"]["status"], "stale")
+        self.assertIn("saved again", status["c"]["reason"])
+        self.assertEqual(list(status.values()),
+                         [r for r in db_status(db) if r["stage"] in ("b", "c")])
+
+    def test_reads_of_stale_stages_change_nothing(self):
+        directory, db = self.build()
+        before = db_files(db)
+        self.assertIsNotNone(before["outputs"])
+        for args in (["status"], ["status", "b", "f"], ["history"], ["dump"], ["runs"]):
+            for fmt in ("table", "csv", "json", "ndjson"):
+                with self.subTest(args=args, format=fmt):
+                    self.assert_ok(ctl(*args, "--dir", directory, "--format", fmt))
+                    self.assertEqual(db_files(db), before, "a read command changed the files")
+        # verify reports the missing and the truncated output file, and changes nothing
+        result = ctl("verify", "--dir", directory)
+        self.assertEqual(result.returncode, EXIT_VERIFY, self.describe(result))
+        out = result.stdout.decode()
+        self.assertEqual(len(out.splitlines()), 2, out)
+        self.assertIn(hashlib.sha256(b"F" * 100).hexdigest(), out)
+        self.assertIn(hashlib.sha256(b"G" * 100).hexdigest(), out)
+        self.assertEqual(db_files(db), before, "verify changed the files")
+
+
+def expected_prune(db, pipeline="default", older_than=None, keep_last=None):
+    """The ids of the rows PruneOptions would delete, from sqlite3 reads: rows older than the
+    cutoff (if set), of a stage before its keep_last-th newest completed version (if set),
+    never a stage's head, the pipeline's last clear, or a row of a running run."""
+    with connect_ro(db) as conn:
+        rows = conn.execute("SELECT c.id, c.stage, c.status, c.timestamp, r.outcome, r.host, "
+                            "r.pid FROM checkpoints c JOIN runs r ON r.run_id = c.run_id "
+                            "WHERE c.pipeline = ? ORDER BY c.id", (pipeline,)).fetchall()
+        heads = {r[0] for r in conn.execute("SELECT head_id FROM stage_heads WHERE pipeline = ?",
+                                            (pipeline,))}
+        last_clear = conn.execute("SELECT cleared_id FROM pipelines WHERE pipeline = ?",
+                                  (pipeline,)).fetchone()
+    last_clear = last_clear[0] if last_clear else 0
+    cutoff = None
+    if older_than is not None:
+        moment = time.time() - older_than
+        cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + ".%03dZ" % (
+            int(moment * 1000) % 1000)
+    keep_from = {}
+    if keep_last is not None:
+        completed = {}
+        for row_id, stage, status, *_ in rows:
+            if status == "completed":
+                completed.setdefault(stage, []).append(row_id)
+        keep_from = {stage: ids[-keep_last] for stage, ids in completed.items()
+                     if len(ids) >= keep_last}
+    pruned = set()
+    for row_id, stage, status, timestamp, outcome, host, pid in rows:
+        if cutoff is not None and not timestamp < cutoff:
+            continue
+        if keep_last is not None and stage is not None and not (
+                stage in keep_from and row_id < keep_from[stage]):
+            continue
+        if row_id in heads or row_id == last_clear:
+            continue
+        if outcome == "running" and process_alive(host, pid):
+            continue
+        pruned.add(row_id)
+    return pruned
+
+
+PRUNED_LINE = re.compile(r"^pruned pipeline '(?P<pipeline>.*)': deleted (?P<rows>\d+) row\(s\), "
+                         r"(?P<runs>\d+) run\(s\), (?P<files>\d+) output file\(s\); "
+                         r"freed (?P<bytes>\d+) byte\(s\)\n$")
+
+
+class PruneTest(CtlTestCase):
+    def build(self, name="prune"):
+        """Three runs of a (outputs in files, v2 and v3 sharing one), b (outputs in the
+        database) and c, with two pipeline-wide clears; and another pipeline."""
+        directory = self.tmp / name
+        run_fixture(directory, [save("a", output="a1" * 50, metadata={"v": 1}),
+                                save("b", output="b1"),
+                                dict(op="begin", stage="c"),
+                                dict(op="fail", stage="c", message="first try")],
+                    "--max-inline", 16)
+        run_fixture(directory, [dict(op="clear_all"), dict(op="clear_all"),
+                                save("a", output="a2" * 50), save("b", output="b22"),
+                                dict(op="begin", stage="c"), save("c", inputs=["a"])],
+                    "--max-inline", 16)
+        run_fixture(directory, [save("a", output="a2" * 50), save("b", output="b333")],
+                    "--max-inline", 16)
+        run_fixture(directory, [save("x"), save("x"), save("x")], "--pipeline", OTHER)
+        return directory, directory / "checkpoints.db"
+
+    def snapshot(self, db):
+        """Rows (id → stage, status), runs, and output files (name → size)."""
+        with connect_ro(db) as conn:
+            rows = dict((r[0], r[1:]) for r in conn.execute(
+                "SELECT id, pipeline, stage, status, version FROM checkpoints"))
+            runs = {r[0] for r in conn.execute("SELECT run_id FROM runs")}
+        outputs = outputs_directory(db)
+        files = {p.name: p.stat().st_size for p in outputs.iterdir()} if outputs.exists() else {}
+        return rows, runs, files
+
+    def prune(self, directory, *args):
+        result = ctl("prune", "--dir", directory, *args)
+        self.assert_ok(result)
+        match = PRUNED_LINE.match(result.stdout.decode())
+        self.assertIsNotNone(match, self.describe(result))
+        return {k: (v if k == "pipeline" else int(v)) for k, v in match.groupdict().items()}
+
+    def check_prune(self, directory, db, args, expected_ids, pipeline="default"):
+        """Runs prune and checks that it deleted exactly `expected_ids`, the runs left
+        without rows, and the files only they referenced, and says so."""
+        rows, runs, files = self.snapshot(db)
+        self.assertTrue(expected_ids <= set(rows))
+        with connect_ro(db) as conn:
+            kept_files = {r[0] for r in conn.execute(
+                f"SELECT output_sha256 FROM checkpoints WHERE output_in_database = 0 AND id NOT "
+                f"IN ({','.join(map(str, expected_ids)) or 'NULL'})")}
+            pruned_files = {r[0] for r in conn.execute(
+                f"SELECT output_sha256 FROM checkpoints WHERE output_in_database = 0 AND id "
+                f"IN ({','.join(map(str, expected_ids)) or 'NULL'})")} - kept_files
+            inline_bytes = conn.execute(
+                f"SELECT coalesce(sum(output_size), 0) FROM checkpoints WHERE "
+                f"output_in_database = 1 AND id IN ({','.join(map(str, expected_ids)) or 'NULL'})"
+            ).fetchone()[0]
+            run_of = dict(conn.execute("SELECT id, run_id FROM checkpoints"))
+            ended = {r[0] for r in conn.execute("SELECT run_id FROM runs WHERE outcome <> "
+                                                "'running'")}
+        remaining_runs = {run_of[i] for i in set(rows) - expected_ids}
+        status_before = db_status(db, pipeline)
+        said = self.prune(directory, *args)
+        rows_after, runs_after, files_after = self.snapshot(db)
+        self.assertEqual(set(rows) - set(rows_after), expected_ids)
+        self.assertEqual(set(rows_after) - set(rows), set())
+        self.assertEqual(runs - runs_after, (runs & ended) - remaining_runs)
+        self.assertEqual(set(files) - set(files_after), pruned_files)
+        self.assertEqual(said, {"pipeline": pipeline, "rows": len(rows) - len(rows_after),
+                                "runs": len(runs) - len(runs_after),
+                                "files": len(files) - len(files_after),
+                                "bytes": sum(files[f] for f in pruned_files) + inline_bytes})
+        self.assertEqual(db_status(db, pipeline), status_before, "the current state changed")
+        self.assert_ok(ctl("verify", "--dir", directory))
+        return said
+
+    def test_keep_last(self):
+        directory, db = self.build()
+        expected = expected_prune(db, keep_last=1)
+        rows, runs, files = self.snapshot(db)
+        # the case is what it should be: run 1 goes entirely, a's v1 file with it, the file
+        # a v2 shares with a v3 stays, the last clear stays
+        stages = sorted(rows[i][1] or "" for i in expected)
+        self.assertEqual(stages, ["", "a", "a", "b", "b", "c", "c", "c"])
+        said = self.check_prune(directory, db, ["--keep-last", "1", "--yes"], expected)
+        self.assertEqual((said["runs"], said["files"]), (1, 1))
+        self.assertEqual(said["bytes"], 100 + len("b1") + len("b22"))
+        # the current outputs load back; the pruned version no longer does
+        loaded = run_fixture(directory, [dict(op="load", stage="a"),
+                                         dict(op="load", stage="a", version=1),
+                                         dict(op="load", stage="b"),
+                                         dict(op="has", stage="b")])
+        self.assertEqual(loaded, [{"output": "a2" * 50}, {"output": None}, {"output": "b333"},
+                                  {"has": True}])
+        # the other pipeline is untouched; pruning it too
+        self.assertEqual(len([r for r in self.snapshot(db)[0].values() if r[0] == OTHER]), 3)
+        expected = expected_prune(db, OTHER, keep_last=2)
+        self.assertEqual(len(expected), 1)
+        self.check_prune(directory, db, ["--keep-last", "2", "--yes", "--pipeline", OTHER],
+                         expected, OTHER)
+        # again: nothing left to delete
+        self.assertEqual(self.prune(directory, "--keep-last", "1", "-y"),
+                         {"pipeline": "default", "rows": 0, "runs": 0, "files": 0, "bytes": 0})
+
+    def backdate(self, db, run_index, when="2020-01-01T00:00:00.000Z"):
+        """Makes every row of the run_index-th run (oldest first) as old as `when`."""
+        conn = sqlite3.connect(db)
+        with conn:
+            run_id = conn.execute("SELECT run_id FROM runs WHERE pipeline = 'default' "
+                                  "ORDER BY started_at, run_id").fetchall()[run_index][0]
+            conn.execute("UPDATE checkpoints SET timestamp = ? WHERE run_id = ?", (when, run_id))
+            conn.execute("UPDATE runs SET started_at = ?, ended_at = ? WHERE run_id = ?",
+                         (when, when, run_id))
+        conn.close()
+
+    def test_older_than_and_with_keep_last(self):
+        for name, args, older_than, keep_last in (
+                ("age", ["--older-than", "30d"], 30 * 86400, None),
+                ("hours", ["--older-than", "12h"], 12 * 3600, None),
+                ("both", ["--older-than", "90m", "--keep-last", "2"], 90 * 60, 2),
+                ("recent", ["--older-than", "45s"], 45, None)):
+            with self.subTest(args=args):
+                directory, db = self.build(name)
+                self.backdate(db, 0)
+                self.backdate(db, 1, "2021-06-01T00:00:00.000Z")
+                expected = expected_prune(db, older_than=older_than, keep_last=keep_last)
+                self.assertTrue(expected)
+                if keep_last:  # keep_last spares some old rows
+                    self.assertLess(expected, expected_prune(db, older_than=older_than))
+                self.check_prune(directory, db, [*args, "--yes"], expected)
+        # nothing is that old: nothing goes
+        directory, db = self.build("young")
+        before = self.snapshot(db)
+        self.assertEqual(self.prune(directory, "--older-than", "1d", "--yes")["rows"], 0)
+        self.assertEqual(self.snapshot(db), before)
+
+    def test_rows_of_a_running_run_are_kept(self):
+        directory = self.tmp / "running"
+        live = FixtureProcess(self, directory)
+        for _ in range(3):
+            self.assertEqual(live.do(save("y")), {"ok": True})
+        db = directory / "checkpoints.db"
+        rows, _, _ = self.snapshot(db)
+        self.assertEqual(len(rows), 3)
+        self.assertEqual(expected_prune(db, keep_last=1), set())
+        self.assertEqual(self.prune(directory, "--keep-last", "1", "--yes")["rows"], 0)
+        self.assertEqual(self.snapshot(db)[0], rows)
+        self.assertEqual(live.close(), 0, live.stderr())
+        expected = expected_prune(db, keep_last=1)
+        self.assertEqual(len(expected), 2)
+        self.check_prune(directory, db, ["--keep-last", "1", "--yes"], expected)
+
+    def test_without_rules_only_orphaned_files_go(self):
+        directory, db = self.build()
+        outputs = outputs_directory(db)
+        referenced = set(self.snapshot(db)[2])
+        self.assertEqual(len(referenced), 2)
+        two_hours_ago = time.time() - 7200
+        old_orphan = outputs / hashlib.sha256(b"never committed").hexdigest()
+        old_orphan.write_bytes(b"x" * 1000)
+        old_temporary = outputs / (hashlib.sha256(b"in flight").hexdigest() + ".1234.tmp")
+        old_temporary.write_bytes(b"y" * 300)
+        young_orphan = outputs / hashlib.sha256(b"just written").hexdigest()
+        young_orphan.write_bytes(b"z" * 50)
+        unrelated = outputs / "notes.txt"
+        unrelated.write_bytes(b"not an output")
+        for path in (old_orphan, old_temporary, unrelated):
+            os.utime(path, (two_hours_ago, two_hours_ago))
+        for path in referenced:
+            os.utime(outputs / path, (two_hours_ago, two_hours_ago))
+        rows, runs, _ = self.snapshot(db)
+        said = self.prune(directory, "--yes")
+        self.assertEqual(said, {"pipeline": "default", "rows": 0, "runs": 0, "files": 2,
+                                "bytes": 1300})
+        self.assertEqual(self.snapshot(db), (rows, runs, {
+            name: size for name, size in
+            [(young_orphan.name, 50), (unrelated.name, 13)] +
+            [(n, (outputs / n).stat().st_size) for n in referenced]}))
+        # a grace of 0 takes the young one too, never a referenced file
+        said = self.prune(directory, "--orphan-grace", "0s", "--yes")
+        self.assertEqual((said["rows"], said["files"], said["bytes"]), (0, 1, 50))
+        self.assertEqual(set(self.snapshot(db)[2]), referenced | {"notes.txt"})
+        self.assertEqual(run_fixture(directory, [dict(op="load", stage="a")]),
+                         [{"output": "a2" * 50}])
+
+    def test_confirmation(self):
+        directory, db = self.build()
+        before = self.snapshot(db)
+        args = ["prune", "--dir", str(directory), "--keep-last", "1"]
+        for stdin_kind in ("devnull", "piped yes"):
+            with self.subTest(stdin=stdin_kind):
+                result = ctl(*args) if stdin_kind == "devnull" else ctl(*args, input=b"yes\n")
+                self.assertEqual(result.returncode, EXIT_ERROR, self.describe(result))
+                self.assertEqual(result.stdout, b"")
+                self.assert_no_crash(result)
+                err = result.stderr.decode()
+                self.assertTrue(err.startswith("checkpointctl: refusing to prune"), err)
+                self.assertIn("--yes", err)
+                self.assertIn("nothing was pruned", err)
+                self.assertEqual(self.snapshot(db), before)
+        for answer in ("no", "", "y"):
+            with self.subTest(answer=answer):
+                code, out, err, prompt = on_terminal(args, answer=answer)
+                self.assertIn(b"Type 'yes'", prompt)
+                self.assertIn(b"last 1 completed version", prompt)
+                self.assertEqual(code, EXIT_ERROR, err)
+                self.assertEqual(out, b"")
+                self.assertIn(b"nothing was pruned", err)
+                self.assertEqual(self.snapshot(db), before)
+        code, out, err, prompt = on_terminal(["prune", "--dir", str(directory)], answer="no")
+        self.assertIn(b"no history row is deleted", prompt)
+        expected = expected_prune(db, keep_last=1)
+        code, out, err, prompt = on_terminal(args, answer="yes")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out.decode(), PRUNED_LINE)
+        self.assertEqual(set(before[0]) - set(self.snapshot(db)[0]), expected)
+
+    def test_bad_values_are_usage_errors_and_change_nothing(self):
+        directory, db = self.build()
+        files = db_files(db)
+        before = self.snapshot(db)
+        bad_durations = ["30", "30x", "1w", "-1d", "+1d", "1.5h", "1,5h", "30 d", " 30d", "30d ",
+                         "d", "", "30D", "1h30m", "0x10s", "٣d", "99999999999999999999d",
+                         "36501d"]
+        for option in ("--older-than", "--orphan-grace"):
+            for value in bad_durations:
+                with self.subTest(option=option, value=value):
+                    result = ctl("prune", "--dir", directory, f"{option}={value}", "--yes")
+                    self.assert_usage(result)
+                    self.assertIn(option.encode(), result.stderr)
+        for value in ("0", "-1", "many", "1.5", ""):
+            with self.subTest(keep_last=value):
+                self.assert_usage(ctl("prune", "--dir", directory, f"--keep-last={value}",
+                                      "--yes"))
+        self.assertEqual(db_files(db), files)
+        self.assertEqual(self.snapshot(db), before)
+        # the largest accepted, and the units at their edges
+        for value in ("36500d", "876000h", "52560000m", "0d", "0s"):
+            with self.subTest(value=value):
+                self.assert_ok(ctl("prune", "--dir", directory, "--older-than", value,
+                                   "--orphan-grace", value, "--yes"))
+
+    def test_missing_database(self):
+        missing = self.tmp / "typo"
+        self.assert_error(ctl("prune", "--dir", missing, "--yes"), EXIT_NOT_FOUND)
+        self.assert_error(ctl("prune", "--db", self.tmp / "typo.db", "--yes", "--keep-last",
+                              "1"), EXIT_NOT_FOUND)
+        self.assertEqual(list(self.tmp.iterdir()), [])
+
+
+def db_downstream(db, stages, pipeline="default"):
+    """The stages downstream of `stages` now (from current_state): whose current completed
+    checkpoint consumed one of them, or one of those, transitively."""
+    with connect_ro(db) as conn:
+        current = conn.execute("SELECT stage, status, inputs FROM current_state "
+                               "WHERE pipeline = ?", (pipeline,)).fetchall()
+    reached = set(stages)
+    grew = True
+    while grew:
+        grew = False
+        for stage, status, inputs in current:
+            if status == "completed" and stage not in reached and inputs and any(
+                    i["stage"] in reached for i in json.loads(inputs)):
+                reached.add(stage)
+                grew = True
+    return reached - set(stages)
+
+
+class ClearDownstreamTest(CtlTestCase):
+    ODD = 'b, "odd"'
+
+    def build(self):
+        directory = self.tmp / "down"
+        b = self.ODD
+        run_fixture(directory, [
+            save("a"), save(b, inputs=["a"]), save("c", inputs=[b]), save("d"),
+            save("x", inputs=["d", "a"]), save("e", inputs=["d"]),
+            save("f", inputs=[b]), save("f"),         # f's current checkpoint no longer uses b
+            save("g", inputs=["a"]), dict(op="clear", stage="g"),   # g: cleared already
+        ])
+        return directory, directory / "checkpoints.db"
+
+    def new_rows(self, db, after):
+        return [r for r in db_history(db) if r["id"] > after]
+
+    def test_clear_a_stage_and_its_downstream(self):
+        directory, db = self.build()
+        downstream = db_downstream(db, ["a"])
+        self.assertEqual(downstream, {self.ODD, "c", "x"})
+        last = db_history(db)[-1]["id"]
+        before = {r["stage"]: r for r in db_status(db)}
+        result = ctl("clear", "--dir", directory, "--stage", "a", "--downstream", "--yes")
+        self.assert_ok(result)
+        self.assertEqual(result.stdout.decode().splitlines(),
+                         ["cleared stage 'a'"] +
+                         [f"cleared stage '{s}' (downstream of 'a')" for s in sorted(downstream)])
+        new = self.new_rows(db, last)
+        # one Cleared row per stage, the named stage first, in one run (one transaction)
+        self.assertEqual([(r["stage"], r["status"]) for r in new],
+                         [("a", "cleared")] + [(s, "cleared") for s in sorted(downstream)])
+        self.assertEqual(len({r["run_id"] for r in new}), 1)
+        self.assertEqual([r["id"] for r in new], list(range(last + 1, last + 1 + len(new))))
+        after = {r["stage"]: r for r in db_status(db)}
+        for stage in before:
+            with self.subTest(stage=stage):
+                if stage in downstream | {"a"}:
+                    self.assertEqual(after[stage]["status"], "cleared")
+                else:
+                    self.assertEqual(after[stage], before[stage])
+        replies = run_fixture(directory, [dict(op="has", stage=s) for s in sorted(before)])
+        self.assertEqual({s: r["has"] for s, r in zip(sorted(before), replies)},
+                         {s: after[s]["status"] == "completed" for s in sorted(before)})
+
+    def test_several_stages_each_cleared_once(self):
+        for order in (["a", "d"], ["d", "a"], [self.ODD, "a"], ["a", self.ODD]):
+            with self.subTest(order=order):
+                shutil.rmtree(self.tmp / "down", ignore_errors=True)
+                directory, db = self.build()
+                expected = db_downstream(db, order) | set(order)
+                last = db_history(db)[-1]["id"]
+                args = [a for stage in order for a in ("--stage", stage)]
+                result = ctl("clear", "--dir", directory, *args, "--downstream", "-y")
+                self.assert_ok(result)
+                new = self.new_rows(db, last)
+                self.assertEqual(sorted(r["stage"] for r in new), sorted(expected))
+                self.assertTrue(all(r["status"] == "cleared" for r in new))
+                lines = result.stdout.decode().splitlines()
+                self.assertEqual(len(lines), len(expected))
+                self.assertEqual(lines[0], f"cleared stage '{order[0]}'")
+
+    def test_a_stage_without_downstream_and_a_stage_never_saved(self):
+        directory, db = self.build()
+        last = db_history(db)[-1]["id"]
+        result = ctl("clear", "--dir", directory, "--stage", "c", "--stage", "never",
+                     "--downstream", "--yes")
+        self.assert_ok(result)
+        self.assertEqual(result.stdout.decode(), "cleared stage 'c'\ncleared stage 'never'\n")
+        self.assertEqual([(r["stage"], r["status"]) for r in self.new_rows(db, last)],
+                         [("c", "cleared"), ("never", "cleared")])
+
+    def test_downstream_needs_a_stage_and_confirmation(self):
+        directory, db = self.build()
+        files = db_files(db)
+        for args in (["--downstream", "--yes"], ["--downstream"]):
+            with self.subTest(args=args):
+                result = ctl("clear", "--dir", directory, *args)
+                self.assert_usage(result)
+                self.assertIn(b"--stage", result.stderr)
+        self.assertEqual(db_files(db), files)
+        count = db_count(db, "checkpoints")
+        result = ctl("clear", "--dir", directory, "--stage", "a", "--downstream")
+        self.assertEqual(result.returncode, EXIT_ERROR, self.describe(result))
+        self.assertIn(b"--yes", result.stderr)
+        self.assertEqual(db_count(db, "checkpoints"), count)
+        args = ["clear", "--dir", str(directory), "--stage", "a", "--downstream"]
+        code, out, err, prompt = on_terminal(args, answer="no")
+        self.assertEqual(code, EXIT_ERROR)
+        self.assertEqual(db_count(db, "checkpoints"), count)
+        # the prompt names the stages that would go with it
+        self.assertIn("'a'", prompt.decode())
+        self.assertIn(f"(now '{self.ODD}', 'c', 'x')", prompt.decode())
+        code, out, err, prompt = on_terminal(args, answer="yes")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(len(out.decode().splitlines()), 4)
+        self.assertEqual(db_count(db, "checkpoints"), count + 4)
 
 
 if __name__ == "__main__":

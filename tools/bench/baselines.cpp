@@ -230,6 +230,39 @@ void OriginalCheckpointManager::clear_checkpoints() {
     if (durable_ && ::fsync(dir_fd_.get()) != 0) fail_errno("fsync", dir_);
 }
 
+// ---- Output files ----
+
+void write_file_durably(const std::filesystem::path& directory, const std::string& name,
+                        std::string_view bytes) {
+    const std::filesystem::path temporary = directory / (name + ".tmp");
+    const std::filesystem::path target = directory / name;
+    {
+        Fd file(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        if (file.get() < 0) fail_errno("open", temporary);
+        for (std::size_t done = 0; done < bytes.size();) {
+            const ssize_t n = ::write(file.get(), bytes.data() + done, bytes.size() - done);
+            if (n < 0) fail_errno("write", temporary);
+            done += static_cast<std::size_t>(n);
+        }
+        if (::fsync(file.get()) != 0) fail_errno("fsync", temporary);
+    }
+    if (::rename(temporary.c_str(), target.c_str()) != 0) fail_errno("rename", target);
+    Fd dir(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.get() < 0 || ::fsync(dir.get()) != 0) fail_errno("fsync", directory);
+}
+
+std::string read_file(const std::filesystem::path& file) {
+    Fd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (in.get() < 0) fail_errno("open", file);
+    std::string bytes(std::filesystem::file_size(file), '\0');
+    for (std::size_t done = 0; done < bytes.size();) {
+        const ssize_t n = ::read(in.get(), bytes.data() + done, bytes.size() - done);
+        if (n <= 0) fail_errno("read", file);
+        done += static_cast<std::size_t>(n);
+    }
+    return bytes;
+}
+
 // ---- FdatasyncLoop ----
 
 FdatasyncLoop::FdatasyncLoop(const std::filesystem::path& file) : file_(file) {

@@ -116,6 +116,14 @@ private:
     Fd dir_fd_;
 };
 
+// What storing a stage's output costs without checkpoint: `bytes` written to a temporary
+// file in `directory`, fsynced, renamed to `name`, and the directory fsynced.
+void write_file_durably(const std::filesystem::path& directory, const std::string& name,
+                        std::string_view bytes);
+
+// The whole content of `file`.
+std::string read_file(const std::filesystem::path& file);
+
 // The disk's limit: overwrite 100 bytes at offset 0 and fdatasync, in a loop.
 class FdatasyncLoop {
 public:

@@ -81,6 +81,9 @@ struct Sizes {
     int clear_rows;  // checkpoints in the database for clear_checkpoints and dump
     int clear_repetitions;
     int dump_repetitions;
+    int output_repetitions;
+    long small_output_bytes;  // stored in the database (<= Options::max_inline_output)
+    long large_output_bytes;  // stored as a file
 };
 
 // Full mode: a few minutes on a 2-core machine, most of it filling 1,000,000 checkpoints.
@@ -100,7 +103,10 @@ constexpr Sizes full_sizes{.repetitions = 15,
                            .original_clear_repetitions = 3,
                            .clear_rows = 1'000'000,
                            .clear_repetitions = 15,
-                           .dump_repetitions = 3};
+                           .dump_repetitions = 3,
+                           .output_repetitions = 5,
+                           .small_output_bytes = 1 << 20,
+                           .large_output_bytes = 100 << 20};
 // Quick mode (CI): under 30 s; the same table, small counts.
 constexpr Sizes quick_sizes{.repetitions = 3,
                             .durable_saves = 20,
@@ -117,7 +123,10 @@ constexpr Sizes quick_sizes{.repetitions = 3,
                             .original_clear_repetitions = 1,
                             .clear_rows = 10'000,
                             .clear_repetitions = 3,
-                            .dump_repetitions = 1};
+                            .dump_repetitions = 1,
+                            .output_repetitions = 1,
+                            .small_output_bytes = 64 << 10,
+                            .large_output_bytes = 2 << 20};
 
 // ---- Helpers ----
 
@@ -222,7 +231,7 @@ struct Settings {
 };
 
 const std::vector<std::string> scenario_names = {
-    "saves", "has", "threads", "processes", "open", "original-clear", "clear", "dump"};
+    "saves", "has", "threads", "processes", "open", "original-clear", "clear", "dump", "outputs"};
 
 struct Context {
     Settings settings;
@@ -269,7 +278,10 @@ const std::map<std::string, std::string> default_labels = {
     {"clear_vs_original_plain", "clearing stages vs original design as it was"},
     {"clear_million", "clear_checkpoints with many checkpoints vs one durable save"},
     {"dump_rate", "checkpointctl dump rate"},
-    {"dump_memory", "checkpointctl dump peak memory"}};
+    {"dump_memory", "checkpointctl dump peak memory"},
+    {"output_small", "save with a 1 MiB output vs writing it to a file durably"},
+    {"output_large", "save with a 100 MiB output vs writing it to a file durably"},
+    {"load_large", "load_output of 100 MiB vs reading the file"}};
 
 // Records `failure` on each row of `keys` that has no figures yet, and in the error list.
 void record_failure(Context& ctx, const std::vector<std::string>& keys, const std::string& what) {
@@ -763,6 +775,87 @@ void bench_original_clear(Context& ctx) {
     info.goal = "— (info)";
 }
 
+// ---- Scenario: saves that store an output, and loading it back ----
+
+std::string size_label(long bytes) {
+    return bytes >= (1 << 20) ? std::to_string(bytes >> 20) + " MiB"
+                              : std::to_string(bytes >> 10) + " KiB";
+}
+
+void bench_outputs(Context& ctx) {
+    const Sizes& z = ctx.sizes;
+    note("outputs: saves with a " + size_label(z.small_output_bytes) + " and a " +
+         size_label(z.large_output_bytes) + " output, against writing the bytes durably");
+    // Default options: the small output fits the database (1 MiB limit), the large does not.
+    CheckpointManager ours(ctx.fresh("outputs-ours"), options(Durability::Full));
+    const fs::path files = ctx.fresh("outputs-files");
+    long saves = 0;
+    // Each save stores other bytes (its number in the first 8), as a real stage would.
+    auto payload = [](long bytes) {
+        std::string data(static_cast<std::size_t>(bytes), '\0');
+        std::uint64_t state = 7;
+        for (char& c : data)
+            c = static_cast<char>((state = state * 6364136223846793005ULL + 1) >> 56);
+        return data;
+    };
+    std::string small = payload(z.small_output_bytes);
+    std::string large = payload(z.large_output_bytes);
+    auto stamp = [&saves](std::string& data) { std::memcpy(data.data(), &saves, sizeof saves); };
+    auto compare = [&](std::string& data, const char* key, const std::string& label) {
+        const auto samples =
+            bench::interleave(z.output_repetitions,
+                              {[&] {
+                                   stamp(data);
+                                   checkpoint::SaveOptions save;
+                                   save.output = data;
+                                   const auto started = Clock::now();
+                                   ours.save_checkpoint("output_" + label, save);
+                                   const double seconds = bench::seconds_since(started);
+                                   ++saves;
+                                   return seconds;
+                               },
+                               [&] {
+                                   stamp(data);
+                                   const auto started = Clock::now();
+                                   bench::write_file_durably(files, "output_" + label, data);
+                                   const double seconds = bench::seconds_since(started);
+                                   ++saves;
+                                   return seconds;
+                               }},
+                              [&] { ctx.settle(); });
+        Row& row = ctx.row(key);
+        row.operation = "save with a " + label + " output (" +
+                        (data.size() <= (1u << 20) ? "in the database" : "as a file") +
+                        ") vs writing it to a file durably";
+        fill_time_ratio(row, samples[0], samples[1], "saves/s");
+        row.goal = "— (info)";
+    };
+    compare(small, "output_small", size_label(z.small_output_bytes));
+    compare(large, "output_large", size_label(z.large_output_bytes));
+    const std::string label = size_label(z.large_output_bytes);
+    const auto loads = bench::interleave(
+        z.output_repetitions,
+        {[&] {
+             const auto started = Clock::now();
+             const std::optional<std::string> loaded = ours.load_output("output_" + label);
+             const double seconds = bench::seconds_since(started);
+             if (!loaded || loaded->size() != large.size())
+                 throw Failure("load_output returned the wrong size");
+             return seconds;
+         },
+         [&] {
+             const auto started = Clock::now();
+             const std::string loaded = bench::read_file(files / ("output_" + label));
+             const double seconds = bench::seconds_since(started);
+             if (loaded.size() != large.size()) throw Failure("read_file returned the wrong size");
+             return seconds;
+         }});
+    Row& row = ctx.row("load_large");
+    row.operation = "load_output of " + label + " (SHA-256 checked) vs reading the file";
+    fill_time_ratio(row, loads[0], loads[1], "loads/s");
+    row.goal = "— (info)";
+}
+
 // ---- Scenarios: clear_checkpoints with 1,000,000 checkpoints, and checkpointctl dump ----
 
 fs::path fill_million(Context& ctx) {
@@ -1132,7 +1225,7 @@ void usage(std::FILE* out) {
                  "  --markdown FILE  also write the table (and its setting) as Markdown\n"
                  "  --checkpointctl PATH   the checkpointctl binary for the dump measurement\n"
                  "  --only LIST      comma-separated scenarios: saves,has,threads,processes,\n"
-                 "                   open,original-clear,clear,dump\n"
+                 "                   open,original-clear,clear,dump,outputs\n"
                  "  --keep           keep the working directory\n"
                  "  --dump-deadline S  kill a dump still running after S seconds (default 30,\n"
                  "                   quick 5); reported as not met, not as an error\n"
@@ -1191,6 +1284,7 @@ int bench_main(Context& ctx) {
             attempt("dump", {"dump_rate", "dump_memory"}, [&] { bench_dump(ctx, *million); });
         }
     }
+    attempt("outputs", {"output_small", "output_large", "load_large"}, [&] { bench_outputs(ctx); });
 
     // The table, in the order of the goals; informational rows last.
     const std::vector<std::string> order = {"save_full",
@@ -1210,7 +1304,10 @@ int bench_main(Context& ctx) {
                                             "save_vs_fdatasync",
                                             "save_vs_original_plain",
                                             "clear_vs_original_plain",
-                                            "open_persist"};
+                                            "open_persist",
+                                            "output_small",
+                                            "output_large",
+                                            "load_large"};
     std::vector<Row> table;
     for (const std::string& key : order) {
         const auto found = ctx.rows.find(key);

@@ -2,10 +2,12 @@
 // tests/fuzz/checkpointctl_args_fuzz.cpp can feed it arbitrary arguments.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace checkpointctl {
@@ -41,12 +43,25 @@ struct Settings {
     std::vector<std::string> stages;
     // clear
     std::vector<std::string> clear_stages;
-    bool yes = false;
+    bool downstream = false;  // clear --downstream: also every stage downstream
+    bool yes = false;         // clear, prune
+    // prune
+    std::optional<std::chrono::seconds> older_than;
+    std::optional<std::int64_t> keep_last;
+    std::chrono::seconds orphan_grace{3600};  // PruneOptions' default
     // import-legacy
     std::string legacy_dir;
 };
 
-enum class Command { Status, History, Runs, Dump, Clear, Verify, Migrate, ImportLegacy };
+enum class Command { Status, History, Runs, Dump, Clear, Prune, Verify, Migrate, ImportLegacy };
+
+// The longest duration prune accepts: 100 years.
+inline constexpr std::chrono::seconds max_duration{36'500LL * 86'400};
+
+// A duration as prune takes it: a whole number followed by one unit, d (days), h (hours),
+// m (minutes) or s (seconds): "30d", "12h", "90m", "45s". std::nullopt for anything else
+// (no unit, another unit, a sign, spaces, a fraction, more than max_duration).
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 
 struct CommandLine {
     // The subcommand to run; empty when there is nothing to run (--help, a usage error):

@@ -14,7 +14,9 @@
 
 #include <chrono>
 #include <iostream>
+#include <limits>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,7 @@ namespace {
 using checkpoint::CheckpointManager;
 using checkpointctl::Field;
 using checkpointctl::Format;
+using checkpointctl::JsonValue;
 using checkpointctl::RecordWriter;
 using namespace checkpointctl;  // Settings, the exit codes
 
@@ -105,22 +108,63 @@ Field text_or_null(const std::string& text) {
     return text.empty() ? Field{} : Field{text};
 }
 
-std::vector<Field> checkpoint_record(const checkpoint::Checkpoint& row) {
-    const bool pipeline_clear = row.stage.empty() && row.status == checkpoint::Status::Cleared;
-    return {row.id,
-            row.pipeline,
-            pipeline_clear ? Field{} : Field{row.stage},
-            std::string(to_string(row.status)),
-            row.version,
-            row.timestamp,
-            row.run_id,
-            row.duration ? Field{static_cast<std::int64_t>(row.duration->count())} : Field{},
-            text_or_null(row.message)};
+// The user's metadata as compact JSON text, as stored (keys sorted): an object in JSON
+// output, that text in CSV and tables; absent when there is none (an empty object).
+Field metadata_field(const nlohmann::json& metadata) {
+    if (metadata.is_null() || metadata.empty()) return {};
+    std::string text = metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return JsonValue{text, std::move(text)};
 }
 
-const std::vector<std::string> checkpoint_columns = {"id",     "pipeline",    "stage",
-                                                     "status", "version",     "timestamp",
-                                                     "run_id", "duration_ms", "message"};
+// The upstream versions a save used: [{"stage":…,"version":…,"id":…},…] in JSON output,
+// "stage@version;stage@version" in CSV and tables; absent when none.
+Field inputs_field(const std::vector<checkpoint::InputVersion>& inputs) {
+    if (inputs.empty()) return {};
+    JsonValue value;
+    value.json = "[";
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        const auto& input = inputs[i];
+        if (i > 0) {
+            value.json += ',';
+            value.text += ';';
+        }
+        value.json += "{\"stage\":";
+        checkpointctl::append_json_string(value.json, input.stage);
+        value.json += ",\"version\":" + std::to_string(input.version) +
+                      ",\"id\":" + std::to_string(input.id) + "}";
+        value.text += input.stage + "@" + std::to_string(input.version);
+    }
+    value.json += "]";
+    return value;
+}
+
+std::vector<Field> checkpoint_record(const checkpoint::Checkpoint& row) {
+    const bool pipeline_clear = row.stage.empty() && row.status == checkpoint::Status::Cleared;
+    const auto& output = row.output;
+    return {
+        row.id,
+        row.pipeline,
+        pipeline_clear ? Field{} : Field{row.stage},
+        std::string(to_string(row.status)),
+        row.version,
+        row.timestamp,
+        row.run_id,
+        row.duration ? Field{static_cast<std::int64_t>(row.duration->count())} : Field{},
+        text_or_null(row.message),
+        // issue 4's columns, after the original ones
+        text_or_null(row.fingerprint),
+        metadata_field(row.metadata),
+        output ? Field{output->size} : Field{},
+        output ? Field{output->sha256} : Field{},
+        output ? Field{std::string(output->in_database ? "database" : "file")} : Field{},
+        inputs_field(row.inputs),
+    };
+}
+
+const std::vector<std::string> checkpoint_columns = {
+    "id",        "pipeline",    "stage",         "status",          "version",
+    "timestamp", "run_id",      "duration_ms",   "message",         "fingerprint",
+    "metadata",  "output_size", "output_sha256", "output_location", "inputs"};
 
 checkpoint::HistoryFilter history_filter(const Settings& settings) {
     checkpoint::HistoryFilter filter;
@@ -136,10 +180,14 @@ checkpoint::HistoryFilter history_filter(const Settings& settings) {
 int run_status(const Settings& settings) {
     const auto manager = open(settings, true);
     RecordWriter out(std::cout, resolve_format(settings.format, Format::Table, Format::Csv),
-                     {"stage", "status", "version", "last_change", "run_id"});
+                     {"stage", "status", "version", "last_change", "run_id", "reason"});
+    // A completed stage that is not up to date (has_checkpoint false) reads "stale", with
+    // the library's reason.
     const auto write = [&](const checkpoint::Checkpoint& state) {
-        out.write({state.stage, std::string(to_string(state.status)), state.version,
-                   state.timestamp, state.run_id});
+        out.write({state.stage,
+                   state.stale ? std::string("stale") : std::string(to_string(state.status)),
+                   state.version, state.timestamp, state.run_id,
+                   state.stale ? text_or_null(state.stale_reason) : Field{}});
     };
     if (settings.stages.empty()) {
         for (const auto& state : manager.stages()) write(state);
@@ -148,7 +196,7 @@ int run_status(const Settings& settings) {
             if (const auto state = manager.latest(stage)) {
                 write(*state);
             } else {
-                out.write({stage, std::string("not run"), {}, {}, {}});
+                out.write({stage, std::string("not run"), {}, {}, {}, {}});
             }
         }
     }
@@ -184,10 +232,11 @@ int run_runs(const Settings& settings) {
     return exit_ok;
 }
 
-bool confirmed(const Settings& settings, const std::string& what) {
+// Asks on the terminal whether to `what`; `action` names it in the refusal (default: what).
+bool confirmed(const Settings& settings, const std::string& what, const std::string& action = {}) {
     if (settings.yes) return true;
     if (!isatty(STDIN_FILENO)) {
-        std::cerr << "checkpointctl: refusing to " << what
+        std::cerr << "checkpointctl: refusing to " << (action.empty() ? what : action)
                   << " without confirmation: stdin is not a terminal; pass --yes\n";
         return false;
     }
@@ -197,14 +246,56 @@ bool confirmed(const Settings& settings, const std::string& what) {
     return answer == "yes";
 }
 
+// 'a', 'b', 'c'
+std::string quoted_list(const std::set<std::string>& names) {
+    std::string text;
+    for (const auto& name : names) text += (text.empty() ? "'" : ", '") + name + "'";
+    return text;
+}
+
+// The stages downstream of `stages` now, as the library defines them: those whose current
+// checkpoint (completed, not cleared since) names one of them, or one of those, as an
+// input. Only for the confirmation prompt: the clear itself reports what it cleared.
+std::set<std::string> downstream_of(const CheckpointManager& manager,
+                                    const std::vector<std::string>& stages) {
+    std::set<std::string> reached(stages.begin(), stages.end());
+    const auto states = manager.stages();
+    for (bool grew = true; grew;) {
+        grew = false;
+        for (const auto& state : states) {
+            if (state.status != checkpoint::Status::Completed || reached.count(state.stage))
+                continue;
+            for (const auto& input : state.inputs) {
+                if (reached.count(input.stage)) {
+                    reached.insert(state.stage);
+                    grew = true;
+                    break;
+                }
+            }
+        }
+    }
+    for (const auto& stage : stages) reached.erase(stage);
+    return reached;
+}
+
 int run_clear(const Settings& settings) {
     auto manager = open(settings, false);
-    const std::string what = settings.clear_stages.empty()
-                                 ? "clear every stage of pipeline '" + settings.pipeline + "' in " +
-                                       manager.database_path().string()
-                                 : "clear " + std::to_string(settings.clear_stages.size()) +
-                                       " stage(s) of pipeline '" + settings.pipeline + "' in " +
-                                       manager.database_path().string();
+    const std::string where =
+        "of pipeline '" + settings.pipeline + "' in " + manager.database_path().string();
+    std::string what;
+    if (settings.clear_stages.empty()) {
+        what = "clear every stage " + where;
+    } else if (!settings.downstream) {
+        what = "clear " + std::to_string(settings.clear_stages.size()) + " stage(s) " + where;
+    } else {
+        const std::set<std::string> named(settings.clear_stages.begin(),
+                                          settings.clear_stages.end());
+        what = "clear " + quoted_list(named) + " " + where + " and every stage downstream";
+        if (!settings.yes) {
+            const auto downstream = downstream_of(manager, settings.clear_stages);
+            what += downstream.empty() ? " (none now)" : " (now " + quoted_list(downstream) + ")";
+        }
+    }
     if (!confirmed(settings, what)) {
         std::cerr << "checkpointctl: nothing was cleared\n";
         return exit_error;
@@ -212,12 +303,71 @@ int run_clear(const Settings& settings) {
     if (settings.clear_stages.empty()) {
         manager.clear_checkpoints();
         std::cout << "cleared every stage of pipeline '" << settings.pipeline << "'\n";
-    } else {
+    } else if (!settings.downstream) {
         for (const auto& stage : settings.clear_stages) {
             manager.clear_checkpoint(stage);
             std::cout << "cleared stage '" << stage << "'\n";
         }
+    } else {
+        // Each named stage with its downstream stages in one transaction; a stage already
+        // cleared here (downstream of an earlier one) is not cleared twice.
+        std::set<std::string> cleared;
+        for (const auto& stage : settings.clear_stages) {
+            if (cleared.count(stage)) continue;
+            const auto stages =
+                manager.clear_checkpoint(stage, checkpoint::ClearScope::WithDownstream);
+            for (std::size_t i = 0; i < stages.size(); ++i) {
+                cleared.insert(stages[i]);
+                std::cout << "cleared stage '" << stages[i] << "'";
+                if (i > 0) std::cout << " (downstream of '" << stage << "')";
+                std::cout << "\n";
+            }
+        }
     }
+    return exit_ok;
+}
+
+// "30d", "12h", "90m", "45s": the largest unit that divides the duration.
+std::string duration_text(std::chrono::seconds duration) {
+    const std::int64_t seconds = duration.count();
+    if (seconds != 0 && seconds % 86'400 == 0) return std::to_string(seconds / 86'400) + "d";
+    if (seconds != 0 && seconds % 3'600 == 0) return std::to_string(seconds / 3'600) + "h";
+    if (seconds != 0 && seconds % 60 == 0) return std::to_string(seconds / 60) + "m";
+    return std::to_string(seconds) + "s";
+}
+
+int run_prune(const Settings& settings) {
+    auto manager = open(settings, false);
+    checkpoint::PruneOptions options;
+    options.older_than = settings.older_than;
+    options.keep_last = settings.keep_last;
+    options.orphan_grace = settings.orphan_grace;
+    const std::string orphans = "output files in " + manager.outputs_directory().string() +
+                                " that no history row references, once older than " +
+                                duration_text(options.orphan_grace);
+    std::string what;
+    if (!options.older_than && !options.keep_last) {
+        what = "delete the " + orphans + " (no history row is deleted)";
+    } else {
+        what = "delete the history rows of pipeline '" + settings.pipeline + "' in " +
+               manager.database_path().string();
+        if (options.older_than) what += " older than " + duration_text(*options.older_than);
+        if (options.older_than && options.keep_last) what += " and";
+        if (options.keep_last) {
+            what += " before the last " + std::to_string(*options.keep_last) +
+                    " completed version(s) of each stage";
+        }
+        what += ", the runs left without rows, the output files only they referenced, and the " +
+                orphans;
+    }
+    if (!confirmed(settings, what, "prune " + manager.database_path().string())) {
+        std::cerr << "checkpointctl: nothing was pruned\n";
+        return exit_error;
+    }
+    const checkpoint::PruneResult result = manager.prune(options);
+    std::cout << "pruned pipeline '" << settings.pipeline << "': deleted " << result.rows_deleted
+              << " row(s), " << result.runs_deleted << " run(s), " << result.files_deleted
+              << " output file(s); freed " << result.bytes_freed << " byte(s)\n";
     return exit_ok;
 }
 
@@ -306,6 +456,37 @@ void add_format_option(CLI::App& command, Settings& settings, const std::string&
 
 namespace checkpointctl {
 
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+    if (text.size() < 2) return std::nullopt;
+    std::int64_t unit = 0;
+    switch (text.back()) {
+        case 'd':
+            unit = 86'400;
+            break;
+        case 'h':
+            unit = 3'600;
+            break;
+        case 'm':
+            unit = 60;
+            break;
+        case 's':
+            unit = 1;
+            break;
+        default:
+            return std::nullopt;
+    }
+    const std::string_view digits = text.substr(0, text.size() - 1);
+    if (digits.size() > 12) return std::nullopt;  // also keeps the product in range
+    std::int64_t count = 0;
+    for (const char c : digits) {
+        if (c < '0' || c > '9') return std::nullopt;
+        count = count * 10 + (c - '0');
+    }
+    const std::chrono::seconds duration{count * unit};
+    if (duration > max_duration) return std::nullopt;
+    return duration;
+}
+
 CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& out,
                                std::ostream& err) {
     CommandLine result;
@@ -354,9 +535,53 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
 
     auto* clear = app.add_subcommand("clear", "Atomically reset stages to not completed");
     add_location_options(*clear, settings);
-    clear->add_option("--stage", settings.clear_stages, "Clear only this stage (repeatable)");
+    auto* clear_stage =
+        clear->add_option("--stage", settings.clear_stages, "Clear only this stage (repeatable)");
+    clear
+        ->add_flag("--downstream", settings.downstream,
+                   "Also clear every stage downstream of each --stage: those whose current "
+                   "checkpoint consumed it (SaveOptions::inputs), transitively; each --stage "
+                   "with its downstream stages in one transaction")
+        ->needs(clear_stage);
     clear->add_flag("-y,--yes", settings.yes, "Do not ask for confirmation");
-    clear->footer("Example: checkpointctl clear --stage model_training --yes");
+    clear->footer(
+        "Example: checkpointctl clear --stage model_training --yes\n"
+        "         checkpointctl clear --stage data_ingestion --downstream --yes");
+
+    std::string older_than, orphan_grace;
+    const CLI::Validator duration(
+        [](std::string& text) -> std::string {
+            if (parse_duration(text)) return {};
+            return "'" + text +
+                   "' is not a duration: give a whole number and one unit, d, h, m or s "
+                   "(e.g. 30d, 12h, 90m, 45s), at most 36500d";
+        },
+        "DURATION");
+    auto* prune = app.add_subcommand(
+        "prune", "Delete old history rows, their ended runs and unreferenced output files");
+    add_location_options(*prune, settings);
+    prune
+        ->add_option("--older-than", older_than,
+                     "Delete only rows older than DURATION (30d, 12h, 90m, 45s)")
+        ->check(duration);
+    prune
+        ->add_option("--keep-last", settings.keep_last,
+                     "Keep the last N completed versions of each stage (and every row of the "
+                     "stage after the oldest of them); delete only rows before them")
+        ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max()));
+    prune
+        ->add_option("--orphan-grace", orphan_grace,
+                     "Delete output files that no row references only once older than "
+                     "DURATION, so a save in flight keeps its file (default: 1h)")
+        ->check(duration);
+    prune->add_flag("-y,--yes", settings.yes, "Do not ask for confirmation");
+    prune->footer(
+        "With both --older-than and --keep-last, a row is deleted only when both allow it.\n"
+        "With neither, no history row is deleted: prune only removes orphaned output files\n"
+        "(written by a process killed before its row committed, or left by an earlier prune).\n"
+        "Never deleted: the last row of each stage (its current state and output), the\n"
+        "pipeline's last pipeline-wide clear, and the rows of a run still running.\n"
+        "Example: checkpointctl prune --dir checkpoints --older-than 30d --keep-last 3 --yes");
 
     auto* verify =
         app.add_subcommand("verify", "Check integrity, schema and the history's invariants");
@@ -382,6 +607,9 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         return result;
     }
 
+    if (!older_than.empty()) settings.older_than = parse_duration(older_than);
+    if (!orphan_grace.empty()) settings.orphan_grace = *parse_duration(orphan_grace);
+
     // --dir and --db exclude each other, also on opposite sides of the subcommand.
     std::size_t dir_count = app.count("--dir"), db_count = app.count("--db");
     for (const CLI::App* command : app.get_subcommands()) {
@@ -404,6 +632,8 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         result.command = Command::Dump;
     else if (*clear)
         result.command = Command::Clear;
+    else if (*prune)
+        result.command = Command::Prune;
     else if (*verify)
         result.command = Command::Verify;
     else if (*migrate)
@@ -435,6 +665,8 @@ int main(int argc, char** argv) {
                 return run_history(settings, true);
             case Command::Clear:
                 return run_clear(settings);
+            case Command::Prune:
+                return run_prune(settings);
             case Command::Verify:
                 return run_verify(settings);
             case Command::Migrate:

@@ -11,8 +11,9 @@ namespace {
 std::string table_cell(const Field& field) {
     if (std::holds_alternative<std::monostate>(field)) return "-";
     if (const auto* number = std::get_if<std::int64_t>(&field)) return std::to_string(*number);
+    const auto* value = std::get_if<JsonValue>(&field);
     std::string cell;
-    for (const char c : std::get<std::string>(field)) {
+    for (const char c : value ? value->text : std::get<std::string>(field)) {
         switch (c) {
             case '\n':
                 cell += "\\n";
@@ -40,7 +41,8 @@ std::size_t display_width(const std::string& text) {
 std::string csv_field(const Field& field) {
     if (std::holds_alternative<std::monostate>(field)) return {};
     if (const auto* number = std::get_if<std::int64_t>(&field)) return std::to_string(*number);
-    const auto& text = std::get<std::string>(field);
+    const auto* value = std::get_if<JsonValue>(&field);
+    const auto& text = value ? value->text : std::get<std::string>(field);
     if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
     std::string quoted = "\"";
     for (const char c : text) {
@@ -225,6 +227,8 @@ void RecordWriter::write_json_object(const std::vector<Field>& record) {
             append_json_string(line_, *text);
         } else if (const auto* number = std::get_if<std::int64_t>(&field)) {
             line_ += std::to_string(*number);
+        } else if (const auto* value = std::get_if<JsonValue>(&field)) {
+            line_ += value->json;
         } else {
             line_ += "null";
         }

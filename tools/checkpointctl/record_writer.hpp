@@ -13,8 +13,16 @@ namespace checkpointctl {
 
 enum class Format { Table, Csv, Json, Ndjson };
 
-// A field: absent (JSON null, empty in CSV, "-" in a table), text, or an integer.
-using Field = std::variant<std::monostate, std::string, std::int64_t>;
+// A structured value: written as the JSON value `json` (an object, an array) in JSON and
+// NDJSON, and as `text` in CSV and tables. `json` must be valid JSON.
+struct JsonValue {
+    std::string json;
+    std::string text;
+};
+
+// A field: absent (JSON null, empty in CSV, "-" in a table), text, an integer, or a
+// structured value.
+using Field = std::variant<std::monostate, std::string, std::int64_t, JsonValue>;
 
 // The first `held_records` records are held back and written only when more arrive or at
 // finish(): an output that fails early (a damaged row) prints nothing at all, and a table's
