@@ -696,3 +696,29 @@ TEST_CASE("an output file that cannot be written fails the save, which records n
     CHECK(manager.load_output("s") == "small");
     CHECK(manager.verify().empty());
 }
+
+TEST_CASE("only the current version's output file matters to has_checkpoint", "[outputs]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path(), small_inline());
+    const std::string old_bytes = binary_bytes(5000, 22);
+    manager.save_checkpoint("s", with_output(old_bytes));
+    manager.save_checkpoint("s", with_output("now inline"));
+    fs::remove(manager.outputs_directory() / fingerprint_of(old_bytes));
+    CHECK(manager.has_checkpoint("s"));
+    const auto latest = manager.latest("s");
+    REQUIRE(latest);
+    CHECK_FALSE(latest->stale);
+    CHECK(manager.load_output("s") == "now inline");
+    error_of(ErrorCode::OutputDamaged, [&] { (void)manager.load_output("s", 1); });
+
+    // The other way round: the current version's file missing, an old one intact.
+    const std::string current = binary_bytes(5000, 23);
+    manager.save_checkpoint("t", with_output("was inline"));
+    manager.save_checkpoint("t", with_output(current));
+    fs::remove(manager.outputs_directory() / fingerprint_of(current));
+    CHECK_FALSE(manager.has_checkpoint("t"));
+    CHECK(manager.load_output("t", 1) == "was inline");
+    // A stage saved after it without an output is fresh again.
+    manager.save_checkpoint("t");
+    CHECK(manager.has_checkpoint("t"));
+}

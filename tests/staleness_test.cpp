@@ -971,3 +971,24 @@ TEST_CASE("fingerprint_of is SHA-256; fingerprint_of_file agrees with sha256sum"
         error_of(ErrorCode::Io, [&] { Fingerprint().add_file(locked); });
     }
 }
+
+TEST_CASE("only the current checkpoint's inputs count", "[staleness]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    manager.save_checkpoint("upstream-u");
+    manager.save_checkpoint("consumer-c", consuming({"upstream-u"}));
+    manager.save_checkpoint("upstream-u");
+    expect_stale(manager, "consumer-c", "upstream-u");
+    // Saved again without inputs: fresh, whatever its upstream does from now on.
+    manager.save_checkpoint("consumer-c");
+    expect_fresh(manager, "consumer-c");
+    manager.save_checkpoint("upstream-u");
+    manager.clear_checkpoint("upstream-u");
+    expect_fresh(manager, "consumer-c");
+    CHECK(manager.clear_checkpoint("upstream-u", ClearScope::WithDownstream) ==
+          std::vector<std::string>{"upstream-u"});
+    expect_fresh(manager, "consumer-c");
+    // And a new manager (a new process) agrees.
+    CheckpointManager reopened(dir.path());
+    expect_fresh(reopened, "consumer-c");
+}
