@@ -337,6 +337,23 @@ void CheckpointManager::save_checkpoint(std::string_view stage, const SaveOption
         }
     }
     write.inputs = options.inputs;
+    if (options.output && !options.inputs.empty()) {
+        // Checked again in the transaction; checked here first so that a save refused for
+        // its inputs leaves no output file behind.
+        std::lock_guard lock(impl_->mutex);
+        for (const std::string& input : options.inputs) {
+            const detail::Store::HeadState state = impl_->store.head_state(input, false);
+            if (!state.completed || !state.stale_reason.empty()) {
+                throw Error(ErrorCode::InvalidArgument,
+                            "saving stage '" + name + "': its input '" + input + "' " +
+                                (state.completed ? "is not up to date (" + state.stale_reason +
+                                                       "); run it again first"
+                                                 : "has no completed checkpoint; run and save "
+                                                   "it first") +
+                                ". Nothing was written");
+            }
+        }
+    }
     if (options.output) {
         write.output = &*options.output;
         write.output_sha256 = detail::to_hex(detail::sha256(*options.output));

@@ -701,7 +701,8 @@ std::optional<Checkpoint> Store::current(const std::string& stage) {
         LivenessCache liveness;
         Checkpoint checkpoint = read_checkpoint(*s.current, s.path, liveness, true);
         s.current->reset();
-        s.mark_stale(checkpoint);
+        Impl::StalenessCache checked;
+        s.mark_stale(checkpoint, checked);
         return checkpoint;
     } catch (...) {
         s.fail("reading stage '" + stage + "'");
@@ -721,7 +722,8 @@ std::vector<Checkpoint> Store::current_all() {
             result.push_back(read_checkpoint(query, s.path, liveness, true));
         }
         query.reset();
-        for (Checkpoint& checkpoint : result) s.mark_stale(checkpoint);
+        Impl::StalenessCache checked;  // shared by every stage
+        for (Checkpoint& checkpoint : result) s.mark_stale(checkpoint, checked);
         return result;
     } catch (...) {
         s.fail("reading the current state");

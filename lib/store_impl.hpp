@@ -128,12 +128,16 @@ struct Store::Impl {
         bool checks = false;  // it has an output file or inputs: stale_reason() may say no
     };
     std::optional<CompletedHead> completed_head_of(const std::string& stage);
+    // Rows already checked: id -> stale reason (empty: up to date).
+    using StalenessCache = std::map<std::int64_t, std::string>;
     // Why the Completed row `row` is not up to date (empty when it is): its output file is
     // missing or has another size, or one of its inputs moved on or is not up to date
-    // itself (checked transitively; `checked` holds rows known to be up to date).
-    std::string stale_reason(const RowOutputs& row, std::set<std::int64_t>& checked);
+    // itself (checked transitively, each row once per `checked`).
+    std::string stale_reason(const RowOutputs& row, StalenessCache& checked);
+    std::string uncached_stale_reason(const RowOutputs& row, StalenessCache& checked);
     RowOutputs row_outputs_of(std::int64_t id);
-    void mark_stale(Checkpoint& checkpoint);
+    // Sets checkpoint.stale and stale_reason; `checked` may be shared across calls.
+    void mark_stale(Checkpoint& checkpoint, StalenessCache& checked);
 
     void require_writable(const std::string& action) const {
         if (config.read_only) {

@@ -60,8 +60,14 @@ std::optional<Store::Impl::CompletedHead> Store::Impl::completed_head_of(const s
                          completed_head->getColumn(2).getInt() != 0};
 }
 
-std::string Store::Impl::stale_reason(const RowOutputs& row, std::set<std::int64_t>& checked) {
-    if (checked.count(row.id)) return {};
+std::string Store::Impl::stale_reason(const RowOutputs& row, StalenessCache& checked) {
+    if (const auto found = checked.find(row.id); found != checked.end()) return found->second;
+    std::string reason = uncached_stale_reason(row, checked);
+    checked[row.id] = reason;
+    return reason;
+}
+
+std::string Store::Impl::uncached_stale_reason(const RowOutputs& row, StalenessCache& checked) {
     if (row.output && !row.output->in_database) {
         const auto size = output_file_size(outputs, row.output->sha256);
         const std::string file = (outputs / row.output->sha256).string();
@@ -114,11 +120,10 @@ std::string Store::Impl::stale_reason(const RowOutputs& row, std::set<std::int64
             if (!reason.empty()) return "its input " + quoted(input.stage) + " is stale: " + reason;
         }
     }
-    checked.insert(row.id);
     return {};
 }
 
-void Store::Impl::mark_stale(Checkpoint& checkpoint) {
+void Store::Impl::mark_stale(Checkpoint& checkpoint, StalenessCache& checked) {
     if (checkpoint.status != Status::Completed) return;
     if (!(checkpoint.output && !checkpoint.output->in_database) && checkpoint.inputs.empty())
         return;
@@ -126,7 +131,6 @@ void Store::Impl::mark_stale(Checkpoint& checkpoint) {
     row.id = checkpoint.id;
     row.output = checkpoint.output;
     row.input_count = static_cast<std::int64_t>(checkpoint.inputs.size());
-    std::set<std::int64_t> checked;
     checkpoint.stale_reason = stale_reason(row, checked);
     checkpoint.stale = !checkpoint.stale_reason.empty();
 }
@@ -142,7 +146,7 @@ Store::HeadState Store::head_state(const std::string& stage, bool with_fingerpri
         const Impl::RowOutputs row = s.row_outputs_of(head->id);
         state.fingerprint = row.fingerprint;
         if (head->checks) {
-            std::set<std::int64_t> checked;
+            Impl::StalenessCache checked;
             state.stale_reason = s.stale_reason(row, checked);
         }
         return state;
@@ -219,7 +223,7 @@ void Store::Impl::apply_completed(Write& write) {
                             "' has no completed checkpoint; run and save it first. Nothing "
                             "was written");
         }
-        std::set<std::int64_t> checked;
+        StalenessCache checked;
         const std::string reason =
             head->checks ? stale_reason(row_outputs_of(head->id), checked) : std::string();
         if (!reason.empty()) {
