@@ -49,10 +49,15 @@ void ensure_directory(const std::filesystem::path& outputs) {
     const int error = errno;
     struct stat info {};
     if (error == EEXIST && ::lstat(outputs.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) return;
-    if (error == EEXIST) {
+    if (error == EEXIST && S_ISLNK(info.st_mode)) {
         throw Error(ErrorCode::Unsafe, "outputs directory " + outputs.string() +
-                                           " exists but is not a directory (or is a symbolic "
-                                           "link); refused. Move it aside");
+                                           " is a symbolic link; refused, so that outputs "
+                                           "cannot be redirected. Replace it with a directory");
+    }
+    if (error == EEXIST) {
+        throw Error(ErrorCode::Io, "outputs directory " + outputs.string() +
+                                       " exists but is not a directory; nothing was recorded. "
+                                       "Move it aside");
     }
     throw_write_error(outputs, "creating the directory", error);
 }

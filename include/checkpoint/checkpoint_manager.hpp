@@ -96,8 +96,9 @@ public:
     // consumed (see SaveOptions). An output file is written, fsynced and renamed into the
     // outputs directory before the row commits, so a checkpoint never names a missing or
     // partial file. Throws Error(InvalidArgument) for bad metadata, fingerprint or inputs
-    // (an input that is not completed, the stage itself, a duplicate), Error(Io/DiskFull)
-    // when the output file cannot be written; nothing is recorded then.
+    // (an input that is not completed and up to date, the stage itself, a duplicate),
+    // Error(Io/DiskFull) when the output file cannot be written, Error(Unsafe) when the
+    // outputs directory is a symbolic link; nothing is recorded then.
     void save_checkpoint(std::string_view stage, const SaveOptions& options);
 
     // Records that `stage` started (status Started). has_checkpoint(stage) is false from
@@ -129,11 +130,12 @@ public:
     std::vector<std::string> clear_checkpoint(std::string_view stage, ClearScope scope);
 
     // Deletes old history rows of this pipeline (see PruneOptions for which, and what is
-    // never deleted), the runs left without rows, and output files no remaining row
-    // references; also output files orphaned by a process killed while saving. Rows go in
-    // one transaction, and a file is deleted only once no remaining row names it, so a
-    // prune killed half-way never leaves a current checkpoint without its output.
-    // Throws Error(InvalidArgument) for bad options; Error as for writes.
+    // never deleted — note that this manager's own run is still running, so the rows it
+    // wrote are kept until a later run prunes), the runs left without rows, and output files no
+    // remaining row references; also output files orphaned by a process killed while saving. Rows
+    // go in one transaction, and a file is deleted only once no remaining row names it, so a prune
+    // killed half-way never leaves a current checkpoint without its output. Throws
+    // Error(InvalidArgument) for bad options; Error as for writes.
     PruneResult prune(const PruneOptions& options);
 
     // Records `stage` as completed at `timestamp` (the stored form, e.g.
@@ -153,7 +155,8 @@ public:
     // version it used and up to date itself (transitively).
     bool has_checkpoint(std::string_view stage) const;
 
-    // has_checkpoint(stage), and the checkpoint was saved with this fingerprint.
+    // has_checkpoint(stage), and the checkpoint was saved with this fingerprint (a save
+    // without a fingerprint matches only the empty fingerprint).
     bool has_checkpoint(std::string_view stage, std::string_view fingerprint) const;
 
     // The output saved with the stage's current completed version: std::nullopt when the

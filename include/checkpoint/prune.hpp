@@ -24,8 +24,9 @@ struct PruneOptions {
     // versions loses nothing). At least 1. Default: unset (no limit).
     std::optional<std::int64_t> keep_last;
 
-    // Output files that no history row references (left by a process killed between
-    // writing an output and committing its row, or by a pruned row) are deleted once they
+    // Output files (named by a SHA-256, or temporary "*.tmp" files; other files in the
+    // outputs directory are never touched) that no history row references (left by a process killed
+    // between writing an output and committing its row, or by a pruned row) are deleted once they
     // are older than this. Default: 1 hour, so that a save in flight keeps its file.
     std::chrono::seconds orphan_grace{3600};
 };

@@ -33,10 +33,10 @@ struct SaveOptions {
     std::optional<std::string> output;
 
     // The upstream stages (of the same pipeline) whose results this stage consumed. Each
-    // must be completed when the save is made; the checkpoint records which version of
-    // each it used, and becomes stale (has_checkpoint false) once any of them is saved
-    // again, cleared, or itself stale. No duplicates, not the stage itself.
-    // Default: none.
+    // must be completed and up to date (has_checkpoint) when the save is made; the checkpoint
+    // records which version of each it used, and becomes stale (has_checkpoint false) once any of
+    // them is saved again, cleared, begun or failed, or goes stale itself. No duplicates, not the
+    // stage itself. Default: none.
     std::vector<std::string> inputs;
 };
 
