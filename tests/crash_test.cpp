@@ -1,11 +1,14 @@
 // Crashes: a worker process killed with SIGKILL at random moments, many times, into the
 // same directory. Every acknowledged save survives, the database stays intact, killed runs
 // read as died and a stage begun by a killed process reads as incomplete.
+// CHECKPOINT_TEST_SCALE (support/scale.hpp) scales the number of kills (the sanitizer runs
+// of tools/test.sh); unset, 80 kills of a saving worker and 20 of a creating one.
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include "child_process.hpp"
 #include "files.hpp"
 #include "raw_db.hpp"
+#include "scale.hpp"
 #include "temp_dir.hpp"
 
 #include <sqlite3.h>
@@ -14,6 +17,7 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -67,7 +71,11 @@ std::string stage_name(const std::string& prefix, long index) {
 }  // namespace
 
 TEST_CASE("kill -9 at random moments loses no acknowledged save and corrupts nothing", "[crash]") {
-    constexpr int rounds = 80;
+    // The rounds cycle through every combination of their modes (see below) every 8 rounds:
+    // at least 16 rounds, each combination twice.
+    const int rounds = checkpoint::test::scaled(80, 16);
+    checkpoint::test::announce_scale("crash_test: kill -9 at random moments",
+                                     std::to_string(rounds) + " kills");
     const unsigned seed = std::random_device{}();
     INFO("random seed " << seed);
     std::mt19937 rng(seed);
@@ -213,7 +221,9 @@ TEST_CASE("a process killed while it creates the database leaves one that opens 
           "[crash]") {
     // The first open of a directory creates the file, switches it to WAL and migrates it:
     // kill the first process at a random moment of that, in a fresh directory each round.
-    constexpr int rounds = 20;
+    const int rounds = checkpoint::test::scaled(20, 5);
+    checkpoint::test::announce_scale("crash_test: killed while creating the database",
+                                     std::to_string(rounds) + " kills");
     const unsigned seed = std::random_device{}();
     INFO("random seed " << seed);
     std::mt19937 rng(seed);

@@ -5,10 +5,13 @@
 // afterwards the database is intact and holds exactly the state before or exactly the state
 // after the operation (also as a crash at that moment would leave it: a copy of the files
 // opened afresh, which recovers the WAL); and the same manager works again.
+// CHECKPOINT_TEST_SCALE (support/scale.hpp) sweeps an evenly spread sample of the Ns of each
+// kind of fault, from a random start (the sanitizer runs of tools/test.sh); unset, every N.
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include "fault_vfs.hpp"
 #include "raw_db.hpp"
+#include "scale.hpp"
 #include "temp_dir.hpp"
 
 #include <spdlog/sinks/null_sink.h>
@@ -23,6 +26,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -170,6 +174,10 @@ std::string describe_rows(const std::vector<Checkpoint>& rows) {
 
 // Totals of one sweep.
 struct Sweep {
+    // Picks the Ns swept (see nths below).
+    std::uint64_t seed = std::random_device{}();
+    std::mt19937_64 rng{seed};
+    std::int64_t points = 0;    // the Ns a full sweep would run, over every kind of fault
     std::int64_t runs = 0;      // operations run with a fault armed
     std::int64_t injected = 0;  // faults that fired (the Nth call was reached)
     std::int64_t failed = 0;    // operations that threw Error
@@ -180,12 +188,28 @@ struct Sweep {
         ++lost;
         if (problems.size() < 20) problems.push_back(text);
     }
+
+    // The Ns to sweep for an operation that makes `calls` calls of a kind: every one up to
+    // max_nth, or, at a CHECKPOINT_TEST_SCALE below 100, an evenly spread sample of them
+    // (at least one).
+    std::vector<std::int64_t> nths(std::int64_t calls) {
+        const auto count = static_cast<std::size_t>(std::min(calls, max_nth));
+        points += static_cast<std::int64_t>(count);
+        std::vector<std::int64_t> result;
+        for (const std::size_t index : checkpoint::test::scaled_sample(count, 1, rng))
+            result.push_back(static_cast<std::int64_t>(index) + 1);
+        return result;
+    }
 };
 
 void report(const char* operation, const Sweep& sweep, const IoCounts& counts) {
     std::ostringstream calls;
     for (IoKind kind : all_io_kinds)
         calls << " " << checkpoint::test::to_string(kind) << "=" << counts[static_cast<int>(kind)];
+    checkpoint::test::announce_scale(std::string("io_fault_test: ") + operation,
+                                     std::to_string(sweep.runs) + " of " +
+                                         std::to_string(sweep.points) + " fault points (seed " +
+                                         std::to_string(sweep.seed) + ")");
     std::cout << "io_fault_test: " << operation << ": calls" << calls.str() << "; " << sweep.runs
               << " runs, injected " << sweep.injected << " faults, " << sweep.failed
               << " threw Error, " << sweep.lost << " lost" << std::endl;
@@ -248,7 +272,7 @@ void sweep_manager_operation(const ManagerOperation& operation, bool fill_wal = 
             // A persistent BUSY would only wait out the busy timeout; with a full WAL (4 MB
             // copied per case) the transient faults suffice, to keep the test fast.
             if (persistent && (variant.code == SQLITE_BUSY || fill_wal)) continue;
-            for (std::int64_t nth = 1; nth <= std::min(calls, max_nth); ++nth) {
+            for (const std::int64_t nth : sweep.nths(calls)) {
                 const auto dir = work / ("case" + std::to_string(++case_number));
                 std::filesystem::create_directories(dir);
                 copy_database(template_dir, dir);
@@ -353,7 +377,7 @@ TEST_CASE("an I/O fault during the open (and migration) of a new database", "[fa
         const std::int64_t calls = counts[static_cast<int>(variant.kind)];
         for (bool persistent : {false, true}) {
             if (persistent && variant.code == SQLITE_BUSY) continue;
-            for (std::int64_t nth = 1; nth <= std::min(calls, max_nth); ++nth) {
+            for (const std::int64_t nth : sweep.nths(calls)) {
                 const auto dir = work / ("case" + std::to_string(++case_number));
                 const auto db_path = dir / "checkpoints.db";
                 std::ostringstream label;

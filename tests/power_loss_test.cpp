@@ -7,10 +7,13 @@
 //  - Durability::Normal: the saves there are a prefix of those made (only the latest lost);
 // and in both the database passes integrity_check, verify() finds nothing and a further
 // save works. The seed is printed; set CHECKPOINT_TEST_SEED to replay one.
+// CHECKPOINT_TEST_SCALE (support/scale.hpp) scales the number of cuts (the sanitizer runs
+// of tools/test.sh); unset, 100 per durability.
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include "fault_vfs.hpp"
 #include "raw_db.hpp"
+#include "scale.hpp"
 #include "temp_dir.hpp"
 
 #include <spdlog/sinks/null_sink.h>
@@ -43,7 +46,11 @@ using checkpoint::test::TempDir;
 
 namespace {
 
-constexpr int cuts_per_durability = 100;
+// At least 20 cuts at any scale: enough that some pending writes are torn and some dropped
+// (about 0.8 torn writes per cut with Durability::Full), which the test checks happened.
+int cuts_per_durability() {
+    return checkpoint::test::scaled(100, 20);
+}
 
 std::uint64_t test_seed() {
     if (const char* text = std::getenv("CHECKPOINT_TEST_SEED"); text && *text)
@@ -81,13 +88,15 @@ void run_cuts(Durability durability, const char* name) {
     const std::uint64_t seed = test_seed();
     std::cout << "power_loss_test: " << name << ": seed " << seed
               << " (CHECKPOINT_TEST_SEED=" << seed << " replays it)" << std::endl;
+    checkpoint::test::announce_scale(std::string("power_loss_test: ") + name,
+                                     std::to_string(cuts_per_durability()) + " cuts");
     std::mt19937_64 random(seed);
     FaultVfs vfs;
     vfs.set_real_sync(false);  // what is durable is decided by the simulation, not the disk
     const Options options = options_for(durability);
     Totals totals;
 
-    for (int cut = 0; cut < cuts_per_durability; ++cut) {
+    for (int cut = 0; cut < cuts_per_durability(); ++cut) {
         TempDir dir;
         // Mostly within the first saves; sometimes late enough for a WAL checkpoint.
         const std::int64_t max_writes =
