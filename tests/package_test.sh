@@ -159,8 +159,12 @@ points_into() {  # dir, path...
     done
     return 1
 }
-read -ra include_dirs <<<"$(pkg-config --cflags-only-I checkpoint | sed 's/-I//g')"
-read -ra lib_dirs <<<"$(pkg-config --libs-only-L checkpoint | sed 's/-L//g')"
+# Only the leading -I / -L of each flag goes: the temporary prefix's random name may hold
+# "-L" or "-I" itself (checkpoint-package-LGoIIp failed CI when sed removed every one).
+read -ra include_flags <<<"$(pkg-config --cflags-only-I checkpoint)"
+read -ra lib_flags <<<"$(pkg-config --libs-only-L checkpoint)"
+include_dirs=("${include_flags[@]#-I}")
+lib_dirs=("${lib_flags[@]#-L}")
 pc_paths=$(grep -E '^(prefix|libdir|includedir)=' "$libdir/pkgconfig/checkpoint.pc" | tr '\n' ' ')
 points_into "$prefix/include" "${include_dirs[@]}" ||
     fail "pkg-config --cflags gives no -I for $prefix/include (got: $flags); checkpoint.pc is not relocatable: $pc_paths"
