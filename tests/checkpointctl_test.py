@@ -2485,4 +2485,8 @@ def load_tests(loader, tests, pattern):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    program = unittest.main(exit=False)
+    if program.result.testsRun == 0:
+        print("checkpointctl_test: ran no test", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0 if program.result.wasSuccessful() else 1)
