@@ -1,4 +1,5 @@
-// The schema migrations in migrations/*.sql, embedded at build time, and their runner.
+// The SQLite schema migrations in migrations/sqlite/*.sql, embedded at build time, and
+// their runner.
 #pragma once
 
 #include <filesystem>
@@ -19,8 +20,9 @@ struct Migration {
     const char* sql;   // its text
 };
 
-// Every migration, in order (generated from migrations/ by cmake/EmbedMigrations.cmake).
-const std::vector<Migration>& embedded_migrations();
+// Every SQLite migration, in order (generated from migrations/sqlite/ by
+// cmake/EmbedMigrations.cmake).
+const std::vector<Migration>& embedded_sqlite_migrations();
 
 // The schema version this library writes: the number of the last migration.
 int latest_schema_version();

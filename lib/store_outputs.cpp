@@ -1,6 +1,6 @@
 // The store's side of issue 4: saves that carry outputs and inputs, staleness, and
 // loading outputs. All SQL here is about checkpoint_inputs, output_data and the output
-// columns of checkpoints (migrations/0002_outputs_fingerprints_inputs.sql).
+// columns of checkpoints (migrations/sqlite/0002_outputs_fingerprints_inputs.sql).
 #include "clock.hpp"
 #include "output_files.hpp"
 #include "store_impl.hpp"

@@ -32,11 +32,11 @@ namespace {
 // The on-disk contract: PRAGMA application_id of a checkpoint database ("CHKP").
 constexpr int checkpoint_application_id = 0x43484B50;
 
-// The schema version of this source tree: the number of migrations/NNNN_*.sql files.
+// The schema version of this source tree: the number of migrations/sqlite/NNNN_*.sql files.
 int latest_schema_version() {
     int count = 0;
     for (const auto& entry : std::filesystem::directory_iterator(
-             std::filesystem::path(CHECKPOINT_SOURCE_DIR) / "migrations"))
+             std::filesystem::path(CHECKPOINT_SOURCE_DIR) / "migrations" / "sqlite"))
         if (entry.path().extension() == ".sql") ++count;
     return count;
 }
