@@ -1,18 +1,10 @@
-// The SQLite schema migrations in migrations/sqlite/*.sql, embedded at build time, and
-// their runner.
+// The schema migrations of each backend (migrations/<backend>/*.sql), embedded at build
+// time. Their runners are in the backends (sqlite/migrate.hpp).
 #pragma once
 
-#include <filesystem>
 #include <vector>
 
-namespace SQLite {
-class Database;
-}
-
 namespace checkpoint::detail {
-
-// PRAGMA application_id of every checkpoint database: "CHKP".
-inline constexpr int application_id = 0x43484B50;
 
 struct Migration {
     int number;        // NNNN of NNNN_name.sql: 1, 2, 3, ... without gaps
@@ -24,13 +16,8 @@ struct Migration {
 // cmake/EmbedMigrations.cmake).
 const std::vector<Migration>& embedded_sqlite_migrations();
 
-// The schema version this library writes: the number of the last migration.
+// The schema version this library writes to SQLite databases: the number of the last
+// SQLite migration (checkpoint::schema_version()).
 int latest_schema_version();
-
-// Applies every migration newer than the database's PRAGMA user_version, all in one
-// BEGIN IMMEDIATE transaction, and records them in schema_migrations. A database already
-// at the latest version is left untouched. Throws Error(SchemaTooNew) without writing
-// when the database is newer than this library; SQLite::Exception on SQLite failures.
-void migrate(SQLite::Database& db, const std::filesystem::path& path);
 
 }  // namespace checkpoint::detail

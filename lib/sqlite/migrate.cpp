@@ -1,6 +1,7 @@
-#include "migrations.hpp"
+#include "sqlite/migrate.hpp"
 
 #include "clock.hpp"
+#include "migrations.hpp"
 
 #include <checkpoint/error.hpp>
 
