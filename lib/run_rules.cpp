@@ -1,8 +1,12 @@
 #include "run_rules.hpp"
 
+#include "clock.hpp"
 #include "identity.hpp"
 
 namespace checkpoint::detail {
+
+LivenessCache::LivenessCache()
+    : silent_before_(format_timestamp(std::chrono::system_clock::now() - run_silence)) {}
 
 bool LivenessCache::may_be_alive(const std::string& host, std::int64_t pid) {
     const auto key = std::make_pair(host, pid);
@@ -12,9 +16,10 @@ bool LivenessCache::may_be_alive(const std::string& host, std::int64_t pid) {
 }
 
 RunOutcome reported_outcome(const RunFacts& run, LivenessCache& liveness) {
-    if (run.outcome == RunOutcome::Running && !liveness.may_be_alive(run.host, run.pid))
-        return RunOutcome::Died;
-    return run.outcome;
+    if (run.outcome != RunOutcome::Running) return run.outcome;
+    if (!liveness.may_be_alive(run.host, run.pid)) return RunOutcome::Died;
+    if (!run.heartbeat_at.empty() && liveness.is_silent(run.heartbeat_at)) return RunOutcome::Died;
+    return RunOutcome::Running;
 }
 
 Status reported_status(Status stored, bool open_attempt, const RunFacts& run,

@@ -1,5 +1,6 @@
 // How runs and unfinished stages read: the rules, once for every backend (no SQL here).
-//  - A run the database calls running whose process is gone (on this host: no such pid)
+//  - A run the database calls running whose process is gone (on this host: no such pid),
+//    or whose heartbeat (a backend that records one: PostgreSQL) is older than run_silence,
 //    reads as Died.
 //  - A Started row never followed by Completed or Failed of its stage in its run (an open
 //    attempt) reads as Incomplete once its run has ended, died, or reads as Died.
@@ -8,6 +9,7 @@
 
 #include <checkpoint/records.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -15,14 +17,24 @@
 
 namespace checkpoint::detail {
 
+// How long a running run may stay silent (no heartbeat) before it reads as Died, and how
+// often a backend that records heartbeats touches its run (well within the silence).
+inline constexpr std::chrono::seconds run_silence{300};
+inline constexpr std::chrono::seconds heartbeat_interval{60};
+
 // Caches process liveness for one read call.
 class LivenessCache {
 public:
+    LivenessCache();
     // False only when `host` is this machine and no process `pid` exists.
     bool may_be_alive(const std::string& host, std::int64_t pid);
+    // True when a heartbeat stamped `heartbeat_at` (the stored timestamp form) is older
+    // than run_silence.
+    bool is_silent(const std::string& heartbeat_at) const { return heartbeat_at < silent_before_; }
 
 private:
     std::map<std::pair<std::string, std::int64_t>, bool> alive_;
+    std::string silent_before_;  // now - run_silence, in the stored form
 };
 
 // The facts of a run as stored.
@@ -30,6 +42,7 @@ struct RunFacts {
     RunOutcome outcome = RunOutcome::Running;  // as stored
     std::string host;
     std::int64_t pid = 0;
+    std::string heartbeat_at;  // its last heartbeat; empty: the backend records none
 };
 
 // The outcome a run reads as.

@@ -7,6 +7,7 @@
 #include "run_rules.hpp"
 #include "sqlite/sqlite_backend.hpp"
 #include "staleness.hpp"
+#include "stored_values.hpp"
 
 #include <checkpoint/error.hpp>
 
@@ -32,11 +33,6 @@ inline std::string describe(const std::filesystem::path& path) {
 // the file and saying what to do. `action` says what was being done ("saving stage 'x'").
 [[noreturn]] void throw_translated(const std::filesystem::path& path, const std::string& action,
                                    std::chrono::milliseconds busy_timeout);
-
-// The stored status and run outcome texts (frozen on-disk values) as enums; anything else
-// throws Error(Corrupt) naming the database (`description`).
-Status parse_status(const std::string& text, const std::string& description);
-RunOutcome parse_outcome(const std::string& text, const std::string& description);
 
 // The output described by columns first .. first + 2 of `row` (size, sha256, in_database);
 // std::nullopt when the row has none.

@@ -1,0 +1,438 @@
+// PostgresBackend: connecting, the heartbeat, and writes (see postgres_backend_impl.hpp for
+// the other files).
+#include "postgres/postgres_backend.hpp"
+
+#include "clock.hpp"
+#include "postgres/migrations.hpp"
+#include "postgres/postgres_backend_impl.hpp"
+
+#include <checkpoint/error.hpp>
+
+#include <algorithm>
+#include <utility>
+
+namespace checkpoint::detail {
+
+namespace {
+
+// How often a transaction that met a deadlock or a serialization failure is tried again
+// before the failure (Busy) reaches the caller.
+constexpr int max_write_attempts = 20;
+
+bool is_retryable(const pqxx::sql_error& e) {
+    return e.sqlstate() == "40001" || e.sqlstate() == "40P01";
+}
+
+}  // namespace
+
+std::vector<const char*> PgParams::values() const {
+    std::vector<const char*> values;
+    values.reserve(storage_.size());
+    for (const auto& value : storage_) values.push_back(value ? value->c_str() : nullptr);
+    return values;
+}
+
+pqxx::result PgParams::exec(pqxx::transaction_base& tx, const char* name) const {
+    return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(values()));
+}
+
+pqxx::result PgParams::exec_sql(pqxx::transaction_base& tx, const std::string& sql) const {
+    return tx.exec_params(sql, pqxx::prepare::make_dynamic_params(values()));
+}
+
+PostgresBackend::PostgresBackend(const BackendConfig& config, RunIdentity run)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->config = config;
+    impl_->run = std::move(run);
+    impl_->server = parse_location(config.directory.string());
+    impl_->location = impl_->server.redacted;
+    impl_->description = describe_location(impl_->server);
+    impl_->open();
+}
+
+PostgresBackend::~PostgresBackend() {
+    impl_->stop_heartbeat();
+}
+
+const std::string& PostgresBackend::location() const noexcept {
+    return impl_->location;
+}
+
+const std::string& PostgresBackend::description() const noexcept {
+    return impl_->description;
+}
+
+const std::filesystem::path& PostgresBackend::path() const noexcept {
+    return impl_->no_path;
+}
+
+const std::filesystem::path& PostgresBackend::outputs_directory() const noexcept {
+    return impl_->no_path;
+}
+
+void PostgresBackend::Impl::open() {
+    try {
+        connection();
+        migrate_postgres(*connection_);
+    } catch (...) {
+        fail("opening");
+    }
+}
+
+pqxx::connection_base& PostgresBackend::Impl::connection() {
+    if (connection_ && !connection_->get().is_open()) connection_.reset();
+    if (!connection_) {
+        connection_.emplace(server, config.busy_timeout, config.read_only);
+        for (const pg_sql::Statement& statement : pg_sql::all)
+            connection_->get().prepare(statement.name, statement.sql);
+    }
+    return connection_->get();
+}
+
+void PostgresBackend::Impl::fail(const std::string& action) {
+    try {
+        throw;
+    } catch (const pqxx::broken_connection&) {
+        connection_.reset();
+    } catch (const pqxx::in_doubt_error&) {
+        connection_.reset();
+    } catch (...) {
+        if (connection_ && !connection_->get().is_open()) connection_.reset();
+    }
+    throw_translated_pg(server, action, config.busy_timeout);
+}
+
+std::exception_ptr PostgresBackend::Impl::translated(const std::string& action) const {
+    try {
+        throw_translated_pg(server, action, config.busy_timeout);
+    } catch (...) {
+        return std::current_exception();
+    }
+}
+
+void PostgresBackend::Impl::require_writable(const std::string& action) const {
+    if (config.read_only) {
+        throw Error(ErrorCode::ReadOnly,
+                    description + ": " + action +
+                        " refused: the manager was opened read-only (Options::read_only)");
+    }
+}
+
+// ---- The heartbeat ----
+
+void PostgresBackend::Impl::start_heartbeat() {
+    if (heartbeat.joinable()) return;
+    heartbeat = std::thread([this] {
+        std::optional<PgConnection> own;
+        std::unique_lock lock(heartbeat_mutex);
+        while (!heartbeat_wake.wait_for(lock, heartbeat_interval, [this] { return heartbeat_stop; })) {
+            lock.unlock();
+            try {
+                if (!own) {
+                    own.emplace(server, config.busy_timeout, false);
+                    own->get().prepare(pg_sql::touch_run.name, pg_sql::touch_run.sql);
+                }
+                pqxx::nontransaction tx(own->get());
+                PgParams().text(run.run_id).text(utc_now()).exec(tx, pg_sql::touch_run.name);
+            } catch (...) {
+                own.reset();  // the server is away: try again at the next beat
+            }
+            lock.lock();
+        }
+    });
+}
+
+void PostgresBackend::Impl::stop_heartbeat() noexcept {
+    {
+        std::lock_guard lock(heartbeat_mutex);
+        heartbeat_stop = true;
+    }
+    heartbeat_wake.notify_all();
+    if (heartbeat.joinable()) heartbeat.join();
+}
+
+// ---- Writes ----
+
+void PostgresBackend::prepare_output(Write& write) const {
+    write.output_in_database = true;  // every output lives in output_chunks
+}
+
+std::string PostgresBackend::Impl::describe_write(const Write& write) const {
+    switch (write.kind) {
+        case Write::Kind::Stage:
+            return "recording stage '" + write.stage + "' as " +
+                   std::string(to_string(write.status));
+        case Write::Kind::Import:
+            return "importing stage '" + write.stage + "'";
+        case Write::Kind::PipelineClear:
+            return "clearing pipeline '" + config.pipeline + "'";
+        case Write::Kind::ClearDownstream:
+            return "clearing stage '" + write.stage + "' and its downstream stages";
+    }
+    return "writing";
+}
+
+void PostgresBackend::Impl::record_run(pqxx::transaction_base& tx) {
+    const std::string now = utc_now();
+    PgParams()
+        .text(run.run_id)
+        .text(config.pipeline)
+        .text(run.process.host)
+        .integer(run.process.pid)
+        .text(run.process.user)
+        .text(now)
+        .exec(tx, pg_sql::insert_run.name);
+    PgParams().text(config.pipeline).exec(tx, pg_sql::insert_pipeline.name);
+}
+
+Appended PostgresBackend::Impl::append_row(pqxx::transaction_base& tx, const std::string& stage,
+                                           Status status, std::optional<std::int64_t> duration_ms,
+                                           const std::string& message,
+                                           const std::string& timestamp, const Write* save) {
+    PgParams params;
+    params.text(config.pipeline)
+        .text(stage)
+        .text(std::string(to_string(status)))
+        .integer(status == Status::Completed ? 1 : 0)
+        .text(timestamp)
+        .text(run.run_id)
+        .optional_integer(duration_ms)
+        .text_or_null(message);
+    bool checks = false;
+    if (save) {
+        params.text_or_null(save->metadata).text_or_null(save->fingerprint);
+        if (save->output) {
+            params.integer(static_cast<std::int64_t>(save->output->size()))
+                .text(save->output_sha256)
+                .boolean(true);
+        } else {
+            params.null().null().null();
+        }
+        params.integer(static_cast<std::int64_t>(save->inputs.size()));
+        checks = !save->inputs.empty();
+    } else {
+        params.null().null().null().null().null().integer(0);
+    }
+    params.boolean(checks);
+    const pqxx::result result = params.exec(tx, pg_sql::append.name);
+    if (result.size() != 1)
+        throw Error(ErrorCode::Internal, description + ": appending a row returned no row");
+    return Appended{result[0][0].as<std::int64_t>(), result[0][1].as<std::int64_t>()};
+}
+
+void PostgresBackend::Impl::apply(pqxx::transaction_base& tx, Write& write) {
+    switch (write.kind) {
+        case Write::Kind::Stage:
+            if (write.status == Status::Completed) {
+                apply_completed(tx, write);
+            } else {
+                write.appended = append_row(tx, write.stage, write.status, write.duration_ms,
+                                            write.message, utc_now());
+            }
+            return;
+        case Write::Kind::ClearDownstream:
+            apply_clear_downstream(tx, write);
+            return;
+        case Write::Kind::Import: {
+            const pqxx::result found = PgParams()
+                                           .text(config.pipeline)
+                                           .text(write.stage)
+                                           .text(write.timestamp)
+                                           .text(write.message)
+                                           .exec(tx, pg_sql::find_import.name);
+            if (!found.empty()) return;  // imported before
+            write.appended = append_row(tx, write.stage, Status::Completed, std::nullopt,
+                                        write.message, write.timestamp);
+            return;
+        }
+        case Write::Kind::PipelineClear: {
+            const pqxx::result result = PgParams()
+                                            .text(config.pipeline)
+                                            .text(utc_now())
+                                            .text(run.run_id)
+                                            .exec(tx, pg_sql::append_pipeline_clear.name);
+            if (result.size() != 1) {
+                throw Error(ErrorCode::Internal,
+                            description + ": the pipeline has no row in table pipelines");
+            }
+            write.appended = Appended{result[0][0].as<std::int64_t>(), 0};
+            return;
+        }
+    }
+}
+
+// Inside a write transaction: a Completed row, with what SaveOptions carried. Its inputs'
+// heads are locked (FOR SHARE) until the commit, so none of them moves on meanwhile.
+void PostgresBackend::Impl::apply_completed(pqxx::transaction_base& tx, Write& write) {
+    struct Used {
+        std::int64_t id;
+        std::int64_t version;
+    };
+    std::vector<Used> used;
+    FactsScope facts(*this, tx);
+    for (const std::string& input : write.inputs) {
+        const auto head = completed_head_of(tx, input, true);
+        if (!head) {
+            throw Error(ErrorCode::InvalidArgument,
+                        "saving stage '" + write.stage + "': its input '" + input +
+                            "' has no completed checkpoint; run and save it first. Nothing "
+                            "was written");
+        }
+        const std::string reason =
+            head->checks ? StalenessCheck(*this).reason(row_facts(head->id)) : std::string();
+        if (!reason.empty()) {
+            throw Error(ErrorCode::InvalidArgument, "saving stage '" + write.stage +
+                                                        "': its input '" + input +
+                                                        "' is not up to date (" + reason +
+                                                        "); run it again first. Nothing was "
+                                                        "written");
+        }
+        used.push_back({head->id, head->version});
+    }
+    write.appended = append_row(tx, write.stage, Status::Completed, write.duration_ms,
+                                write.message, utc_now(), &write);
+    for (std::size_t i = 0; i < write.inputs.size(); ++i) {
+        PgParams()
+            .integer(write.appended->id)
+            .integer(static_cast<std::int64_t>(i))
+            .text(write.inputs[i])
+            .integer(used[i].id)
+            .integer(used[i].version)
+            .exec(tx, pg_sql::insert_input.name);
+    }
+    if (write.output) {
+        const std::string& bytes = *write.output;
+        std::size_t offset = 0;
+        int chunk = 0;
+        do {
+            const std::size_t size = std::min(output_chunk_bytes, bytes.size() - offset);
+            tx.exec_prepared(pg_sql::insert_chunk.name, write.appended->id, chunk,
+                             pqxx::binarystring(bytes.data() + offset, size));
+            offset += size;
+            ++chunk;
+        } while (offset < bytes.size());
+    }
+}
+
+// Inside a write transaction: clears `stage` and every stage downstream of it.
+void PostgresBackend::Impl::apply_clear_downstream(pqxx::transaction_base& tx, Write& write) {
+    std::vector<std::string> downstream;
+    const pqxx::result rows =
+        PgParams().text(config.pipeline).text(write.stage).exec(tx, pg_sql::downstream.name);
+    for (const auto& row : rows) downstream.push_back(row[0].as<std::string>());
+    write.appended = append_row(tx, write.stage, Status::Cleared, std::nullopt, {}, utc_now());
+    write.cleared.push_back(write.stage);
+    for (const std::string& stage : downstream) {
+        append_row(tx, stage, Status::Cleared, std::nullopt, {}, utc_now());
+        write.cleared.push_back(stage);
+    }
+}
+
+void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
+    Impl& s = *impl_;
+    if (writes.empty()) return;
+    if (s.config.read_only) {
+        for (Write* write : writes) {
+            try {
+                s.require_writable(s.describe_write(*write));
+            } catch (...) {
+                write->error = std::current_exception();
+            }
+        }
+        return;
+    }
+    // Savepoints only when there is another write to protect.
+    const bool isolate = writes.size() > 1;
+    for (int attempt = 1;; ++attempt) {
+        for (Write* write : writes) {
+            write->appended.reset();
+            write->cleared.clear();
+            write->error = nullptr;
+        }
+        try {
+            pqxx::work tx(s.connection());
+            if (!s.run_recorded) s.record_run(tx);
+            for (Write* write : writes) {
+                if (!isolate) {
+                    s.apply(tx, *write);
+                    continue;
+                }
+                tx.exec0("SAVEPOINT batch_write");
+                try {
+                    s.apply(tx, *write);
+                    tx.exec0("RELEASE SAVEPOINT batch_write");
+                } catch (const pqxx::sql_error& e) {
+                    if (is_retryable(e)) throw;
+                    write->error = s.translated(s.describe_write(*write));
+                    write->appended.reset();
+                    write->cleared.clear();
+                    tx.exec0("ROLLBACK TO SAVEPOINT batch_write");
+                    tx.exec0("RELEASE SAVEPOINT batch_write");
+                } catch (const Error&) {
+                    write->error = std::current_exception();
+                    write->appended.reset();
+                    write->cleared.clear();
+                    tx.exec0("ROLLBACK TO SAVEPOINT batch_write");
+                    tx.exec0("RELEASE SAVEPOINT batch_write");
+                }
+            }
+            tx.commit();
+            if (!s.run_recorded) {
+                s.run_recorded = true;
+                s.start_heartbeat();
+            }
+            return;
+        } catch (const pqxx::sql_error& e) {
+            if (is_retryable(e) && attempt < max_write_attempts) continue;
+            for (Write* write : writes) {
+                write->appended.reset();
+                write->error = [&] {
+                    try {
+                        s.fail(s.describe_write(*write));
+                    } catch (...) {
+                        return std::current_exception();
+                    }
+                }();
+            }
+            return;
+        } catch (...) {
+            // The transaction failed as a whole: nothing was written, unless the connection
+            // was lost during the commit (in_doubt_error: the Error says so).
+            const std::exception_ptr failure = std::current_exception();
+            for (Write* write : writes) {
+                write->appended.reset();
+                write->error = [&] {
+                    try {
+                        std::rethrow_exception(failure);
+                    } catch (...) {
+                        try {
+                            s.fail(s.describe_write(*write));
+                        } catch (...) {
+                            return std::current_exception();
+                        }
+                    }
+                }();
+            }
+            return;
+        }
+    }
+}
+
+void PostgresBackend::close_run(bool failed) {
+    Impl& s = *impl_;
+    s.stop_heartbeat();
+    if (!s.run_recorded) return;
+    try {
+        pqxx::nontransaction tx(s.connection());
+        PgParams()
+            .text(s.run.run_id)
+            .text(utc_now())
+            .text(failed ? "failed" : "finished")
+            .exec(tx, pg_sql::close_run.name);
+        s.run_recorded = false;
+    } catch (...) {
+        s.fail("closing run " + s.run.run_id);
+    }
+}
+
+}  // namespace checkpoint::detail

@@ -1,0 +1,53 @@
+// The PostgreSQL backend: a database on a server, named by a libpq URI, shared by processes
+// on many hosts. Every output is stored in the database (output_chunks), so that any host
+// can load what another saved. This directory and migrations/postgres/ hold all of its SQL.
+//
+// Concurrency: writes of one stage serialize on its stage_heads row (INSERT ... ON CONFLICT
+// DO UPDATE locks it, and the new row's id is drawn under that lock, so ids and versions of
+// a stage grow together); writes of different stages run in parallel, and the server's
+// group commit shares their fsyncs. A deadlock or serialization failure is retried here.
+#pragma once
+
+#include "backend.hpp"
+
+#include <memory>
+
+namespace checkpoint::detail {
+
+class PostgresBackend final : public Backend {
+public:
+    // Connects to config.directory (a postgresql:// URI), checks and (unless read-only)
+    // migrates the schema. Throws Error as documented on the CheckpointManager constructor,
+    // Error(Unavailable) when the server cannot be reached or the database is missing.
+    PostgresBackend(const BackendConfig& config, RunIdentity run);
+    ~PostgresBackend() override;
+    PostgresBackend(const PostgresBackend&) = delete;
+    PostgresBackend& operator=(const PostgresBackend&) = delete;
+
+    const std::string& location() const noexcept override;
+    const std::string& description() const noexcept override;
+    const std::filesystem::path& path() const noexcept override;
+    const std::filesystem::path& outputs_directory() const noexcept override;
+
+    void prepare_output(Write& write) const override;
+    void write_batch(const std::vector<Write*>& writes) override;
+    void close_run(bool failed) override;
+    PruneResult prune(const PruneOptions& options) override;
+
+    HeadState head_state(const std::string& stage, bool with_fingerprint) override;
+    std::optional<OutputLocation> output_of(const std::string& stage,
+                                            std::optional<std::int64_t> version) override;
+    std::string read_output_file(const StoredOutput& output) const override;
+    std::optional<Checkpoint> current(const std::string& stage) override;
+    std::vector<Checkpoint> current_all() override;
+    void for_each_history(const HistoryFilter& filter,
+                          const std::function<void(const Checkpoint&)>& visit) override;
+    std::vector<Run> runs() override;
+    std::vector<std::string> verify() override;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace checkpoint::detail

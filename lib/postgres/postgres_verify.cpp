@@ -1,0 +1,141 @@
+// PostgresBackend::verify: the invariants of the history that SQLite's verify checks
+// (lib/sqlite/verify.cpp), in PostgreSQL's SQL, for every pipeline of the database. The
+// server keeps its own pages sound (checksums, WAL); there is no integrity_check to run.
+#include "postgres/postgres_backend_impl.hpp"
+
+namespace checkpoint::detail {
+
+namespace {
+
+// The stored timestamp form.
+#define CHECKPOINT_PG_TIMESTAMP_OK(column) \
+    "(" column " ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{3}Z$')"
+
+// Each check is a query whose rows are problems: one text column describing each.
+constexpr const char* checks[] = {
+    "SELECT 'checkpoints row ' || id || ': unknown status ' || quote_literal(status) "
+    "FROM checkpoints WHERE status NOT IN ('started', 'completed', 'failed', 'cleared')",
+    "SELECT 'checkpoints row ' || id || ': no stage, but status ' || quote_literal(status) "
+    "FROM checkpoints WHERE stage IS NULL AND status <> 'cleared'",
+    "SELECT 'checkpoints row ' || id || ': timestamp ' || quote_literal(timestamp) || "
+    "' is not ISO-8601 UTC with milliseconds' FROM checkpoints "
+    "WHERE NOT " CHECKPOINT_PG_TIMESTAMP_OK("timestamp"),
+    "SELECT 'checkpoints row ' || id || ': completed with version ' || version || "
+    "' (completed versions start at 1)' FROM checkpoints "
+    "WHERE status = 'completed' AND version < 1",
+    // Completed versions strictly increase per stage; no row goes below an earlier one.
+    "SELECT 'checkpoints row ' || id || ': stage ' || quote_literal(stage) || ' version ' || "
+    "version || CASE WHEN status = 'completed' THEN ' is not above' ELSE ' is below' END || "
+    "' the earlier version ' || previous FROM ("
+    "  SELECT id, stage, status, version, max(version) OVER ("
+    "    PARTITION BY pipeline, stage ORDER BY id "
+    "    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous "
+    "  FROM checkpoints WHERE stage IS NOT NULL) v "
+    "WHERE previous IS NOT NULL AND "
+    "(CASE WHEN status = 'completed' THEN version <= previous ELSE version < previous END)",
+    "SELECT 'run ' || quote_literal(run_id) || ': started_at ' || quote_literal(started_at) || "
+    "' is not ISO-8601 UTC with milliseconds' FROM runs "
+    "WHERE NOT " CHECKPOINT_PG_TIMESTAMP_OK("started_at"),
+    "SELECT 'run ' || quote_literal(run_id) || ': ended_at ' || quote_literal(ended_at) || "
+    "' is not ISO-8601 UTC with milliseconds, or before started_at' FROM runs "
+    "WHERE ended_at IS NOT NULL AND (NOT " CHECKPOINT_PG_TIMESTAMP_OK(
+        "ended_at") " OR ended_at < started_at)",
+    // The derived state must agree with the history it is derived from.
+    "SELECT 'stage ' || quote_literal(c.stage) || ' of pipeline ' || quote_literal(c.pipeline) || "
+    "': derived state (stage_heads) disagrees with its history' FROM ("
+    "  SELECT pipeline, stage, max(id) AS last_id, max(version) AS last_version "
+    "  FROM checkpoints WHERE stage IS NOT NULL GROUP BY pipeline, stage) c "
+    "LEFT JOIN stage_heads h ON h.pipeline = c.pipeline AND h.stage = c.stage "
+    "LEFT JOIN checkpoints l ON l.id = c.last_id "
+    "WHERE h.stage IS NULL OR h.head_id IS DISTINCT FROM c.last_id "
+    "OR h.version IS DISTINCT FROM c.last_version OR h.status IS DISTINCT FROM l.status",
+    "SELECT 'stage ' || quote_literal(stage) || ' of pipeline ' || quote_literal(pipeline) || "
+    "': derived state points at missing history row ' || head_id FROM stage_heads h "
+    "WHERE NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.id = h.head_id)",
+    "SELECT 'pipeline ' || quote_literal(p.pipeline) || ': last clear recorded as row ' || "
+    "p.cleared_id || ', but the history says ' || coalesce(c.last_clear, 0) "
+    "FROM pipelines p LEFT JOIN (SELECT pipeline, max(id) AS last_clear FROM checkpoints "
+    "WHERE stage IS NULL GROUP BY pipeline) c ON c.pipeline = p.pipeline "
+    "WHERE p.cleared_id IS DISTINCT FROM coalesce(c.last_clear, 0)",
+    "SELECT 'pipeline ' || quote_literal(c.pipeline) || ': has history but no pipelines row' "
+    "FROM (SELECT DISTINCT pipeline FROM checkpoints) c "
+    "WHERE NOT EXISTS (SELECT 1 FROM pipelines p WHERE p.pipeline = c.pipeline)",
+    // What a save carries. Only completed rows carry anything.
+    "SELECT 'checkpoints row ' || id || ': ' || status || ' row carries ' || "
+    "CASE WHEN metadata IS NOT NULL THEN 'metadata' WHEN fingerprint IS NOT NULL THEN "
+    "'a fingerprint' WHEN output_size IS NOT NULL THEN 'an output' ELSE 'inputs' END "
+    "FROM checkpoints WHERE status <> 'completed' AND (metadata IS NOT NULL OR "
+    "fingerprint IS NOT NULL OR output_size IS NOT NULL OR input_count <> 0)",
+    "SELECT 'checkpoints row ' || id || ': metadata is not a JSON object' FROM checkpoints "
+    "WHERE metadata IS NOT NULL AND jsonb_typeof(metadata) <> 'object'",
+    "SELECT 'checkpoints row ' || id || ': output columns are inconsistent (size ' || "
+    "quote_nullable(output_size) || ', sha256 ' || quote_nullable(output_sha256) || "
+    "', in database ' || quote_nullable(output_in_database) || ')' FROM checkpoints "
+    "WHERE (output_size IS NULL) <> (output_sha256 IS NULL) "
+    "OR (output_size IS NULL) <> (output_in_database IS NULL) "
+    "OR (output_size IS NOT NULL AND (output_sha256 !~ '^[0-9a-f]{64}$' "
+    "OR NOT output_in_database))",
+    // Every output's chunks: numbered 0, 1, 2, ... with the size and SHA-256 of the row.
+    "SELECT 'checkpoints row ' || c.id || ': its output in output_chunks holds ' || "
+    "coalesce(d.bytes, 0) || ' bytes in ' || coalesce(d.chunks, 0) || ' chunks instead of ' || "
+    "c.output_size || ' bytes, or another SHA-256' FROM checkpoints c "
+    "LEFT JOIN LATERAL (SELECT sum(length(data)) AS bytes, count(*) AS chunks, "
+    "  max(chunk) AS last, encode(sha256(string_agg(data, ''::bytea ORDER BY chunk)), 'hex') "
+    "  AS sha256 FROM output_chunks o WHERE o.checkpoint_id = c.id) d ON true "
+    "WHERE c.output_size IS NOT NULL AND (d.chunks IS DISTINCT FROM d.last + 1 "
+    "OR coalesce(d.bytes, 0) <> c.output_size OR coalesce(d.sha256, "
+    "encode(sha256(''::bytea), 'hex')) <> c.output_sha256)",
+    "SELECT 'output_chunks of row ' || o.checkpoint_id || ': no checkpoints row stores an "
+    "output there' FROM (SELECT DISTINCT checkpoint_id FROM output_chunks) o "
+    "WHERE NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.id = o.checkpoint_id "
+    "AND c.output_size IS NOT NULL)",
+    "SELECT 'checkpoints row ' || c.id || ': input_count ' || c.input_count || "
+    "' but ' || (SELECT count(*) FROM checkpoint_inputs i WHERE i.checkpoint_id = c.id) || "
+    "' rows in checkpoint_inputs' FROM checkpoints c WHERE c.input_count <> "
+    "(SELECT count(*) FROM checkpoint_inputs i WHERE i.checkpoint_id = c.id)",
+    "SELECT 'checkpoints row ' || i.checkpoint_id || ': its input ' || "
+    "quote_literal(i.input_stage) || ' names row ' || i.input_id || ', which is not an "
+    "earlier row' FROM checkpoint_inputs i WHERE i.input_id >= i.checkpoint_id",
+    "SELECT 'stage ' || quote_literal(h.stage) || ' of pipeline ' || quote_literal(h.pipeline) || "
+    "': derived state (stage_heads.checks) disagrees with its last row' FROM stage_heads h "
+    "JOIN checkpoints c ON c.id = h.head_id WHERE h.checks <> "
+    "(c.status = 'completed' AND c.input_count > 0)",
+    // An input's row may have been pruned since; while it exists, it must be what it says.
+    "SELECT 'checkpoints row ' || i.checkpoint_id || ': its input ' || "
+    "quote_literal(i.input_stage) || ' names row ' || i.input_id || ', which is not that "
+    "stage''s completed version ' || i.input_version FROM checkpoint_inputs i "
+    "JOIN checkpoints u ON u.id = i.input_id JOIN checkpoints c ON c.id = i.checkpoint_id "
+    "WHERE u.pipeline IS DISTINCT FROM c.pipeline OR u.stage IS DISTINCT FROM i.input_stage "
+    "OR u.status <> 'completed' OR u.version IS DISTINCT FROM i.input_version",
+};
+
+#undef CHECKPOINT_PG_TIMESTAMP_OK
+
+}  // namespace
+
+std::vector<std::string> PostgresBackend::verify() {
+    Impl& s = *impl_;
+    constexpr std::size_t max_problems = 1000;
+    std::vector<std::string> problems;
+    try {
+        for (const char* check : checks) {
+            // Each check in its own transaction: one that fails (a table altered by hand)
+            // is reported, and the others still run.
+            try {
+                pqxx::read_transaction tx(s.connection());
+                for (const auto& row : tx.exec(check)) {
+                    if (problems.size() >= max_problems) return problems;
+                    problems.push_back(row[0].as<std::string>());
+                }
+            } catch (const pqxx::sql_error& e) {
+                problems.push_back(std::string("a table check could not run: ") +
+                                   redact_uri(e.what()));
+            }
+        }
+        return problems;
+    } catch (...) {
+        s.fail("verifying");
+    }
+}
+
+}  // namespace checkpoint::detail

@@ -1,0 +1,174 @@
+// The PostgreSQL backend's prepared statements: prepared once on every connection (see
+// PostgresBackend::Impl::connection), executed by name. Column lists match read_checkpoint.
+#pragma once
+
+namespace checkpoint::detail::pg_sql {
+
+struct Statement {
+    const char* name;
+    const char* sql;
+};
+
+// One history row for a stage, and its stage_heads row moved to it, in one statement. The
+// row lock that INSERT ... ON CONFLICT DO UPDATE takes on stage_heads is held before the
+// new id is drawn from the sequence (the SET list is evaluated under it), so a stage's
+// ids and versions grow together whatever the concurrency; a first save of a stage that
+// races another inserts once and takes the update path in the other.
+// $1 pipeline, $2 stage, $3 status, $4 1 for completed (the version grows) else 0,
+// $5 timestamp, $6 run_id, $7 duration_ms, $8 message, $9 metadata (jsonb text),
+// $10 fingerprint, $11 output_size, $12 output_sha256, $13 output_in_database,
+// $14 input_count, $15 checks.
+inline constexpr Statement append{
+    "checkpoint_append",
+    "WITH head AS ("
+    " INSERT INTO stage_heads AS h (pipeline, stage, status, version, head_id, checks)"
+    " VALUES ($1, $2, $3, $4, nextval(pg_get_serial_sequence('checkpoints', 'id')), $15)"
+    " ON CONFLICT (pipeline, stage) DO UPDATE SET status = excluded.status,"
+    "  version = h.version + $4,"
+    "  head_id = nextval(pg_get_serial_sequence('checkpoints', 'id')),"
+    "  checks = excluded.checks"
+    " RETURNING head_id, version) "
+    "INSERT INTO checkpoints (id, pipeline, stage, status, version, timestamp, run_id,"
+    " duration_ms, message, metadata, fingerprint, output_size, output_sha256,"
+    " output_in_database, input_count) "
+    "SELECT head.head_id, $1, $2, $3, head.version, $5, $6, $7, $8, $9::jsonb, $10, $11, $12,"
+    " $13, $14 FROM head RETURNING id, version"};
+
+// A pipeline-wide clear: its row, and the pipeline's cleared_id moved to it (never back:
+// two clears racing keep the larger id).
+inline constexpr Statement append_pipeline_clear{
+    "checkpoint_append_pipeline_clear",
+    "WITH c AS (INSERT INTO checkpoints (pipeline, stage, status, version, timestamp, run_id)"
+    " VALUES ($1, NULL, 'cleared', 0, $2, $3) RETURNING id) "
+    "UPDATE pipelines p SET cleared_id = GREATEST(p.cleared_id, c.id) FROM c"
+    " WHERE p.pipeline = $1 RETURNING c.id"};
+
+inline constexpr Statement insert_run{
+    "checkpoint_insert_run",
+    "INSERT INTO runs (run_id, pipeline, host, pid, \"user\", started_at, heartbeat_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $6)"};
+
+inline constexpr Statement insert_pipeline{
+    "checkpoint_insert_pipeline",
+    "INSERT INTO pipelines (pipeline) VALUES ($1) ON CONFLICT DO NOTHING"};
+
+inline constexpr Statement close_run{
+    "checkpoint_close_run", "UPDATE runs SET ended_at = $2, outcome = $3 WHERE run_id = $1"};
+
+inline constexpr Statement touch_run{
+    "checkpoint_touch_run",
+    "UPDATE runs SET heartbeat_at = $2 WHERE run_id = $1 AND outcome = 'running'"};
+
+inline constexpr Statement find_import{
+    "checkpoint_find_import",
+    "SELECT 1 FROM checkpoints WHERE pipeline = $1 AND stage = $2 AND status = 'completed' "
+    "AND timestamp = $3 AND message = $4"};
+
+inline constexpr Statement insert_input{
+    "checkpoint_insert_input",
+    "INSERT INTO checkpoint_inputs (checkpoint_id, position, input_stage, input_id,"
+    " input_version) VALUES ($1, $2, $3, $4, $5)"};
+
+inline constexpr Statement insert_chunk{
+    "checkpoint_insert_chunk",
+    "INSERT INTO output_chunks (checkpoint_id, chunk, data) VALUES ($1, $2, $3)"};
+
+// The stage's current completed row (none when its last row is not completed, or a
+// pipeline-wide clear came after it).
+inline constexpr Statement completed_head{
+    "checkpoint_completed_head",
+    "SELECT h.head_id, h.version, h.checks FROM stage_heads h "
+    "JOIN pipelines p ON p.pipeline = h.pipeline "
+    "WHERE h.pipeline = $1 AND h.stage = $2 AND h.status = 'completed' "
+    "AND h.head_id > p.cleared_id"};
+
+// The same, locking the stage's head until the transaction ends (a save's inputs: they
+// cannot move on before the save commits).
+inline constexpr Statement lock_completed_head{
+    "checkpoint_lock_completed_head",
+    "SELECT h.head_id, h.version, h.checks FROM stage_heads h "
+    "JOIN pipelines p ON p.pipeline = h.pipeline "
+    "WHERE h.pipeline = $1 AND h.stage = $2 AND h.status = 'completed' "
+    "AND h.head_id > p.cleared_id FOR SHARE OF h"};
+
+inline constexpr Statement row_facts{
+    "checkpoint_row_facts",
+    "SELECT output_size, output_sha256, output_in_database, input_count, fingerprint "
+    "FROM checkpoints WHERE id = $1"};
+
+// The inputs a row recorded, with the current state of each input stage.
+inline constexpr Statement input_facts{
+    "checkpoint_input_facts",
+    "SELECT i.input_stage, i.input_id, i.input_version, h.head_id, h.status, h.version, "
+    "p.cleared_id FROM checkpoint_inputs i "
+    "LEFT JOIN stage_heads h ON h.pipeline = $1 AND h.stage = i.input_stage "
+    "LEFT JOIN pipelines p ON p.pipeline = $1 "
+    "WHERE i.checkpoint_id = $2 ORDER BY i.position"};
+
+inline constexpr Statement completed_version{
+    "checkpoint_completed_version",
+    "SELECT id, output_size, output_sha256, output_in_database FROM checkpoints "
+    "WHERE pipeline = $1 AND stage = $2 AND status = 'completed' AND version = $3"};
+
+inline constexpr Statement output_chunks{
+    "checkpoint_output_chunks",
+    "SELECT data FROM output_chunks WHERE checkpoint_id = $1 ORDER BY chunk"};
+
+// The stages downstream of $2: whose current completed row (not cleared since) recorded
+// $2, or a stage downstream of it, as an input.
+inline constexpr Statement downstream{
+    "checkpoint_downstream",
+    "WITH RECURSIVE down(stage) AS (SELECT $2::text COLLATE \"C\" UNION "
+    "  SELECT h.stage FROM down d "
+    "  JOIN checkpoint_inputs i ON i.input_stage = d.stage "
+    "  JOIN checkpoints c ON c.id = i.checkpoint_id AND c.pipeline = $1 "
+    "  JOIN stage_heads h ON h.pipeline = $1 AND h.stage = c.stage AND h.head_id = c.id "
+    "  WHERE h.head_id > (SELECT cleared_id FROM pipelines WHERE pipeline = $1)) "
+    "SELECT stage FROM down WHERE stage <> $2 ORDER BY stage"};
+
+// Columns read by read_checkpoint (the history and current_state views).
+#define CHECKPOINT_PG_COLUMNS                                                             \
+    "id, pipeline, stage, status, version, timestamp, run_id, duration_ms, message, host, " \
+    "pid, run_outcome, metadata::text, fingerprint, output_size, output_sha256, "         \
+    "output_in_database, inputs::text, "                                                  \
+    "(SELECT heartbeat_at FROM runs r WHERE r.run_id = v.run_id)"
+
+inline constexpr Statement current{
+    "checkpoint_current", "SELECT " CHECKPOINT_PG_COLUMNS
+                          " FROM current_state v WHERE pipeline = $1 AND stage = $2"};
+
+inline constexpr Statement current_all{
+    "checkpoint_current_all",
+    "SELECT " CHECKPOINT_PG_COLUMNS " FROM current_state v WHERE pipeline = $1 ORDER BY stage"};
+
+// History in pages of $3 rows after id $2: $1 pipeline (NULL: every pipeline), $4 stage
+// (NULL: any; a stage also gets the pipeline-wide clears), $5 run id, $6 status (NULL:
+// any; 'started' also gets 'incomplete' rows, told apart when read), $7 since, $8 until.
+inline constexpr Statement history_page{
+    "checkpoint_history_page",
+    "SELECT " CHECKPOINT_PG_COLUMNS
+    ", open_attempt FROM history v WHERE id > $2 "
+    "AND ($1::text IS NULL OR pipeline = $1) "
+    "AND ($4::text IS NULL OR stage = $4 OR stage IS NULL) "
+    "AND ($5::text IS NULL OR run_id = $5) "
+    "AND ($6::text IS NULL OR status = $6 OR ($6 = 'started' AND status = 'incomplete')) "
+    "AND ($7::text IS NULL OR timestamp >= $7) AND ($8::text IS NULL OR timestamp < $8) "
+    "ORDER BY id LIMIT $3"};
+
+#undef CHECKPOINT_PG_COLUMNS
+
+inline constexpr Statement runs{
+    "checkpoint_runs",
+    "SELECT run_id, pipeline, host, pid, \"user\", started_at, ended_at, outcome, "
+    "(SELECT count(*) FROM checkpoints c WHERE c.run_id = r.run_id AND c.status = 'completed'), "
+    "(SELECT count(*) FROM checkpoints c WHERE c.run_id = r.run_id AND c.status = 'failed'), "
+    "heartbeat_at FROM runs r WHERE pipeline = $1 ORDER BY started_at, run_id"};
+
+inline constexpr Statement all[] = {
+    append,        append_pipeline_clear, insert_run,    insert_pipeline, close_run,
+    touch_run,     find_import,           insert_input,  insert_chunk,    completed_head,
+    lock_completed_head, row_facts,       input_facts,   completed_version, output_chunks,
+    downstream,    current,               current_all,   history_page,    runs,
+};
+
+}  // namespace checkpoint::detail::pg_sql
