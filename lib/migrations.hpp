@@ -24,6 +24,10 @@ struct Migration {
 // cmake/EmbedMigrations.cmake).
 const std::vector<Migration>& embedded_sqlite_migrations();
 
+// Every PostgreSQL migration, in order (generated from migrations/postgres/; applied by
+// lib/postgres/migrations.cpp).
+const std::vector<Migration>& embedded_postgres_migrations();
+
 // The schema version this library writes: the number of the last migration.
 int latest_schema_version();
 
