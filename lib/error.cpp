@@ -30,6 +30,8 @@ std::string_view to_string(ErrorCode code) noexcept {
             return "unsafe";
         case ErrorCode::OutputDamaged:
             return "output_damaged";
+        case ErrorCode::Unavailable:
+            return "unavailable";
     }
     return "unknown";
 }

@@ -1,5 +1,5 @@
 // The schema migrations of each backend (migrations/<backend>/*.sql), embedded at build
-// time. Their runners are in the backends (sqlite/migrate.hpp).
+// time. Their runners are in the backends (sqlite/migrate.hpp, postgres/migrations.hpp).
 #pragma once
 
 #include <vector>
@@ -15,6 +15,10 @@ struct Migration {
 // Every SQLite migration, in order (generated from migrations/sqlite/ by
 // cmake/EmbedMigrations.cmake).
 const std::vector<Migration>& embedded_sqlite_migrations();
+
+// Every PostgreSQL migration, in order (generated from migrations/postgres/; applied by
+// lib/postgres/migrations.cpp).
+const std::vector<Migration>& embedded_postgres_migrations();
 
 // The schema version this library writes to SQLite databases: the number of the last
 // SQLite migration (checkpoint::schema_version()).

@@ -26,6 +26,10 @@ enum class ErrorCode {
     Unsafe = 12,    // the database file is a symbolic link, belongs to another user in a
                     // shared directory, or the directory is writable by every user
     OutputDamaged = 13,  // a stored output is missing, truncated, or does not match its SHA-256
+    Unavailable = 14,    // the database server (PostgreSQL) could not be reached, refused the
+                         // login, has no free connection, or the database does not exist;
+                         // the message names host:port and database (never the password)
+                         // and says what to check. Nothing of the failed call was written
 };
 
 // The stable lower-case name of a code ("invalid_argument", "disk_full", ...).
