@@ -1,10 +1,14 @@
 #include "backend.hpp"
 
+#include "postgres/location.hpp"
+#include "postgres/postgres_backend.hpp"
 #include "sqlite/sqlite_backend.hpp"
 
 namespace checkpoint::detail {
 
 std::unique_ptr<Backend> open_backend(const BackendConfig& config, RunIdentity run) {
+    if (is_postgres_location(config.directory.native()))
+        return std::make_unique<PostgresBackend>(config, std::move(run));
     return std::make_unique<SqliteBackend>(config, std::move(run));
 }
 

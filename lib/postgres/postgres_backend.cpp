@@ -125,7 +125,8 @@ void PostgresBackend::Impl::start_heartbeat() {
     heartbeat = std::thread([this] {
         std::optional<PgConnection> own;
         std::unique_lock lock(heartbeat_mutex);
-        while (!heartbeat_wake.wait_for(lock, heartbeat_interval, [this] { return heartbeat_stop; })) {
+        while (
+            !heartbeat_wake.wait_for(lock, heartbeat_interval, [this] { return heartbeat_stop; })) {
             lock.unlock();
             try {
                 if (!own) {
@@ -187,8 +188,8 @@ void PostgresBackend::Impl::record_run(pqxx::transaction_base& tx) {
 
 Appended PostgresBackend::Impl::append_row(pqxx::transaction_base& tx, const std::string& stage,
                                            Status status, std::optional<std::int64_t> duration_ms,
-                                           const std::string& message,
-                                           const std::string& timestamp, const Write* save) {
+                                           const std::string& message, const std::string& timestamp,
+                                           const Write* save) {
     PgParams params;
     params.text(config.pipeline)
         .text(stage)

@@ -64,8 +64,8 @@ struct PostgresBackend::Impl final : StalenessFacts {
     BackendConfig config;
     RunIdentity run;
     ServerLocation server;
-    std::string location;     // the redacted URI
-    std::string description;  // describe_location(server)
+    std::string location;           // the redacted URI
+    std::string description;        // describe_location(server)
     std::filesystem::path no_path;  // path() and outputs_directory(): none
     std::optional<PgConnection> connection_;
     bool run_recorded = false;

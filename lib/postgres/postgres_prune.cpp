@@ -69,7 +69,8 @@ PruneResult PostgresBackend::prune(const PruneOptions& options) {
             PgParams params;
             params.text(s.config.pipeline);
             if (options.older_than) {
-                params.text(format_timestamp(std::chrono::system_clock::now() - *options.older_than));
+                params.text(
+                    format_timestamp(std::chrono::system_clock::now() - *options.older_than));
             } else {
                 params.null();
             }
@@ -81,7 +82,8 @@ PruneResult PostgresBackend::prune(const PruneOptions& options) {
             params.exec_sql(tx, sql_select_pruned);
             result.bytes_freed = tx.exec1(sql_pruned_bytes)[0].as<std::int64_t>();
             for (const char* sql : sql_delete_pruned) tx.exec0(sql);
-            result.rows_deleted = static_cast<std::int64_t>(tx.exec0(sql_delete_rows).affected_rows());
+            result.rows_deleted =
+                static_cast<std::int64_t>(tx.exec0(sql_delete_rows).affected_rows());
             result.runs_deleted = static_cast<std::int64_t>(
                 tx.exec_params0(sql_delete_empty_runs, s.config.pipeline).affected_rows());
         }

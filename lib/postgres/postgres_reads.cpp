@@ -39,13 +39,15 @@ Checkpoint PostgresBackend::Impl::read_checkpoint(const pqxx::row& row, Liveness
     checkpoint.version = row[4].as<std::int64_t>();
     checkpoint.timestamp = row[5].as<std::string>();
     checkpoint.run_id = row[6].as<std::string>();
-    if (!row[7].is_null()) checkpoint.duration = std::chrono::milliseconds(row[7].as<std::int64_t>());
+    if (!row[7].is_null())
+        checkpoint.duration = std::chrono::milliseconds(row[7].as<std::int64_t>());
     checkpoint.message = text_of(row[8]);
     if (!row[12].is_null())
         checkpoint.metadata = parse_json_object(row[12].as<std::string>(), "metadata", description);
     checkpoint.fingerprint = text_of(row[13]);
     checkpoint.output = stored_output(row, 14);
-    if (!row[17].is_null()) checkpoint.inputs = parse_inputs(row[17].as<std::string>(), description);
+    if (!row[17].is_null())
+        checkpoint.inputs = parse_inputs(row[17].as<std::string>(), description);
     const RunFacts run{parse_outcome(row[11].as<std::string>(), description),
                        row[9].as<std::string>(), row[10].as<std::int64_t>(), text_of(row[18])};
     checkpoint.status = reported_status(stored, open_attempt, run, liveness);
@@ -55,8 +57,10 @@ Checkpoint PostgresBackend::Impl::read_checkpoint(const pqxx::row& row, Liveness
 std::optional<PostgresBackend::Impl::CompletedHead> PostgresBackend::Impl::completed_head_of(
     pqxx::transaction_base& tx, const std::string& stage, bool lock) {
     const pqxx::result result =
-        PgParams().text(config.pipeline).text(stage).exec(
-            tx, lock ? pg_sql::lock_completed_head.name : pg_sql::completed_head.name);
+        PgParams()
+            .text(config.pipeline)
+            .text(stage)
+            .exec(tx, lock ? pg_sql::lock_completed_head.name : pg_sql::completed_head.name);
     if (result.empty()) return std::nullopt;
     return CompletedHead{result[0][0].as<std::int64_t>(), result[0][1].as<std::int64_t>(),
                          result[0][2].as<bool>()};
@@ -197,7 +201,8 @@ std::vector<Checkpoint> PostgresBackend::current_all() {
             PgParams().text(s.config.pipeline).exec(tx, pg_sql::current_all.name);
         std::vector<Checkpoint> checkpoints;
         LivenessCache liveness;
-        for (const auto& row : result) checkpoints.push_back(s.read_checkpoint(row, liveness, true));
+        for (const auto& row : result)
+            checkpoints.push_back(s.read_checkpoint(row, liveness, true));
         Impl::FactsScope facts(s, tx);
         StalenessCheck staleness(s);  // shared by every stage
         for (Checkpoint& checkpoint : checkpoints) staleness.mark(checkpoint);
@@ -281,10 +286,9 @@ std::vector<Run> PostgresBackend::runs() {
             if (!row[6].is_null()) run.ended_at = row[6].as<std::string>();
             run.stages_completed = row[8].as<std::int64_t>();
             run.stages_failed = row[9].as<std::int64_t>();
-            run.outcome = reported_outcome(
-                {parse_outcome(row[7].as<std::string>(), s.description), run.host, run.pid,
-                 text_of(row[10])},
-                liveness);
+            run.outcome = reported_outcome({parse_outcome(row[7].as<std::string>(), s.description),
+                                            run.host, run.pid, text_of(row[10])},
+                                           liveness);
             runs.push_back(std::move(run));
         }
         return runs;

@@ -127,19 +127,19 @@ inline constexpr Statement downstream{
     "SELECT stage FROM down WHERE stage <> $2 ORDER BY stage"};
 
 // Columns read by read_checkpoint (the history and current_state views).
-#define CHECKPOINT_PG_COLUMNS                                                             \
+#define CHECKPOINT_PG_COLUMNS                                                               \
     "id, pipeline, stage, status, version, timestamp, run_id, duration_ms, message, host, " \
-    "pid, run_outcome, metadata::text, fingerprint, output_size, output_sha256, "         \
-    "output_in_database, inputs::text, "                                                  \
+    "pid, run_outcome, metadata::text, fingerprint, output_size, output_sha256, "           \
+    "output_in_database, inputs::text, "                                                    \
     "(SELECT heartbeat_at FROM runs r WHERE r.run_id = v.run_id)"
 
-inline constexpr Statement current{
-    "checkpoint_current", "SELECT " CHECKPOINT_PG_COLUMNS
-                          " FROM current_state v WHERE pipeline = $1 AND stage = $2"};
+inline constexpr Statement current{"checkpoint_current",
+                                   "SELECT " CHECKPOINT_PG_COLUMNS
+                                   " FROM current_state v WHERE pipeline = $1 AND stage = $2"};
 
-inline constexpr Statement current_all{
-    "checkpoint_current_all",
-    "SELECT " CHECKPOINT_PG_COLUMNS " FROM current_state v WHERE pipeline = $1 ORDER BY stage"};
+inline constexpr Statement current_all{"checkpoint_current_all",
+                                       "SELECT " CHECKPOINT_PG_COLUMNS
+                                       " FROM current_state v WHERE pipeline = $1 ORDER BY stage"};
 
 // History in pages of $3 rows after id $2: $1 pipeline (NULL: every pipeline), $4 stage
 // (NULL: any; a stage also gets the pipeline-wide clears), $5 run id, $6 status (NULL:
@@ -165,10 +165,26 @@ inline constexpr Statement runs{
     "heartbeat_at FROM runs r WHERE pipeline = $1 ORDER BY started_at, run_id"};
 
 inline constexpr Statement all[] = {
-    append,        append_pipeline_clear, insert_run,    insert_pipeline, close_run,
-    touch_run,     find_import,           insert_input,  insert_chunk,    completed_head,
-    lock_completed_head, row_facts,       input_facts,   completed_version, output_chunks,
-    downstream,    current,               current_all,   history_page,    runs,
+    append,
+    append_pipeline_clear,
+    insert_run,
+    insert_pipeline,
+    close_run,
+    touch_run,
+    find_import,
+    insert_input,
+    insert_chunk,
+    completed_head,
+    lock_completed_head,
+    row_facts,
+    input_facts,
+    completed_version,
+    output_chunks,
+    downstream,
+    current,
+    current_all,
+    history_page,
+    runs,
 };
 
 }  // namespace checkpoint::detail::pg_sql

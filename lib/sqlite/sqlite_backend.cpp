@@ -3,12 +3,12 @@
 
 #include "clock.hpp"
 #include "migrations.hpp"
-#include "stored_values.hpp"
 #include "sqlite/db_file.hpp"
 #include "sqlite/migrate.hpp"
 #include "sqlite/output_files.hpp"
 #include "sqlite/sqlite_backend_impl.hpp"
 #include "sqlite/verify.hpp"
+#include "stored_values.hpp"
 
 #include <checkpoint/error.hpp>
 
@@ -141,7 +141,9 @@ Checkpoint read_checkpoint(SQLite::Statement& row, const std::string& descriptio
     if (!row.getColumn(17).isNull())
         checkpoint.inputs = parse_inputs(row.getColumn(17).getString(), description);
     const RunFacts run{parse_outcome(row.getColumn(11).getString(), description),
-                       row.getColumn(9).getString(), row.getColumn(10).getInt64()};
+                       row.getColumn(9).getString(),
+                       row.getColumn(10).getInt64(),
+                       {}};  // SQLite records no heartbeat
     checkpoint.status = reported_status(stored, open_attempt, run, liveness);
     return checkpoint;
 }
@@ -690,9 +692,12 @@ std::vector<Run> SqliteBackend::runs() {
             run.ended_at = optional_text(query.getColumn(6));
             run.stages_completed = query.getColumn(8).getInt64();
             run.stages_failed = query.getColumn(9).getInt64();
-            run.outcome = reported_outcome(
-                {parse_outcome(query.getColumn(7).getString(), s.description), run.host, run.pid},
-                liveness);
+            run.outcome =
+                reported_outcome({parse_outcome(query.getColumn(7).getString(), s.description),
+                                  run.host,
+                                  run.pid,
+                                  {}},
+                                 liveness);
             result.push_back(std::move(run));
         }
         return result;
