@@ -94,6 +94,48 @@ struct OutputLocation {
     std::string data;
 };
 
+// A run as stored, for copies between databases (copy_history).
+struct RawRun {
+    std::string run_id;
+    std::string pipeline;
+    std::string host;
+    std::int64_t pid = 0;
+    std::string user;
+    std::string started_at;
+    std::optional<std::string> ended_at;
+    std::string outcome;       // as stored: running, finished, failed, died
+    std::string heartbeat_at;  // empty: none recorded
+};
+
+// A history row as stored, with its inputs, for copies between databases.
+struct RawRow {
+    std::int64_t id = 0;
+    std::string pipeline;
+    std::optional<std::string> stage;  // none: a pipeline-wide clear
+    std::string status;                // as stored: started, completed, failed, cleared
+    std::int64_t version = 0;
+    std::string timestamp;
+    std::string run_id;
+    std::optional<std::int64_t> duration_ms;
+    std::optional<std::string> message;
+    std::optional<std::string> metadata;  // compact JSON object text
+    std::optional<std::string> fingerprint;
+    std::optional<StoredOutput> output;  // where the source keeps it does not matter
+    std::vector<InputVersion> inputs;    // in SaveOptions order
+};
+
+// Writes a copied history into an empty database, in one transaction: runs first, then
+// rows in id order; commit() derives the current state (stage heads, pipelines) from them.
+// Destroying it without commit() writes nothing.
+class HistoryImport {
+public:
+    virtual ~HistoryImport() = default;
+    virtual void add_run(const RawRun& run) = 0;
+    // `output` holds the row's output bytes (checked against row.output by the caller).
+    virtual void add_row(const RawRow& row, const std::string* output) = 0;
+    virtual void commit() = 0;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -105,6 +147,8 @@ public:
     virtual const std::string& description() const noexcept = 0;
     // The database file; empty for a backend that has none.
     virtual const std::filesystem::path& path() const noexcept = 0;
+    // The schema version this library writes to this kind of database.
+    virtual int schema_version() const noexcept = 0;
     // Where outputs stored outside the database go; empty for a backend that keeps every
     // output in the database.
     virtual const std::filesystem::path& outputs_directory() const noexcept = 0;
@@ -151,6 +195,17 @@ public:
                                   const std::function<void(const Checkpoint&)>& visit) = 0;
     virtual std::vector<Run> runs() = 0;
     virtual std::vector<std::string> verify() = 0;
+
+    // ---- Copies (copy_history) ----
+
+    // Every run, then every history row in id order, of every pipeline, with each row's
+    // output bytes (std::nullopt when it has none). Outputs are loaded one at a time.
+    virtual void export_history(
+        const std::function<void(const RawRun&)>& run,
+        const std::function<void(const RawRow&, const std::optional<std::string>&)>& row) = 0;
+    // Starts a copy into this database: throws Error(InvalidArgument) when it holds any run
+    // or history row already (nothing is written then).
+    virtual std::unique_ptr<HistoryImport> begin_import() = 0;
 };
 
 // Opens (and, unless read-only, creates and migrates) the database `config` names.

@@ -494,4 +494,12 @@ const std::filesystem::path& CheckpointManager::database_path() const noexcept {
     return impl_->store->path();
 }
 
+int CheckpointManager::schema_version() const noexcept {
+    return impl_->store->schema_version();
+}
+
+const std::string& CheckpointManager::location() const noexcept {
+    return impl_->store->location();
+}
+
 }  // namespace checkpoint

@@ -28,7 +28,8 @@
 
 namespace checkpoint {
 
-// The schema version this library writes (PRAGMA user_version of its databases).
+// The schema version this library writes to SQLite databases (their PRAGMA user_version).
+// PostgreSQL databases number their own schema: see CheckpointManager::schema_version().
 CHECKPOINT_EXPORT int schema_version() noexcept;
 
 // The longest stage or pipeline name accepted, in bytes of UTF-8.
@@ -43,7 +44,8 @@ enum class ClearScope {
                      // named it (or one of them) in SaveOptions::inputs
 };
 
-// Records the stages of one pipeline in <checkpoint_dir>/checkpoints.db.
+// Records the stages of one pipeline in <checkpoint_dir>/checkpoints.db (SQLite), or in a
+// PostgreSQL database when the location is a postgresql:// or postgres:// URI.
 //
 // Stage names are data: any valid UTF-8 text of 1 to max_name_bytes bytes without NUL
 // bytes, stored and returned verbatim; no file is ever created from a stage name. Calls
@@ -54,7 +56,9 @@ enum class ClearScope {
 //
 // Thread safety: a CheckpointManager is safe for concurrent use from multiple threads
 // without external synchronization. Many processes may use the same directory at once
-// (SQLite WAL; writes take the lock up front and wait up to Options::busy_timeout).
+// (SQLite WAL; writes take the lock up front and wait up to Options::busy_timeout), and
+// processes on many hosts the same PostgreSQL database (a lock wait is bounded by
+// Options::busy_timeout too; deadlocks and serialization failures are retried inside).
 //
 // Every write is one transaction: when the call returns it is committed (and, with
 // Durability::Full, on disk); when it throws, nothing of it was written. One exception:
@@ -69,11 +73,17 @@ public:
     // Opens <checkpoint_dir>/checkpoints.db, creating the directory (with parents) and the
     // database when missing (unless options.read_only), and applies pending schema
     // migrations in one transaction.
-    // Throws Error: InvalidArgument (bad pipeline name or options), Io (the directory
+    // A `checkpoint_dir` that starts with "postgresql://" or "postgres://" is a libpq
+    // connection URI instead (several hosts, target_session_attrs, sslmode, ...; the
+    // password from the URI, PGPASSWORD or ~/.pgpass): the database must exist; its tables
+    // are created (or migrated) on the first open. Options::database_file and file_mode do
+    // not apply there; every output is stored in the database.
+    // Throws Error: InvalidArgument (bad pipeline name, options or URI), Io (the directory
     // cannot be created or written), NotFound (read_only and no database), NotADatabase
-    // (the file is not a checkpoint database; it is left unchanged), Corrupt, SchemaTooNew
-    // (written by a newer library; nothing is written), SchemaTooOld (read_only and the
-    // database needs a migration), Busy.
+    // (the file or database is not a checkpoint database; it is left unchanged), Corrupt,
+    // SchemaTooNew (written by a newer library; nothing is written), SchemaTooOld
+    // (read_only and the database needs a migration), Busy, Unavailable (the server cannot
+    // be reached, refused the login, or the database does not exist).
     explicit CheckpointManager(std::filesystem::path checkpoint_dir, Options options = {});
 
     // Closes the run (records its end and outcome) if this instance wrote anything. Never
@@ -207,12 +217,20 @@ public:
     const std::string& run_id() const noexcept;
     // Where outputs too large for the database are stored:
     // <checkpoint_dir>/<Options::database_file>-outputs (by default
-    // checkpoints.db-outputs), one file per distinct output, named by its SHA-256.
+    // checkpoints.db-outputs), one file per distinct output, named by its SHA-256. Empty on
+    // PostgreSQL, which keeps every output in the database.
     std::filesystem::path outputs_directory() const;
+    // The schema version this library writes to this manager's kind of database: the free
+    // function schema_version() on SQLite; PostgreSQL's own numbering (checkpoint_schema).
+    int schema_version() const noexcept;
     // The pipeline name from Options.
     const std::string& pipeline() const noexcept;
     // <checkpoint_dir>/<Options::database_file>: by default <checkpoint_dir>/checkpoints.db.
+    // Empty on PostgreSQL (there is no file: see location()).
     const std::filesystem::path& database_path() const noexcept;
+    // Where the database is, for messages and tools: database_path() as text on SQLite; on
+    // PostgreSQL the connection URI with its password replaced by "***".
+    const std::string& location() const noexcept;
 
 private:
     struct Impl;

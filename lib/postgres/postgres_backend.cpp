@@ -66,6 +66,10 @@ const std::filesystem::path& PostgresBackend::path() const noexcept {
     return impl_->no_path;
 }
 
+int PostgresBackend::schema_version() const noexcept {
+    return latest_postgres_schema_version();
+}
+
 const std::filesystem::path& PostgresBackend::outputs_directory() const noexcept {
     return impl_->no_path;
 }

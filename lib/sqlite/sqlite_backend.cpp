@@ -175,6 +175,10 @@ const std::filesystem::path& SqliteBackend::path() const noexcept {
     return impl_->path;
 }
 
+int SqliteBackend::schema_version() const noexcept {
+    return latest_schema_version();
+}
+
 const std::filesystem::path& SqliteBackend::outputs_directory() const noexcept {
     return impl_->outputs;
 }

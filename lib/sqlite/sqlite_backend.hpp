@@ -21,6 +21,7 @@ public:
     const std::string& location() const noexcept override;
     const std::string& description() const noexcept override;
     const std::filesystem::path& path() const noexcept override;
+    int schema_version() const noexcept override;
     const std::filesystem::path& outputs_directory() const noexcept override;
 
     void prepare_output(Write& write) const override;
@@ -39,8 +40,15 @@ public:
     std::vector<Run> runs() override;
     std::vector<std::string> verify() override;
 
-private:
+    void export_history(
+        const std::function<void(const RawRun&)>& run,
+        const std::function<void(const RawRow&, const std::optional<std::string>&)>& row) override;
+    std::unique_ptr<HistoryImport> begin_import() override;
+
+    // Defined in sqlite_backend_impl.hpp, for the files that implement the backend.
     struct Impl;
+
+private:
     std::unique_ptr<Impl> impl_;
 };
 

@@ -22,12 +22,16 @@ enum Exit {
     exit_not_a_database = 5,
     exit_schema = 6,
     exit_busy = 7,
+    exit_unavailable = 8,
 };
 
 // What the user asked for, filled by CLI11.
 struct Settings {
     std::string dir = "checkpoints";
     std::string db;
+    // A PostgreSQL database: --url, else the environment variable CHECKPOINT_URL when none
+    // of --dir, --db and --url is given. Holds the password if the URI has one.
+    std::string url;
     std::string pipeline = "default";
     std::string format;  // empty: table on a terminal, csv otherwise
     bool verbose = false;
@@ -72,7 +76,8 @@ struct CommandLine {
 };
 
 // Parses checkpointctl's arguments (argv[0] is the program). Help goes to `out`, usage
-// errors to `err`. Opens no file and runs nothing.
+// errors to `err`. Opens no file and runs nothing; reads the environment variable
+// CHECKPOINT_URL.
 CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& out,
                                std::ostream& err);
 

@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -48,6 +49,8 @@ int exit_code_for(checkpoint::ErrorCode code) {
             return exit_schema;
         case ErrorCode::Busy:
             return exit_busy;
+        case ErrorCode::Unavailable:
+            return exit_unavailable;
         default:
             return exit_error;
     }
@@ -71,18 +74,18 @@ std::shared_ptr<spdlog::logger> tool_logger(bool verbose) {
     return logger;
 }
 
-// Where the database is (--dir or --db) and how to open it.
+// Where the database is (--dir, --db or --url) and how to open it.
 struct Location {
-    std::filesystem::path directory;
+    std::filesystem::path directory;  // or the URI
     checkpoint::Options options;
 };
 
 Location locate(const Settings& settings) {
-    Location location{settings.dir, {}};
+    Location location{settings.url.empty() ? settings.dir : settings.url, {}};
     location.options.pipeline = settings.pipeline;
     location.options.logger = tool_logger(settings.verbose);
     location.options.busy_timeout = std::chrono::milliseconds(settings.busy_timeout_ms);
-    if (!settings.db.empty()) {
+    if (settings.url.empty() && !settings.db.empty()) {
         const std::filesystem::path file(settings.db);
         location.directory = file.has_parent_path() ? file.parent_path() : ".";
         location.options.database_file = file.filename().string();
@@ -96,7 +99,7 @@ CheckpointManager open(const Settings& settings, bool read_only) {
     Location location = locate(settings);
     location.options.read_only = read_only;
     const auto file = location.directory / location.options.database_file;
-    if (!read_only && !std::filesystem::exists(file)) {
+    if (!read_only && settings.url.empty() && !std::filesystem::exists(file)) {
         throw checkpoint::Error(
             checkpoint::ErrorCode::NotFound,
             "checkpoint database " + file.string() + ": does not exist. Check --dir / --db");
@@ -280,8 +283,7 @@ std::set<std::string> downstream_of(const CheckpointManager& manager,
 
 int run_clear(const Settings& settings) {
     auto manager = open(settings, false);
-    const std::string where =
-        "of pipeline '" + settings.pipeline + "' in " + manager.database_path().string();
+    const std::string where = "of pipeline '" + settings.pipeline + "' in " + manager.location();
     std::string what;
     if (settings.clear_stages.empty()) {
         what = "clear every stage " + where;
@@ -342,15 +344,18 @@ int run_prune(const Settings& settings) {
     options.older_than = settings.older_than;
     options.keep_last = settings.keep_last;
     options.orphan_grace = settings.orphan_grace;
-    const std::string orphans = "output files in " + manager.outputs_directory().string() +
-                                " that no history row references, once older than " +
-                                duration_text(options.orphan_grace);
+    const std::string orphans =
+        manager.outputs_directory().empty()
+            ? std::string("unreferenced output files (there are none on this backend)")
+            : "output files in " + manager.outputs_directory().string() +
+                  " that no history row references, once older than " +
+                  duration_text(options.orphan_grace);
     std::string what;
     if (!options.older_than && !options.keep_last) {
         what = "delete the " + orphans + " (no history row is deleted)";
     } else {
         what = "delete the history rows of pipeline '" + settings.pipeline + "' in " +
-               manager.database_path().string();
+               manager.location();
         if (options.older_than) what += " older than " + duration_text(*options.older_than);
         if (options.older_than && options.keep_last) what += " and";
         if (options.keep_last) {
@@ -360,7 +365,7 @@ int run_prune(const Settings& settings) {
         what += ", the runs left without rows, the output files only they referenced, and the " +
                 orphans;
     }
-    if (!confirmed(settings, what, "prune " + manager.database_path().string())) {
+    if (!confirmed(settings, what, "prune " + manager.location())) {
         std::cerr << "checkpointctl: nothing was pruned\n";
         return exit_error;
     }
@@ -376,27 +381,27 @@ int run_verify(const Settings& settings) {
     const auto problems = manager.verify();
     for (const auto& problem : problems) std::cout << problem << "\n";
     if (!problems.empty()) {
-        std::cerr << "checkpointctl: " << manager.database_path().string() << ": "
-                  << problems.size() << " problem(s) found\n";
+        std::cerr << "checkpointctl: " << manager.location() << ": " << problems.size()
+                  << " problem(s) found\n";
         return exit_verify_failed;
     }
-    std::cout << manager.database_path().string() << ": ok (schema version "
-              << checkpoint::schema_version() << ")\n";
+    std::cout << manager.location() << ": ok (schema version " << manager.schema_version()
+              << ")\n";
     return exit_ok;
 }
 
 int run_migrate(const Settings& settings) {
     try {
         const auto manager = open(settings, true);
-        std::cout << manager.database_path().string() << ": already at schema version "
-                  << checkpoint::schema_version() << "\n";
+        std::cout << manager.location() << ": already at schema version "
+                  << manager.schema_version() << "\n";
         return exit_ok;
     } catch (const checkpoint::Error& e) {
         if (e.code() != checkpoint::ErrorCode::SchemaTooOld) throw;
     }
     const auto manager = open(settings, false);  // opening for writing migrates
-    std::cout << manager.database_path().string() << ": migrated to schema version "
-              << checkpoint::schema_version() << "\n";
+    std::cout << manager.location() << ": migrated to schema version "
+              << manager.schema_version() << "\n";
     return exit_ok;
 }
 
@@ -438,7 +443,13 @@ void add_location_options(CLI::App& command, Settings& settings) {
                                    "Checkpoint directory holding checkpoints.db (default: "
                                    "checkpoints)");
     auto* db = command.add_option("--db", settings.db, "The database file itself");
+    auto* url = command.add_option(
+        "--url", settings.url,
+        "A PostgreSQL database: postgresql://USER[:PASSWORD]@HOST[:PORT][,HOST2...]/DB[?...] "
+        "(default: $CHECKPOINT_URL when no --dir, --db or --url is given)");
     dir->excludes(db);
+    url->excludes(dir);
+    url->excludes(db);
     command.add_option("--pipeline", settings.pipeline, "Pipeline name (default: default)");
     command.add_flag("-v,--verbose", settings.verbose, "Log what the library does");
     command
@@ -495,7 +506,8 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
     app.require_subcommand(1);
     app.footer(
         "Exit codes: 0 ok, 1 error, 2 usage, 3 verification failed, 4 database not found,\n"
-        "5 not a checkpoint database, damaged or unsafe, 6 schema version mismatch, 7 busy.\n"
+        "5 not a checkpoint database, damaged or unsafe, 6 schema version mismatch, 7 busy,\n"
+        "8 database server unavailable.\n"
         "Example: checkpointctl --dir checkpoints history --format csv");
     add_location_options(app, settings);
     const std::string table_default =
@@ -610,16 +622,21 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
     if (!older_than.empty()) settings.older_than = parse_duration(older_than);
     if (!orphan_grace.empty()) settings.orphan_grace = *parse_duration(orphan_grace);
 
-    // --dir and --db exclude each other, also on opposite sides of the subcommand.
-    std::size_t dir_count = app.count("--dir"), db_count = app.count("--db");
+    // --dir, --db and --url exclude each other, also on opposite sides of the subcommand.
+    std::size_t dir_count = app.count("--dir"), db_count = app.count("--db"),
+                url_count = app.count("--url");
     for (const CLI::App* command : app.get_subcommands()) {
         dir_count += command->count("--dir");
         db_count += command->count("--db");
+        url_count += command->count("--url");
     }
-    if (dir_count > 0 && db_count > 0) {
-        err << "checkpointctl: --dir and --db cannot be used together; give one\n";
+    if ((dir_count > 0) + (db_count > 0) + (url_count > 0) > 1) {
+        err << "checkpointctl: --dir, --db and --url cannot be used together; give one\n";
         result.exit_code = exit_usage;
         return result;
+    }
+    if (dir_count + db_count + url_count == 0) {
+        if (const char* url = std::getenv("CHECKPOINT_URL"); url && *url) settings.url = url;
     }
 
     if (*status)
