@@ -17,14 +17,18 @@ namespace {
 // A libpq or server message on one line, without the password, at most 600 bytes.
 std::string one_line(std::string_view text) {
     std::string out;
-    bool space = false;
+    std::string separator;  // what replaces the white space before the next character
     for (char c : text) {
-        if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
-            space = !out.empty();
+        if (c == '\n' || c == '\r') {
+            if (!out.empty()) separator = "; ";
             continue;
         }
-        if (space) out += ' ';
-        space = false;
+        if (c == '\t' || c == ' ') {
+            if (!out.empty() && separator.empty()) separator = " ";
+            continue;
+        }
+        out += separator;
+        separator.clear();
         out += c;
     }
     out = redact_uri(out);
@@ -81,7 +85,8 @@ std::string check_server(const ServerLocation& location) {
                         "fix the database name in the URI; checkpoint creates its tables, not "
                         "the database");
     }
-    if (contains(text, "too many clients") || contains(text, "remaining connection slots")) {
+    if (contains(text, "too many clients") || contains(text, "too many connections") ||
+        contains(text, "remaining connection slots")) {
         throw Error(ErrorCode::Unavailable,
                     where + "the server at " + location.endpoint +
                         " has no free connection slot (" + said +
