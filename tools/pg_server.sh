@@ -64,8 +64,13 @@ start() {
     if [[ $(id -u) -eq 0 ]] && ! getent passwd postgres >/dev/null; then
         useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
     fi
-    local dir
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/checkpoint-pg-XXXXXX")
+    # In TMPDIR, unless the cluster's owner cannot reach it or the socket's path would be
+    # too long for a Unix socket (107 bytes): then in /tmp.
+    local base=${TMPDIR:-/tmp} dir
+    if ((${#base} > 60)) || { [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$base"; }; then
+        base=/tmp
+    fi
+    dir=$(mktemp -d "$base/checkpoint-pg-XXXXXX")
     chmod 0700 "$dir"
     mkdir "$dir/socket"
     [[ $(id -u) -eq 0 ]] && chown -R postgres: "$dir"
