@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <functional>
+#include <stdexcept>
 #include <string>
 
 #include <pqxx/pqxx>
@@ -283,17 +285,28 @@ TEST_CASE("every SQLSTATE and libpqxx exception maps to its code", "[postgres]")
     struct Case {
         const char* sqlstate;
         ErrorCode code;
+        const char* says;  // a part of the advice
     };
     const Case cases[] = {
-        {"28P01", ErrorCode::Unavailable}, {"28000", ErrorCode::Unavailable},
-        {"3D000", ErrorCode::Unavailable}, {"53300", ErrorCode::Unavailable},
-        {"08006", ErrorCode::Unavailable}, {"57P01", ErrorCode::Unavailable},
-        {"55P03", ErrorCode::Busy},        {"57014", ErrorCode::Busy},
-        {"40001", ErrorCode::Busy},        {"40P01", ErrorCode::Busy},
-        {"53100", ErrorCode::DiskFull},    {"25006", ErrorCode::ReadOnly},
-        {"42501", ErrorCode::ReadOnly},    {"42P01", ErrorCode::Corrupt},
-        {"42703", ErrorCode::Corrupt},     {"42883", ErrorCode::Corrupt},
-        {"XX000", ErrorCode::Internal},    {"23505", ErrorCode::Internal},
+        {"28P01", ErrorCode::Unavailable, "refused the login"},
+        {"28000", ErrorCode::Unavailable, "pg_hba.conf"},
+        {"3D000", ErrorCode::Unavailable, "'orders' does not exist"},
+        {"53300", ErrorCode::Unavailable, "no free connection slot"},
+        {"57P03", ErrorCode::Unavailable, "starting up or shutting down"},
+        {"08006", ErrorCode::Unavailable, "failed or was lost"},
+        {"57P01", ErrorCode::Unavailable, "failed or was lost"},
+        {"55P03", ErrorCode::Busy, "(250 ms"},
+        {"57014", ErrorCode::Busy, "Options::busy_timeout"},
+        {"40001", ErrorCode::Busy, "retries ran out"},
+        {"40P01", ErrorCode::Busy, "retries ran out"},
+        {"53100", ErrorCode::DiskFull, "disk is full"},
+        {"25006", ErrorCode::ReadOnly, "target_session_attrs=read-write"},
+        {"42501", ErrorCode::ReadOnly, "privilege"},
+        {"42P01", ErrorCode::Corrupt, "altered outside the library"},
+        {"42703", ErrorCode::Corrupt, "altered outside the library"},
+        {"42883", ErrorCode::Corrupt, "altered outside the library"},
+        {"XX000", ErrorCode::Internal, "SQLSTATE XX000"},
+        {"23505", ErrorCode::Internal, "Please report this"},
     };
     for (const Case& c : cases) {
         INFO(c.sqlstate);
@@ -302,6 +315,7 @@ TEST_CASE("every SQLSTATE and libpqxx exception maps to its code", "[postgres]")
                                   c.sqlstate);
         });
         CHECK(f.code == c.code);
+        CHECK(contains(f.message, c.says));
         CHECK(contains(f.message, "checkpoint database 'orders' on db.example.com:5433: saving failed"));
         CHECK_FALSE(contains(f.message, "hunter2"));
     }
@@ -325,4 +339,19 @@ TEST_CASE("every SQLSTATE and libpqxx exception maps to its code", "[postgres]")
     f = translated([] { throw Error(ErrorCode::NotFound, "as is"); });
     CHECK(f.code == ErrorCode::NotFound);
     CHECK(f.message == "as is");
+}
+
+TEST_CASE("without a server, a PostgreSQL test fails saying how to start one", "[postgres]") {
+    const std::string url = pg_env("CHECKPOINT_TEST_PG_URL");
+    ::unsetenv("CHECKPOINT_TEST_PG_URL");
+    std::string message;
+    try {
+        PgDatabase db;
+    } catch (const std::runtime_error& e) {
+        message = e.what();
+    }
+    ::setenv("CHECKPOINT_TEST_PG_URL", url.c_str(), 1);
+    CHECK(contains(message, "CHECKPOINT_TEST_PG_URL is not set"));
+    CHECK(contains(message, "tools/pg_server.sh start"));
+    CHECK(contains(message, "tools/test.sh"));
 }
