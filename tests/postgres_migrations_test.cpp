@@ -20,6 +20,10 @@
 
 #include <pqxx/pqxx>
 
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 using checkpoint::Error;
 using checkpoint::ErrorCode;
 using checkpoint::detail::embedded_postgres_migrations;
@@ -189,6 +193,48 @@ TEST_CASE("concurrent openers migrate a fresh database exactly once", "[postgres
     }
     for (std::thread& thread : threads) thread.join();
     CHECK(failures.load() == 0);
+    CHECK(db.exec("SELECT count(*) FROM schema_migrations") ==
+          std::to_string(latest_postgres_schema_version()));
+    CHECK(db.exec("SELECT version FROM checkpoint_schema") ==
+          std::to_string(latest_postgres_schema_version()));
+}
+
+TEST_CASE("concurrent openers in several processes migrate a fresh database exactly once",
+          "[postgres][migrations]") {
+    PgDatabase db;
+    constexpr int openers = 4;
+    const std::string url = db.url();
+    int gate[2];
+    REQUIRE(::pipe(gate) == 0);
+    std::vector<pid_t> children;
+    for (int i = 0; i < openers; ++i) {
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {  // the child: wait for the gate to open, migrate, report by exit code
+            ::close(gate[1]);
+            char byte;
+            while (::read(gate[0], &byte, 1) < 0) {
+            }
+            int status = 0;
+            try {
+                PgConnection connection(parse_location(url), 30000ms, false);
+                migrate_postgres(connection);
+            } catch (...) {
+                status = 1;
+            }
+            ::_exit(status);
+        }
+        children.push_back(pid);
+    }
+    ::close(gate[0]);
+    ::close(gate[1]);  // every child's read returns: they start together
+    int succeeded = 0;
+    for (const pid_t pid : children) {
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) ++succeeded;
+    }
+    CHECK(succeeded == openers);
     CHECK(db.exec("SELECT count(*) FROM schema_migrations") ==
           std::to_string(latest_postgres_schema_version()));
     CHECK(db.exec("SELECT version FROM checkpoint_schema") ==
