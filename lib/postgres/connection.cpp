@@ -224,15 +224,20 @@ std::string connection_string(const ServerLocation& location) {
     }
     std::string text;
     bool has_timeout = std::getenv("PGCONNECT_TIMEOUT") != nullptr;
+    bool has_fallback_name = false;
     for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
         if (o->val == nullptr) continue;
-        if (std::string_view(o->keyword) == "connect_timeout") has_timeout = true;
-        text += std::string(o->keyword) + "=" + quoted(o->val) + " ";
+        const std::string_view keyword = o->keyword;
+        if (keyword == "connect_timeout") has_timeout = true;
+        if (keyword == "fallback_application_name") has_fallback_name = true;
+        text += std::string(keyword) + "=" + quoted(o->val) + " ";
     }
     PQconninfoFree(options);
     if (!has_timeout)
         text += "connect_timeout=" + std::to_string(default_connect_timeout_seconds) + " ";
-    text += std::string("fallback_application_name=") + default_application_name;
+    // application_name (from the URI or PGAPPNAME) wins over a fallback name.
+    if (!has_fallback_name)
+        text += std::string("fallback_application_name=") + default_application_name;
     return text;
 }
 
