@@ -22,11 +22,12 @@
 # Authentication: local (socket) connections are trusted; over TCP the role
 # CHECKPOINT_TEST_PG_AUTH_USER needs its password (scram-sha-256), every other role is
 # trusted. The port is picked at random and tried: on a conflict (another server took it),
-# the next start tries another port, 20 times at most. As root the cluster runs as the
+# the next start tries another port, 20 times at most. CHECKPOINT_PG_FIRST_PORT, when set,
+# is the first port tried (then random ones). As root the cluster runs as the
 # user postgres (initdb refuses root; created when missing); otherwise as the caller.
 # Settings for tests: max_connections = 200, fsync on (the default: durability is tested
 # for real), the log in DIR/log.
-set -euo pipefail
+set -Eeuo pipefail
 
 PGBIN=${CHECKPOINT_PG_BIN:-/usr/lib/postgresql/15/bin}
 auth_user=checkpoint_auth
@@ -63,8 +64,13 @@ start() {
     if [[ $(id -u) -eq 0 ]] && ! getent passwd postgres >/dev/null; then
         useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
     fi
-    local dir
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/checkpoint-pg-XXXXXX")
+    # In TMPDIR, unless the cluster's owner cannot reach it or the socket's path would be
+    # too long for a Unix socket (107 bytes): then in /tmp.
+    local base=${TMPDIR:-/tmp} dir
+    if ((${#base} > 60)) || { [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$base"; }; then
+        base=/tmp
+    fi
+    dir=$(mktemp -d "$base/checkpoint-pg-XXXXXX")
     chmod 0700 "$dir"
     mkdir "$dir/socket"
     [[ $(id -u) -eq 0 ]] && chown -R postgres: "$dir"
@@ -96,6 +102,8 @@ EOF
     local port="" attempt
     for attempt in $(seq 1 20); do
         port=$((20000 + RANDOM % 40000))
+        ((attempt == 1)) && [[ -n ${CHECKPOINT_PG_FIRST_PORT:-} ]] && port=$CHECKPOINT_PG_FIRST_PORT
+        rm -f "$dir/log"
         if as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 -o "-p $port" start \
             >"$dir/pg_ctl.log" 2>&1; then
             break

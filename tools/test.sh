@@ -9,6 +9,11 @@
 #      CHECKPOINT_TEST_SCALE=10 (they are single-threaded or multi-process: what TSan
 #      checks is in the threaded tests, which always run in full);
 #   4. the libFuzzer targets, 30 s each (tools/fuzz.sh, build-fuzz/).
+# The CTest phases run against one throwaway PostgreSQL 15 server (tools/pg_server.sh),
+# started before phase 1 on a free port of 127.0.0.1 and a private socket directory, and
+# stopped (-m immediate, its directory deleted) when this script ends, however it ends; the
+# [postgres] tests find it through CHECKPOINT_TEST_PG_URL and the other CHECKPOINT_TEST_PG_*
+# variables, and fail when there is none.
 # Any test failure, sanitizer report or fuzz crash fails the run. The phase times are
 # printed at the end (about 20 minutes in all on two cores, builds included).
 #   tools/test.sh           all four (what CI runs)
@@ -52,15 +57,23 @@ end() {  # short name
     timings+=("$(printf '%-34s %4ds' "$1" $((SECONDS - phase_start)))")
     phase=""
 }
+pg_dir=""
 report() {
     local status=$?
     [[ -n $phase ]] && end "$phase: stopped"
+    if [[ -n $pg_dir ]]; then
+        tools/pg_server.sh stop "$pg_dir" || true
+        pg_dir=""
+    fi
     echo "=== checkpoint: phase times (${mode}; $(nproc) cores; load at the end:$(cut -d' ' -f1-3 /proc/loadavg))"
     ((${#timings[@]})) && printf '  %s\n' "${timings[@]}"
     printf '  %-34s %4ds\n' "total" $((SECONDS - run_start))
     ((status == 0)) || echo "=== checkpoint: FAILED (exit status $status)" >&2
 }
 trap report EXIT
+# A signal ends the script through exit, so that the EXIT trap stops the server.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # The lines in which the slow tests said at which scale they ran (CTest keeps the output
 # of passing tests in its log only).
@@ -88,6 +101,10 @@ run_ctest() {  # build directory
 
 begin "plain build and tests (build/)"
 tools/build.sh
+# The PostgreSQL server of the [postgres] tests, for every CTest phase.
+pg_env=$(tools/pg_server.sh start)
+eval "$pg_env"
+pg_dir=$CHECKPOINT_TEST_PG_DIR
 (
     export CHECKPOINT_TEST_SCALE=${CHECKPOINT_TEST_SCALE:-100}
     run_ctest build
@@ -114,6 +131,8 @@ sanitized_suite() {  # name, CHECKPOINT_SANITIZE value, CHECKPOINT_TEST_SCALE va
         export ASAN_OPTIONS="halt_on_error=1:exitcode=86:detect_leaks=1:check_initialization_order=1:strict_init_order=1:log_path=$logs/asan"
         export UBSAN_OPTIONS="halt_on_error=1:exitcode=86:print_stacktrace=1:report_error_type=1:log_path=$logs/ubsan"
         export TSAN_OPTIONS="halt_on_error=1:exitcode=86:second_deadlock_stack=1:log_path=$logs/tsan"
+        # Leaks inside third-party libraries that checkpoint cannot free (each one explained).
+        export LSAN_OPTIONS="suppressions=$PWD/tools/lsan.supp:print_suppressions=0"
         export CHECKPOINT_TEST_SCALE="$3"
         # A program linked against the sanitized libcheckpoint.so (tests/package_test.sh)
         # must itself be linked with the sanitizer: CXX is the compiler with its flags.

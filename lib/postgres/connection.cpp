@@ -17,14 +17,18 @@ namespace {
 // A libpq or server message on one line, without the password, at most 600 bytes.
 std::string one_line(std::string_view text) {
     std::string out;
-    bool space = false;
+    std::string separator;  // what replaces the white space before the next character
     for (char c : text) {
-        if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
-            space = !out.empty();
+        if (c == '\n' || c == '\r') {
+            if (!out.empty()) separator = "; ";
             continue;
         }
-        if (space) out += ' ';
-        space = false;
+        if (c == '\t' || c == ' ') {
+            if (!out.empty() && separator.empty()) separator = " ";
+            continue;
+        }
+        out += separator;
+        separator.clear();
         out += c;
     }
     out = redact_uri(out);
@@ -59,57 +63,86 @@ std::string check_server(const ServerLocation& location) {
            "firewall), then retry";
 }
 
-[[noreturn]] void unavailable_for_text(const ServerLocation& location, const std::string& where,
-                                       std::string_view text) {
-    const std::string said = one_line(text);
+// Why a server could not be used (all of them ErrorCode::Unavailable).
+enum class Unusable {
+    Login,            // authentication failed, no pg_hba.conf entry, no such role
+    MissingDatabase,  // the database does not exist
+    NoSlot,           // too many connections
+    Transition,       // the server is starting up or shutting down
+    SessionKind,      // no host gave the session target_session_attrs asks for
+    Unreachable,      // refused, unknown host, no socket, timeout
+    Lost,             // anything else: the connection failed or broke
+};
+
+// Which case libpq's or the server's text describes. At connect time libpq gives no
+// SQLSTATE, so the text is all there is; a server answering in another language (its
+// lc_messages) gets the general advice, and the same code.
+Unusable unusable_from_text(std::string_view text) {
     if (contains(text, "password authentication failed") ||
         contains(text, "authentication failed") || contains(text, "no password supplied") ||
         contains(text, "no pg_hba.conf entry") || contains(text, "pg_hba.conf rejects") ||
-        (contains(text, "role \"") && contains(text, "does not exist"))) {
-        throw Error(ErrorCode::Unavailable,
-                    where + "the server at " + location.endpoint + " refused the login (" + said +
-                        "). Check the user name and the password (in the URI, PGPASSWORD or "
-                        "~/.pgpass), and that the server's pg_hba.conf lets this user reach "
-                        "database '" +
-                        location.database + "' from this host");
-    }
-    if (contains(text, "database \"") && contains(text, "does not exist")) {
-        throw Error(ErrorCode::Unavailable,
-                    where + "the database '" + location.database + "' does not exist on " +
-                        location.endpoint + " (" + said +
-                        "). Create it (createdb, or CREATE DATABASE as a role allowed to), or "
-                        "fix the database name in the URI; checkpoint creates its tables, not "
-                        "the database");
-    }
-    if (contains(text, "too many clients") || contains(text, "remaining connection slots")) {
-        throw Error(ErrorCode::Unavailable,
-                    where + "the server at " + location.endpoint +
-                        " has no free connection slot (" + said +
-                        "). Retry later, close idle connections, or raise the server's "
-                        "max_connections");
-    }
+        (contains(text, "role \"") && contains(text, "does not exist")))
+        return Unusable::Login;
+    if (contains(text, "database \"") && contains(text, "does not exist"))
+        return Unusable::MissingDatabase;
+    if (contains(text, "too many clients") || contains(text, "too many connections") ||
+        contains(text, "remaining connection slots"))
+        return Unusable::NoSlot;
     if (contains(text, "the database system is starting up") ||
         contains(text, "the database system is shutting down") ||
-        contains(text, "the database system is in recovery mode") ||
-        contains(text, "terminating connection due to administrator command")) {
-        throw Error(ErrorCode::Unavailable,
-                    where + "the server at " + location.endpoint +
-                        " is starting up or shutting down (" + said + "). Retry once it runs");
-    }
+        contains(text, "the database system is in recovery mode"))
+        return Unusable::Transition;
     if (contains(text, "session is read-only") || contains(text, "server is in hot standby") ||
         contains(text, "could not make a writable connection") ||
-        contains(text, "is not in hot standby") || contains(text, "target_session_attrs")) {
-        throw Error(ErrorCode::Unavailable,
-                    where + "no server at " + location.endpoint +
-                        " accepted the session that target_session_attrs asks for (" + said +
-                        "). Check which server is the primary, and the URI's hosts");
-    }
+        contains(text, "is not in hot standby") || contains(text, "target_session_attrs"))
+        return Unusable::SessionKind;
     if (contains(text, "connection to server") || contains(text, "could not connect") ||
         contains(text, "Connection refused") || contains(text, "could not translate host") ||
         contains(text, "timeout expired") || contains(text, "No such file or directory") ||
-        contains(text, "Network is unreachable") || contains(text, "No route to host")) {
-        throw Error(ErrorCode::Unavailable,
-                    where + "cannot reach the server (" + said + "). " + check_server(location));
+        contains(text, "Network is unreachable") || contains(text, "No route to host"))
+        return Unusable::Unreachable;
+    return Unusable::Lost;
+}
+
+[[noreturn]] void unavailable(const ServerLocation& location, const std::string& where,
+                              Unusable why, std::string_view text) {
+    const std::string said = one_line(text);
+    const std::string server = "the server at " + location.endpoint;
+    switch (why) {
+        case Unusable::Login:
+            throw Error(ErrorCode::Unavailable,
+                        where + server + " refused the login (" + said +
+                            "). Check the user name and the password (in the URI, PGPASSWORD "
+                            "or ~/.pgpass), and that the server's pg_hba.conf lets this user "
+                            "reach database '" +
+                            location.database + "' from this host");
+        case Unusable::MissingDatabase:
+            throw Error(ErrorCode::Unavailable,
+                        where + "the database '" + location.database + "' does not exist on " +
+                            location.endpoint + " (" + said +
+                            "). Create it (createdb, or CREATE DATABASE as a role allowed to), "
+                            "or fix the database name in the URI; checkpoint creates its "
+                            "tables, not the database");
+        case Unusable::NoSlot:
+            throw Error(ErrorCode::Unavailable,
+                        where + server + " has no free connection slot (" + said +
+                            "). Retry later, close idle connections, or raise the server's "
+                            "max_connections (or the role's or database's connection limit)");
+        case Unusable::Transition:
+            throw Error(ErrorCode::Unavailable,
+                        where + server + " is starting up or shutting down (" + said +
+                            "). Retry once it runs");
+        case Unusable::SessionKind:
+            throw Error(ErrorCode::Unavailable,
+                        where + "no server at " + location.endpoint +
+                            " accepted the session that target_session_attrs asks for (" +
+                            said + "). Check which server is the primary, and the URI's hosts");
+        case Unusable::Unreachable:
+            throw Error(ErrorCode::Unavailable,
+                        where + "cannot reach the server (" + said + "). " +
+                            check_server(location));
+        case Unusable::Lost:
+            break;
     }
     throw Error(ErrorCode::Unavailable,
                 where + "the connection to the server failed or was lost (" + said +
@@ -120,10 +153,12 @@ std::string check_server(const ServerLocation& location) {
                                      const std::string& state, std::string_view text,
                                      std::chrono::milliseconds busy_timeout) {
     const std::string said = one_line(text);
-    if (state.rfind("08", 0) == 0 || state.rfind("28", 0) == 0 || state == "3D000" ||
-        state == "53300" || state == "57P01" || state == "57P02" || state == "57P03") {
-        unavailable_for_text(location, where, text);
-    }
+    if (state.rfind("28", 0) == 0) unavailable(location, where, Unusable::Login, text);
+    if (state == "3D000") unavailable(location, where, Unusable::MissingDatabase, text);
+    if (state == "53300") unavailable(location, where, Unusable::NoSlot, text);
+    if (state == "57P03") unavailable(location, where, Unusable::Transition, text);
+    if (state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02")  // lost, shut down
+        unavailable(location, where, unusable_from_text(text), text);
     if (state == "55P03" || state == "57014") {
         throw Error(ErrorCode::Busy,
                     where + "another connection held a lock it needed for longer than the busy "
@@ -189,15 +224,20 @@ std::string connection_string(const ServerLocation& location) {
     }
     std::string text;
     bool has_timeout = std::getenv("PGCONNECT_TIMEOUT") != nullptr;
+    bool has_fallback_name = false;
     for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
         if (o->val == nullptr) continue;
-        if (std::string_view(o->keyword) == "connect_timeout") has_timeout = true;
-        text += std::string(o->keyword) + "=" + quoted(o->val) + " ";
+        const std::string_view keyword = o->keyword;
+        if (keyword == "connect_timeout") has_timeout = true;
+        if (keyword == "fallback_application_name") has_fallback_name = true;
+        text += std::string(keyword) + "=" + quoted(o->val) + " ";
     }
     PQconninfoFree(options);
     if (!has_timeout)
         text += "connect_timeout=" + std::to_string(default_connect_timeout_seconds) + " ";
-    text += std::string("fallback_application_name=") + default_application_name;
+    // application_name (from the URI or PGAPPNAME) wins over a fallback name.
+    if (!has_fallback_name)
+        text += std::string("fallback_application_name=") + default_application_name;
     return text;
 }
 
@@ -205,7 +245,7 @@ PgConnection::PgConnection(const ServerLocation& location, std::chrono::millisec
                            bool read_only)
     : location_(location), busy_timeout_(busy_timeout), read_only_(read_only) {
     try {
-        connection_ = std::make_unique<pqxx::connection>(connection_string(location_));
+        connection_.reset(new pqxx::connection(connection_string(location_)));
         std::string settings = "SET lock_timeout = " + milliseconds_setting(busy_timeout_) +
                                "; SET statement_timeout = 0; SET TIME ZONE 'UTC';";
         if (read_only_) settings += " SET default_transaction_read_only = on;";
@@ -214,6 +254,10 @@ PgConnection::PgConnection(const ServerLocation& location, std::chrono::millisec
     } catch (...) {
         throw_translated("connecting");
     }
+}
+
+void PgConnection::Deleter::operator()(pqxx::connection_base* connection) const noexcept {
+    delete static_cast<pqxx::connection*>(connection);
 }
 
 PgConnection::~PgConnection() = default;
@@ -246,9 +290,7 @@ void throw_translated_pg(const ServerLocation& location, const std::string& acti
     } catch (const pqxx::transaction_rollback& e) {
         translate_sqlstate(location, where, "40001", e.what(), busy_timeout);
     } catch (const pqxx::broken_connection& e) {
-        // At connect time libpq gives no SQLSTATE: the text tells which case it is. A
-        // server that is not ours may answer in another language; the code is Unavailable
-        // whatever the text, only the advice is then the general one.
+        // At connect time libpq gives no SQLSTATE: the text tells which case it is.
         const std::string_view text = e.what();
         if (contains(text, "invalid") &&
             (contains(text, " value") || contains(text, "connection option"))) {
@@ -256,7 +298,7 @@ void throw_translated_pg(const ServerLocation& location, const std::string& acti
                         where + "a connection parameter of the URI is invalid (" + one_line(text) +
                             "). Fix the URI " + location.redacted);
         }
-        unavailable_for_text(location, where, text);
+        unavailable(location, where, unusable_from_text(text), text);
     } catch (const pqxx::sql_error& e) {
         translate_sqlstate(location, where, e.sqlstate(), e.what(), busy_timeout);
     } catch (const std::exception& e) {

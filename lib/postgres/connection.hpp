@@ -50,10 +50,16 @@ public:
     [[noreturn]] void throw_translated(const std::string& action) const;
 
 private:
+    // Deletes the pqxx::connection it was made as: pqxx::connection_base's destructor is
+    // not virtual in libpqxx 6.4.
+    struct Deleter {
+        void operator()(pqxx::connection_base* connection) const noexcept;
+    };
+
     ServerLocation location_;
     std::chrono::milliseconds busy_timeout_;
     bool read_only_;
-    std::unique_ptr<pqxx::connection_base> connection_;
+    std::unique_ptr<pqxx::connection_base, Deleter> connection_;
 };
 
 // The libpq key/value connection string for `location` with the defaults above added
