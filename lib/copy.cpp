@@ -33,6 +33,8 @@ CopyResult copy_history(const std::filesystem::path& from, const std::filesystem
                     "copying " + source->description() + " onto itself: give another target");
     }
     CopyResult result;
+    result.from_location = source->location();
+    result.to_location = target->location();
     const auto import = target->begin_import();
     source->export_history(
         [&](const detail::RawRun& raw) {

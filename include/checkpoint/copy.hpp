@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 namespace checkpoint {
 
@@ -16,6 +17,9 @@ struct CopyResult {
     std::int64_t rows = 0;          // history rows
     std::int64_t outputs = 0;       // rows with a stored output
     std::int64_t output_bytes = 0;  // their total size
+    // Where from and where to, as CheckpointManager::location() shows them (no password).
+    std::string from_location;
+    std::string to_location;
 };
 
 // Copies the whole history of the database at `from` into the database at `to` (each a

@@ -55,9 +55,23 @@ struct Settings {
     std::chrono::seconds orphan_grace{3600};  // PruneOptions' default
     // import-legacy
     std::string legacy_dir;
+    // copy
+    std::string copy_from;
+    std::string copy_to;
 };
 
-enum class Command { Status, History, Runs, Dump, Clear, Prune, Verify, Migrate, ImportLegacy };
+enum class Command {
+    Status,
+    History,
+    Runs,
+    Dump,
+    Clear,
+    Prune,
+    Verify,
+    Migrate,
+    ImportLegacy,
+    Copy
+};
 
 // The longest duration prune accepts: 100 years.
 inline constexpr std::chrono::seconds max_duration{36'500LL * 86'400};

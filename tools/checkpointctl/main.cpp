@@ -7,6 +7,7 @@
 #include "record_writer.hpp"
 
 #include <checkpoint/checkpoint_manager.hpp>
+#include <checkpoint/copy.hpp>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -385,8 +386,7 @@ int run_verify(const Settings& settings) {
                   << " problem(s) found\n";
         return exit_verify_failed;
     }
-    std::cout << manager.location() << ": ok (schema version " << manager.schema_version()
-              << ")\n";
+    std::cout << manager.location() << ": ok (schema version " << manager.schema_version() << ")\n";
     return exit_ok;
 }
 
@@ -400,8 +400,20 @@ int run_migrate(const Settings& settings) {
         if (e.code() != checkpoint::ErrorCode::SchemaTooOld) throw;
     }
     const auto manager = open(settings, false);  // opening for writing migrates
-    std::cout << manager.location() << ": migrated to schema version "
-              << manager.schema_version() << "\n";
+    std::cout << manager.location() << ": migrated to schema version " << manager.schema_version()
+              << "\n";
+    return exit_ok;
+}
+
+int run_copy(const Settings& settings) {
+    checkpoint::Options options;
+    options.logger = tool_logger(settings.verbose);
+    options.busy_timeout = std::chrono::milliseconds(settings.busy_timeout_ms);
+    const checkpoint::CopyResult copied =
+        checkpoint::copy_history(settings.copy_from, settings.copy_to, options);
+    std::cout << "copied " << copied.runs << " runs, " << copied.rows << " history rows and "
+              << copied.outputs << " outputs (" << copied.output_bytes << " bytes) from "
+              << copied.from_location << " to " << copied.to_location << "\n";
     return exit_ok;
 }
 
@@ -611,6 +623,24 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         ->required();
     import_legacy->footer("Example: checkpointctl import-legacy old_checkpoints --dir checkpoints");
 
+    auto* copy = app.add_subcommand(
+        "copy",
+        "Copy a whole history (every pipeline, run, row with its id, output) into an empty "
+        "database: from SQLite to PostgreSQL or back");
+    copy->add_option("--from", settings.copy_from,
+                     "Source: a checkpoint directory or a postgresql:// URI")
+        ->required();
+    copy->add_option("--to", settings.copy_to,
+                     "Target (empty, created when missing): a directory or a postgresql:// URI")
+        ->required();
+    copy->add_flag("-v,--verbose", settings.verbose, "Log what the library does");
+    copy->add_option("--busy-timeout", settings.busy_timeout_ms,
+                     "How long to wait for a locked database, in ms (default: 30000)")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{86'400'000}));
+    copy->footer(
+        "Example: checkpointctl copy --from checkpoints --to "
+        "postgresql://etl@db.example.com/checkpoints");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -626,6 +656,7 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
     std::size_t dir_count = app.count("--dir"), db_count = app.count("--db"),
                 url_count = app.count("--url");
     for (const CLI::App* command : app.get_subcommands()) {
+        if (command->get_option_no_throw("--dir") == nullptr) continue;  // copy: --from, --to
         dir_count += command->count("--dir");
         db_count += command->count("--db");
         url_count += command->count("--url");
@@ -657,6 +688,8 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         result.command = Command::Migrate;
     else if (*import_legacy)
         result.command = Command::ImportLegacy;
+    else if (*copy)
+        result.command = Command::Copy;
     else
         result.exit_code = exit_usage;
     return result;
@@ -690,6 +723,8 @@ int main(int argc, char** argv) {
                 return run_migrate(settings);
             case Command::ImportLegacy:
                 return run_import_legacy(settings);
+            case Command::Copy:
+                return run_copy(settings);
         }
     } catch (const checkpoint::Error& e) {
         std::cerr << "checkpointctl: " << e.what() << "\n";
