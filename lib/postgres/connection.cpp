@@ -129,18 +129,17 @@ Unusable unusable_from_text(std::string_view text) {
                             "). Retry later, close idle connections, or raise the server's "
                             "max_connections (or the role's or database's connection limit)");
         case Unusable::Transition:
-            throw Error(ErrorCode::Unavailable,
-                        where + server + " is starting up or shutting down (" + said +
-                            "). Retry once it runs");
+            throw Error(ErrorCode::Unavailable, where + server +
+                                                    " is starting up or shutting down (" + said +
+                                                    "). Retry once it runs");
         case Unusable::SessionKind:
             throw Error(ErrorCode::Unavailable,
                         where + "no server at " + location.endpoint +
-                            " accepted the session that target_session_attrs asks for (" +
-                            said + "). Check which server is the primary, and the URI's hosts");
+                            " accepted the session that target_session_attrs asks for (" + said +
+                            "). Check which server is the primary, and the URI's hosts");
         case Unusable::Unreachable:
-            throw Error(ErrorCode::Unavailable,
-                        where + "cannot reach the server (" + said + "). " +
-                            check_server(location));
+            throw Error(ErrorCode::Unavailable, where + "cannot reach the server (" + said + "). " +
+                                                    check_server(location));
         case Unusable::Lost:
             break;
     }
@@ -161,8 +160,9 @@ Unusable unusable_from_text(std::string_view text) {
         unavailable(location, where, unusable_from_text(text), text);
     if (state == "55P03" || state == "57014") {
         throw Error(ErrorCode::Busy,
-                    where + "another connection held a lock it needed for longer than the busy "
-                            "timeout (" +
+                    where +
+                        "another connection held a lock it needed for longer than the busy "
+                        "timeout (" +
                         std::to_string(busy_timeout.count()) + " ms: " + said +
                         "); nothing was written. Retry, or raise Options::busy_timeout");
     }
@@ -174,8 +174,8 @@ Unusable unusable_from_text(std::string_view text) {
     if (state == "53100") {
         throw Error(ErrorCode::DiskFull,
                     where + "the database server's disk is full (" + said +
-                        "); nothing was written. Free space on the server at " +
-                        location.endpoint + " and retry");
+                        "); nothing was written. Free space on the server at " + location.endpoint +
+                        " and retry");
     }
     if (state == "25006") {
         throw Error(ErrorCode::ReadOnly,
@@ -196,10 +196,9 @@ Unusable unusable_from_text(std::string_view text) {
                         "); they were altered outside the library. Restore the database "
                         "from a backup, or point the URI at another database");
     }
-    throw Error(ErrorCode::Internal,
-                where + "unexpected PostgreSQL error SQLSTATE " +
-                    (state.empty() ? std::string("(none)") : state) + " (" + said +
-                    "). Please report this");
+    throw Error(ErrorCode::Internal, where + "unexpected PostgreSQL error SQLSTATE " +
+                                         (state.empty() ? std::string("(none)") : state) + " (" +
+                                         said + "). Please report this");
 }
 
 [[noreturn]] void outcome_unknown(const ServerLocation& location, const std::string& where,
@@ -219,8 +218,7 @@ std::string connection_string(const ServerLocation& location) {
     PQconninfoOption* options = PQconninfoParse(location.uri.c_str(), &error);
     if (options == nullptr) {
         if (error != nullptr) PQfreemem(error);
-        throw Error(ErrorCode::InvalidArgument,
-                    "invalid PostgreSQL location " + location.redacted);
+        throw Error(ErrorCode::InvalidArgument, "invalid PostgreSQL location " + location.redacted);
     }
     std::string text;
     bool has_timeout = std::getenv("PGCONNECT_TIMEOUT") != nullptr;
@@ -264,7 +262,9 @@ PgConnection::~PgConnection() = default;
 PgConnection::PgConnection(PgConnection&&) noexcept = default;
 PgConnection& PgConnection::operator=(PgConnection&&) noexcept = default;
 
-pqxx::connection_base& PgConnection::get() { return *connection_; }
+pqxx::connection_base& PgConnection::get() {
+    return *connection_;
+}
 
 void PgConnection::throw_translated(const std::string& action) const {
     throw_translated_pg(location_, action, busy_timeout_);

@@ -29,7 +29,9 @@ bool starts_with_icase(std::string_view text, std::size_t at, std::string_view p
     return true;
 }
 
-bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+bool is_space(char c) {
+    return std::isspace(static_cast<unsigned char>(c)) != 0;
+}
 
 // A [begin, end) range of text that is a secret.
 struct Span {
@@ -46,8 +48,7 @@ void find_uri_secrets(std::string_view text, std::vector<Span>& spans) {
         if (text.compare(at, 3, "://") != 0) continue;
         const std::size_t after = at + 3;
         std::size_t end = after;
-        while (end < text.size() && !is_space(text[end]) && text[end] != '"' &&
-               text[end] != '\'')
+        while (end < text.size() && !is_space(text[end]) && text[end] != '"' && text[end] != '\'')
             ++end;
         const std::string_view rest = text.substr(after, end - after);
         const std::size_t last_at = rest.rfind('@');
@@ -77,8 +78,7 @@ void find_keyword_secrets(std::string_view text, std::vector<Span>& spans) {
             while (i < text.size() && text[i] != '\'') i += text[i] == '\\' ? 2 : 1;
             i = std::min(i + 1, text.size());
         } else {
-            while (i < text.size() && !is_space(text[i]) && text[i] != '&' && text[i] != '"')
-                ++i;
+            while (i < text.size() && !is_space(text[i]) && text[i] != '&' && text[i] != '"') ++i;
         }
         if (i > begin) spans.push_back({begin, i});
         at = i == 0 ? 0 : i - 1;
@@ -175,10 +175,11 @@ std::string value_or(const std::map<std::string, std::string>& values, const std
 }
 
 [[noreturn]] void invalid(const std::string& redacted, const std::string& why) {
-    throw Error(ErrorCode::InvalidArgument,
-                "invalid PostgreSQL location " + redacted + ": " + why +
-                    ". Use a libpq connection URI: "
-                    "postgresql://USER[:PASSWORD]@HOST[:PORT][,HOST2[:PORT2]]/DATABASE[?PARAM=VALUE&...]");
+    throw Error(
+        ErrorCode::InvalidArgument,
+        "invalid PostgreSQL location " + redacted + ": " + why +
+            ". Use a libpq connection URI: "
+            "postgresql://USER[:PASSWORD]@HOST[:PORT][,HOST2[:PORT2]]/DATABASE[?PARAM=VALUE&...]");
 }
 
 }  // namespace
@@ -187,7 +188,9 @@ bool is_postgres_location(std::string_view location) {
     return location.substr(0, 13) == "postgresql://" || location.substr(0, 11) == "postgres://";
 }
 
-std::string redact_uri(std::string_view text) { return replace_spans(text, find_secrets(text)); }
+std::string redact_uri(std::string_view text) {
+    return replace_spans(text, find_secrets(text));
+}
 
 ServerLocation parse_location(std::string uri) {
     ServerLocation location;
@@ -218,17 +221,17 @@ ServerLocation parse_location(std::string uri) {
     const std::vector<std::string> port_list =
         split_commas(value_or(given, "port", value_or(defaults, "port", default_port)));
     if (port_list.size() != 1 && port_list.size() != host_list.size()) {
-        invalid(location.redacted, "it names " + std::to_string(host_list.size()) +
-                                       " hosts but " + std::to_string(port_list.size()) +
+        invalid(location.redacted, "it names " + std::to_string(host_list.size()) + " hosts but " +
+                                       std::to_string(port_list.size()) +
                                        " ports (give one port for all, or one per host)");
     }
     for (const std::string& port : port_list) {
-        const bool digits = !port.empty() && port.size() <= 5 &&
-                            std::all_of(port.begin(), port.end(), [](char c) {
-                                return std::isdigit(static_cast<unsigned char>(c)) != 0;
-                            });
-        if (!port.empty() && (!digits || std::atoi(port.c_str()) < 1 ||
-                              std::atoi(port.c_str()) > 65535)) {
+        const bool digits =
+            !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) {
+                return std::isdigit(static_cast<unsigned char>(c)) != 0;
+            });
+        if (!port.empty() &&
+            (!digits || std::atoi(port.c_str()) < 1 || std::atoi(port.c_str()) > 65535)) {
             // The port is not quoted: a password with an unencoded '/' ends up here.
             invalid(location.redacted, "a port is not a number from 1 to 65535");
         }

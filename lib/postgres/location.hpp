@@ -43,7 +43,8 @@ std::string describe_location(const ServerLocation& location);
 
 // `text` with every password it may contain replaced by "***": the password of a
 // "postgresql://user:password@..." URI, or of any other "scheme://user:password@..."
-// (wherever the URI appears in the text), and the value of a "password=" / "sslpassword=" keyword, in a URI's query
+// (wherever the URI appears in the text), and the value of a "password=" / "sslpassword=" keyword,
+// in a URI's query
 // ("?password=x&...") or in a key/value connection string ("host=h password='x y'").
 // Usable on any message that may quote a location. Never throws but std::bad_alloc.
 std::string redact_uri(std::string_view text);

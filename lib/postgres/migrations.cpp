@@ -46,9 +46,8 @@ SchemaState read_state(pqxx::transaction_base& tx, const ServerLocation& locatio
     state.objects = row[1].as<long long>();
     state.has_marker = row[2].as<bool>();
     if (state.has_marker) {
-        const pqxx::result marker = tx.exec(
-            "SELECT application, version FROM " + tx.quote_name(state.schema) +
-            ".checkpoint_schema");
+        const pqxx::result marker = tx.exec("SELECT application, version FROM " +
+                                            tx.quote_name(state.schema) + ".checkpoint_schema");
         if (!marker.empty()) {
             state.marker_row = true;
             state.application = marker[0][0].as<std::string>();
@@ -74,8 +73,9 @@ bool check_state(const SchemaState& state, const ServerLocation& location, bool 
         }
         if (read_only) {
             throw Error(ErrorCode::NotFound,
-                        where + ": is empty (no checkpoint was ever recorded; a read-only "
-                                "open creates nothing)");
+                        where +
+                            ": is empty (no checkpoint was ever recorded; a read-only "
+                            "open creates nothing)");
         }
         return true;
     }
@@ -104,7 +104,9 @@ bool check_state(const SchemaState& state, const ServerLocation& location, bool 
 
 }  // namespace
 
-int latest_postgres_schema_version() { return embedded_postgres_migrations().back().number; }
+int latest_postgres_schema_version() {
+    return embedded_postgres_migrations().back().number;
+}
 
 void migrate_postgres(PgConnection& connection) {
     const ServerLocation& location = connection.location();

@@ -23,6 +23,13 @@ bool is_retryable(const pqxx::sql_error& e) {
     return e.sqlstate() == "40001" || e.sqlstate() == "40P01";
 }
 
+// A write that is one statement (pg_sql::append or append_pipeline_clear): atomic on its
+// own, so it needs no BEGIN and COMMIT (two round trips fewer).
+bool is_one_statement(const Write& write) {
+    if (write.kind == Write::Kind::PipelineClear) return true;
+    return write.kind == Write::Kind::Stage && write.inputs.empty() && !write.output;
+}
+
 }  // namespace
 
 std::vector<const char*> PgParams::values() const {
@@ -346,6 +353,10 @@ void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
         }
         return;
     }
+    if (writes.size() == 1 && s.run_recorded && is_one_statement(*writes.front())) {
+        s.write_one_statement(*writes.front());
+        return;
+    }
     // Savepoints only when there is another write to protect.
     const bool isolate = writes.size() > 1;
     for (int attempt = 1;; ++attempt) {
@@ -418,6 +429,41 @@ void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
                     }
                 }();
             }
+            return;
+        }
+    }
+}
+
+// One write as a single statement in autocommit mode. A connection lost while the statement
+// ran leaves its outcome unknown (it may have committed): the Error says so.
+void PostgresBackend::Impl::write_one_statement(Write& write) {
+    for (int attempt = 1;; ++attempt) {
+        write.appended.reset();
+        write.error = nullptr;
+        try {
+            pqxx::connection_base& open = connection();
+            try {
+                pqxx::nontransaction tx(open);
+                apply(tx, write);
+                return;
+            } catch (const pqxx::broken_connection& e) {
+                throw pqxx::in_doubt_error(e.what());
+            }
+        } catch (...) {
+            try {
+                throw;
+            } catch (const pqxx::sql_error& e) {
+                if (is_retryable(e) && attempt < max_write_attempts) continue;
+            } catch (...) {
+            }
+            write.appended.reset();
+            write.error = [&] {
+                try {
+                    fail(describe_write(write));
+                } catch (...) {
+                    return std::current_exception();
+                }
+            }();
             return;
         }
     }

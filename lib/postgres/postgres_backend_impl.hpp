@@ -108,6 +108,7 @@ struct PostgresBackend::Impl final : StalenessFacts {
     // Writes (postgres_backend.cpp), inside `tx`.
     void record_run(pqxx::transaction_base& tx);
     void apply(pqxx::transaction_base& tx, Write& write);
+    void write_one_statement(Write& write);
     Appended append_row(pqxx::transaction_base& tx, const std::string& stage, Status status,
                         std::optional<std::int64_t> duration_ms, const std::string& message,
                         const std::string& timestamp, const Write* save = nullptr);
