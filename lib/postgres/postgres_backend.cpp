@@ -94,6 +94,12 @@ pqxx::connection_base& PostgresBackend::Impl::connection() {
     if (connection_ && !connection_->get().is_open()) connection_.reset();
     if (!connection_) {
         connection_.emplace(server, config.busy_timeout, config.read_only);
+        // Durability::Normal: a commit does not wait for the server's WAL flush; a server
+        // crash may lose the last saves, never corrupt anything (as SQLite's NORMAL).
+        if (config.durability == Durability::Normal && !config.read_only) {
+            pqxx::nontransaction tx(connection_->get());
+            tx.exec0("SET synchronous_commit TO off");
+        }
         for (const pg_sql::Statement& statement : pg_sql::all)
             connection_->get().prepare(statement.name, statement.sql);
     }
