@@ -66,7 +66,8 @@ WITHOUT_ASAN_QUARANTINE = dict(ENV, ASAN_OPTIONS=":".join(
     option for option in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=0",
                           "thread_local_quarantine_size_kb=0") if option))
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VERIFY, EXIT_NOT_FOUND, EXIT_NOT_A_DB, EXIT_SCHEMA, EXIT_BUSY = range(8)
+(EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VERIFY, EXIT_NOT_FOUND, EXIT_NOT_A_DB, EXIT_SCHEMA,
+ EXIT_BUSY, EXIT_UNAVAILABLE) = range(9)
 
 # The schema version the tool writes: one per migration file.
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations" / "sqlite"
@@ -2456,6 +2457,94 @@ class ClearDownstreamTest(CtlTestCase):
         self.assertEqual(code, 0, err)
         self.assertEqual(len(out.decode().splitlines()), 4)
         self.assertEqual(db_count(db, "checkpoints"), count + 4)
+
+
+class PostgresTest(CtlTestCase):
+    """--url, CHECKPOINT_URL and copy against the PostgreSQL server tools/test.sh starts."""
+
+    def setUp(self):
+        super().setUp()
+        self.server = os.environ.get("CHECKPOINT_TEST_PG_URL")
+        if not self.server:
+            self.fail("CHECKPOINT_TEST_PG_URL is not set: run through tools/test.sh, or start a "
+                      "server with eval \"$(tools/pg_server.sh start)\"")
+        self.psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+        self.url = self.create_database()
+
+    def create_database(self):
+        name = "ctl_" + os.urandom(8).hex()
+        self.sql(f"CREATE DATABASE {name}")
+        self.addCleanup(self.sql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        return self.server.rsplit("/", 1)[0] + "/" + name
+
+    def sql(self, statement):
+        subprocess.run([self.psql, self.server, "-qAtc", statement], check=True,
+                       capture_output=True, timeout=TIMEOUT)
+
+    def dump(self, *location):
+        result = ctl(*location, "dump", "--format", "ndjson")
+        self.assert_ok(result)
+        return [json.loads(line) for line in result.stdout.decode().splitlines()]
+
+    def test_copy_to_postgresql_and_back_keeps_every_row(self):
+        directory, _ = self.reference_copy()
+        copied = ctl("copy", "--from", directory, "--to", self.url)
+        self.assert_ok(copied)
+        self.assertIn(b"copied ", copied.stdout)
+        source = self.dump("--dir", directory)
+        there = self.dump("--url", self.url)
+        self.assertGreater(len(source), 10)
+        # Identical, ids included, but for where each backend keeps an output.
+        strip = lambda rows: [{k: v for k, v in row.items() if k != "output_location"}
+                              for row in rows]
+        self.assertEqual(strip(there), strip(source))
+        self.assertTrue(all(row["output_location"] in (None, "database") for row in there))
+        self.assert_ok(ctl("--url", self.url, "verify"))
+        back = self.tmp / "back"
+        self.assert_ok(ctl("copy", "--from", self.url, "--to", back))
+        # Back in SQLite, an output goes where the default max_inline_output puts it.
+        self.assertEqual(strip(self.dump("--dir", back)), strip(source))
+        self.assert_ok(ctl("--dir", back, "verify"))
+        # status and runs agree too.
+        for command in (["status"], ["runs"]):
+            self.assertEqual(ctl("--url", self.url, *command, "--format", "json").stdout,
+                             ctl("--dir", directory, *command, "--format", "json").stdout)
+        # A second copy into the same (now non-empty) database is refused, nothing written.
+        again = ctl("copy", "--from", directory, "--to", self.url)
+        self.assert_error(again, EXIT_USAGE, "empty")
+        self.assertEqual(len(self.dump("--url", self.url)), len(source))
+
+    def test_checkpoint_url_is_the_default_location(self):
+        directory, _ = self.reference_copy()
+        self.assert_ok(ctl("copy", "--from", directory, "--to", self.url))
+        env = dict(ENV, CHECKPOINT_URL=self.url)
+        by_env = ctl("status", "--format", "json", env=env)
+        self.assert_ok(by_env)
+        self.assertEqual(by_env.stdout, ctl("--url", self.url, "status", "--format", "json").stdout)
+        # An explicit --dir wins over the variable.
+        empty = self.tmp / "empty"
+        empty.mkdir()
+        self.assert_error(ctl("--dir", empty, "status", env=env), EXIT_NOT_FOUND)
+
+    def test_url_with_dir_or_db_is_a_usage_error(self):
+        self.assert_usage(ctl("--url", self.url, "--dir", self.tmp, "status"))
+        self.assert_usage(ctl("--url", self.url, "status", "--db", self.tmp / "x.db"))
+
+    def test_a_password_is_never_printed(self):
+        secret = "pa55-w0rd-" + os.urandom(4).hex()
+        unreachable = f"postgresql://nobody:{secret}@127.0.0.1:1/nowhere?connect_timeout=2"
+        directory, _ = self.reference_copy()
+        for args in (["--url", unreachable, "status"], ["--url", unreachable, "history"],
+                     ["copy", "--from", directory, "--to", unreachable],
+                     ["-v", "--url", unreachable, "verify"]):
+            with self.subTest(args=args):
+                result = ctl(*args)
+                if "-v" in args:  # the library's own log lines come first
+                    self.assertEqual(result.returncode, EXIT_UNAVAILABLE, self.describe(result))
+                    self.assertIn(b"127.0.0.1:1", result.stderr)
+                else:
+                    self.assert_error(result, EXIT_UNAVAILABLE, "127.0.0.1:1")
+                self.assertNotIn(secret.encode(), result.stderr + result.stdout)
 
 
 def load_tests(loader, tests, pattern):
