@@ -29,10 +29,11 @@
 -- Timestamps are ISO-8601 UTC text with milliseconds ("2026-11-27T06:37:48.123Z"), as in
 -- SQLite: they sort as text. Statuses are lower-case text. Both are frozen on-disk values.
 --
--- Ordering: ids come from a sequence, allocated when a row is inserted, not when it
--- commits. Writers lock their pipeline's row of `pipelines` (SELECT ... FOR UPDATE) before
--- they append, so that within a pipeline ids grow in commit order, as the rule "a stage
--- whose head_id is below cleared_id is cleared" needs.
+-- Ordering: ids come from a sequence. A stage's writes serialize on its stage_heads row
+-- (INSERT ... ON CONFLICT DO UPDATE locks it), and a row's id is drawn under that lock, so
+-- within a stage ids and versions grow in commit order; a pipeline-wide clear moves
+-- pipelines.cleared_id to its row's id, never back (GREATEST). Rows of different stages
+-- written at the same moment may commit out of id order.
 
 -- The schema marker: one row, naming the application and the schema version. A database
 -- whose tables lack it is not a checkpoint database, and is refused unchanged.
@@ -114,7 +115,7 @@ CREATE TABLE stage_heads (
 );
 
 -- Per pipeline: the id of its last pipeline-wide clear (0 if none). A stage whose
--- head_id is below cleared_id is cleared. Writers lock this row (see "Ordering" above).
+-- head_id is below cleared_id is cleared (see "Ordering" above).
 CREATE TABLE pipelines (
     pipeline   text COLLATE "C" PRIMARY KEY,
     cleared_id bigint NOT NULL DEFAULT 0
