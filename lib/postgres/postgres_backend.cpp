@@ -85,6 +85,11 @@ void PostgresBackend::Impl::open() {
     try {
         connection();
         migrate_postgres(*connection_);
+        if (!config.read_only) {
+            pqxx::work tx(connection());
+            reap_dead_runs(tx);
+            tx.commit();
+        }
     } catch (...) {
         fail("opening");
     }

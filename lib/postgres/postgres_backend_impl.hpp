@@ -104,6 +104,7 @@ struct PostgresBackend::Impl final : StalenessFacts {
     void start_heartbeat();
     void stop_heartbeat() noexcept;
     void require_writable(const std::string& action) const;
+    void reap_dead_runs(pqxx::transaction_base& tx);  // postgres_prune.cpp
 
     // Writes (postgres_backend.cpp), inside `tx`.
     void record_run(pqxx::transaction_base& tx);

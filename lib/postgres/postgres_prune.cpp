@@ -1,5 +1,5 @@
-// Retention on PostgreSQL: PostgresBackend::prune. Rows, their inputs and their output
-// chunks go in one transaction; there are no output files, so there is no second step.
+// Retention on PostgreSQL: PostgresBackend::prune, and the runs that died. Rows, their inputs and
+// their output chunks go in one transaction; there are no output files, so there is no second step.
 #include "clock.hpp"
 #include "postgres/postgres_backend_impl.hpp"
 
@@ -48,22 +48,26 @@ constexpr const char* sql_mark_run_died =
 
 }  // namespace
 
+// Marks died the runs that read as died (their process is gone from this host, or their
+// heartbeat stopped), so that the views (and psql) say so too.
+void PostgresBackend::Impl::reap_dead_runs(pqxx::transaction_base& tx) {
+    LivenessCache liveness;
+    for (const auto& row : tx.exec(sql_open_runs)) {
+        const RunFacts run{RunOutcome::Running, row[1].as<std::string>(), row[2].as<std::int64_t>(),
+                           row[3].is_null() ? std::string() : row[3].as<std::string>()};
+        if (reported_outcome(run, liveness) == RunOutcome::Died)
+            tx.exec_params0(sql_mark_run_died, row[0].as<std::string>());
+    }
+}
+
 PruneResult PostgresBackend::prune(const PruneOptions& options) {
     Impl& s = *impl_;
     s.require_writable("pruning");
     PruneResult result;
     try {
         pqxx::work tx(s.connection());
-        // Runs that read as died (their process is gone, or their heartbeat stopped) stop
-        // protecting their rows.
-        LivenessCache liveness;
-        for (const auto& row : tx.exec(sql_open_runs)) {
-            const RunFacts run{RunOutcome::Running, row[1].as<std::string>(),
-                               row[2].as<std::int64_t>(),
-                               row[3].is_null() ? std::string() : row[3].as<std::string>()};
-            if (reported_outcome(run, liveness) == RunOutcome::Died)
-                tx.exec_params0(sql_mark_run_died, row[0].as<std::string>());
-        }
+        // Runs that read as died stop protecting their rows.
+        s.reap_dead_runs(tx);
         if (options.older_than || options.keep_last) {
             tx.exec0("CREATE TEMPORARY TABLE prune_ids (id bigint PRIMARY KEY) ON COMMIT DROP");
             PgParams params;
