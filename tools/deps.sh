@@ -7,7 +7,7 @@ set -euo pipefail
 # come with g++).
 packages=(g++ make cmake pkg-config python3 sqlite3 libsqlite3-dev libsqlitecpp-dev
           libspdlog-dev libfmt-dev catch2 libcli11-dev nlohmann-json3-dev libsodium-dev
-          clang-14 libclang-rt-14-dev)
+          clang-14 libclang-rt-14-dev pybind11-dev python3-pybind11 python3-pytest)
 
 missing=()
 for package in "${packages[@]}"; do
