@@ -1,6 +1,9 @@
 #include "manager.hpp"
 
 #include <atomic>
+#include <mutex>
+#include <unordered_set>
+#include <vector>
 #include <regex>
 #include <stdexcept>
 
@@ -15,6 +18,13 @@ namespace checkpoint::python {
 namespace {
 
 std::atomic<std::uint64_t> forks{0};
+
+// Every Manager not yet destroyed, for close_all() at exit. Changed with the GIL held.
+std::mutex open_managers_mutex;
+std::unordered_set<Manager*>& open_managers() {
+    static auto* managers = new std::unordered_set<Manager*>();  // used until the very end
+    return *managers;
+}
 
 void count_fork() noexcept { forks.fetch_add(1, std::memory_order_relaxed); }
 
@@ -165,12 +175,19 @@ Manager::Manager(py::object checkpoint_dir, Options options)
     std::filesystem::path directory = path_arg(checkpoint_dir_, "checkpoint_dir");
     options.logger = python_logger();
     sync_log_level();
-    py::gil_scoped_release release;
-    manager_ = std::make_unique<CheckpointManager>(std::move(directory), std::move(options));
+    manager_ = without_gil([&] {
+        return std::make_unique<CheckpointManager>(std::move(directory), std::move(options));
+    });
     database_path_ = manager_->database_path().string();
+    std::lock_guard lock(open_managers_mutex);
+    open_managers().insert(this);
 }
 
 Manager::~Manager() {
+    {
+        std::lock_guard lock(open_managers_mutex);
+        open_managers().erase(this);
+    }
     if (fork_generation_ != fork_generation()) {
         // A child process after fork(): the parent's SQLite connection and run must not be
         // touched (closing it could delete the parent's WAL or record the parent's run as
@@ -178,14 +195,10 @@ Manager::~Manager() {
         static_cast<void>(manager_.release());
         return;
     }
-    if (!manager_) return;
-    if (Py_IsInitialized() && !_Py_IsFinalizing() && PyGILState_Check()) {
-        // Closing the run writes to the database: let other threads run meanwhile.
-        py::gil_scoped_release release;
-        manager_.reset();
-    } else {
-        manager_.reset();
-    }
+    // Destroyed by garbage collection, with the GIL held: no call can be in flight (each
+    // holds a reference), and closing the run is one short write. The GIL is kept: taking it
+    // back in a destructor is what a daemon thread must not do while the interpreter exits.
+    manager_.reset();
 }
 
 void Manager::check_process() const {
@@ -194,8 +207,9 @@ void Manager::check_process() const {
         "forked", "this CheckpointManager (" + database_path_ + ") was opened by process " +
                       std::to_string(pid_) + ", not by this process " +
                       std::to_string(::getpid()) +
-                      " (made by os.fork() since); it cannot be used here, because an SQLite connection must "
-                      "not cross fork(). Open a new CheckpointManager in the child process");
+                      " (made by os.fork() since); it cannot be used here, because an SQLite "
+                      "connection must not cross fork(). Open a new CheckpointManager in the "
+                      "child process");
 }
 
 void Manager::throw_closed() const {
@@ -204,21 +218,28 @@ void Manager::throw_closed() const {
 }
 
 void Manager::close() {
+    if (closed_) return;
+    closed_ = true;
     if (fork_generation_ != fork_generation()) {
         static_cast<void>(manager_.release());  // see ~Manager
         return;
     }
     sync_log_level();
-    py::gil_scoped_release release;
-    std::unique_lock lock(mutex_);  // waits for the calls in flight
-    manager_.reset();
+    // The GIL is released while waiting: a call in flight may need it to log.
+    std::unique_ptr<CheckpointManager> closing = without_gil([&] {
+        std::unique_lock lock(mutex_);  // waits for the calls in flight
+        return std::move(manager_);
+    });
+    without_gil([&] { closing.reset(); });  // records the end of the run (and may log)
 }
 
-bool Manager::closed() {
-    if (fork_generation_ != fork_generation()) return manager_ == nullptr;
-    py::gil_scoped_release release;
-    std::shared_lock lock(mutex_);
-    return manager_ == nullptr;
+void Manager::close_all() {
+    std::vector<Manager*> managers;
+    {
+        std::lock_guard lock(open_managers_mutex);
+        managers.assign(open_managers().begin(), open_managers().end());
+    }
+    for (Manager* manager : managers) manager->close();
 }
 
 void save_checkpoint(Manager& manager, py::handle stage, py::handle output, py::handle metadata,
@@ -279,6 +300,7 @@ void fail_stage(Manager& manager, py::handle stage, py::handle message) {
 
 void bind_manager(py::module_& module) {
     install_fork_handler();
+    py::module_::import("atexit").attr("register")(py::cpp_function(&Manager::close_all));
     py::class_<Manager>(module, "CheckpointManager", R"doc(
 Records the stages of one pipeline in <checkpoint_dir>/checkpoints.db (SQLite).
 

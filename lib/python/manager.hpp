@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "errors.hpp"
+#include "gil.hpp"
 #include "log_sink.hpp"
 
 namespace checkpoint::python {
@@ -38,20 +39,27 @@ public:
     // threads run, and saves from several threads share one commit) under a shared lock
     // (close() takes it exclusively, so it waits for calls in flight). Raises ForkedError in
     // a child process, ClosedError after close(). fn must not touch Python objects.
+    // A closed manager raises before the GIL is released.
     template <typename Fn>
     auto call(Fn&& fn) -> std::invoke_result_t<Fn, CheckpointManager&> {
         check_process();
+        if (closed_) throw_closed();
         sync_log_level();
-        py::gil_scoped_release release;
-        std::shared_lock lock(mutex_);
-        if (!manager_) throw_closed();
-        return std::forward<Fn>(fn)(*manager_);
+        return without_gil([&] {
+            std::shared_lock lock(mutex_);
+            if (!manager_) throw_closed();
+            return std::forward<Fn>(fn)(*manager_);
+        });
     }
 
-    // Ends the run (records its end and outcome). Idempotent. In a child process after
-    // fork() it only forgets the parent's manager, touching nothing.
+    // Ends the run (records its end and outcome), after the calls in flight. Idempotent. In
+    // a child process after fork() it only forgets the parent's manager, touching nothing.
     void close();
-    bool closed();
+    bool closed() const noexcept { return closed_; }
+
+    // Closes every open manager: at interpreter exit (atexit), while Python's logging still
+    // works and before daemon threads are stopped, so that each run is recorded as ended.
+    static void close_all();
     const py::object& checkpoint_dir() const noexcept { return checkpoint_dir_; }
 
 private:
@@ -62,6 +70,7 @@ private:
     std::string database_path_;  // for messages once closed
     std::uint64_t fork_generation_;
     pid_t pid_;
+    bool closed_ = false;      // written with the GIL held: read with it
     std::shared_mutex mutex_;  // shared: calls; exclusive: close()
     std::unique_ptr<CheckpointManager> manager_;
 };

@@ -4,6 +4,7 @@
 
 
 #include "convert.hpp"
+#include "gil.hpp"
 
 namespace checkpoint::python {
 
@@ -122,8 +123,8 @@ Fingerprint().add("preprocess v3").add(config_text).add_file("data/raw.csv").str
             "add_file",
             [](Fingerprint& fingerprint, py::handle file) -> Fingerprint& {
                 const auto path = path_arg(file, "file");
-                py::gil_scoped_release release;
-                return fingerprint.add_file(path);
+                without_gil([&] { fingerprint.add_file(path); });
+                return fingerprint;
             },
             py::arg("file"), py::return_value_policy::reference_internal,
             "Adds a file's contents; returns self. Raises NotFoundError, IoError.")
@@ -140,8 +141,7 @@ Fingerprint().add("preprocess v3").add(config_text).add_file("data/raw.csv").str
         "fingerprint_of_file",
         [](py::handle file) {
             const auto path = path_arg(file, "file");
-            py::gil_scoped_release release;
-            return fingerprint_of_file(path);
+            return without_gil([&] { return fingerprint_of_file(path); });
         },
         py::arg("file"),
         "The SHA-256 of a file's contents (what sha256sum prints), or None when it is missing.");
