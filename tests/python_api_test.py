@@ -76,6 +76,15 @@ def test_the_directory_may_be_str_pathlike_or_bytes(tmp_path, make_path):
     assert (tmp_path / "dir" / "checkpoints.db").is_file()
 
 
+def test_a_directory_name_that_is_not_utf8_round_trips(tmp_path):
+    given = tmp_path / os.fsdecode(b"dir\xff")
+    with CheckpointManager(given) as manager:
+        manager.save_checkpoint("s")
+        assert manager.database_path == str(given / "checkpoints.db")
+        assert "dir\\udcff" in repr(manager)  # escaped, as repr() escapes a str
+    assert os.path.isfile(os.fsencode(tmp_path) + b"/dir\xff/checkpoints.db")
+
+
 def test_a_url_is_refused_without_quoting_its_secret(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(checkpoint.InvalidArgumentError) as raised:

@@ -12,7 +12,9 @@ namespace {
 // Deeper nesting than this is refused (a cycle would otherwise recurse forever).
 constexpr int max_json_depth = 200;
 
-std::string type_name(py::handle value) { return Py_TYPE(value.ptr())->tp_name; }
+std::string type_name(py::handle value) {
+    return Py_TYPE(value.ptr())->tp_name;
+}
 
 [[noreturn]] void invalid(const std::string& message) {
     throw Error(ErrorCode::InvalidArgument, message);
@@ -39,8 +41,9 @@ nlohmann::json to_json(py::handle value, const std::string& where, int depth) {
             }
             PyErr_Clear();
         }
-        invalid(where + " is an int outside the 64-bit range; store it as a string. Nothing "
-                        "was written");
+        invalid(where +
+                " is an int outside the 64-bit range; store it as a string. Nothing "
+                "was written");
     }
     if (PyFloat_Check(value.ptr())) {
         const double number = PyFloat_AS_DOUBLE(value.ptr());
@@ -117,14 +120,19 @@ std::filesystem::path path_arg(py::handle value, const char* what) {
     return std::filesystem::path(std::move(text));
 }
 
+py::str path_to_python(const std::filesystem::path& path) {
+    return py::module_::import("os").attr("fsdecode")(py::bytes(path.native()));
+}
+
 std::string bytes_arg(py::handle value, const char* what) {
     if (PyBytes_Check(value.ptr())) {
         return std::string(PyBytes_AS_STRING(value.ptr()),
                            static_cast<std::size_t>(PyBytes_GET_SIZE(value.ptr())));
     }
     if (PyUnicode_Check(value.ptr()) || !PyObject_CheckBuffer(value.ptr())) {
-        throw py::type_error(std::string(what) + " must be bytes-like (bytes, bytearray, "
-                                                 "memoryview), not " +
+        throw py::type_error(std::string(what) +
+                             " must be bytes-like (bytes, bytearray, "
+                             "memoryview), not " +
                              type_name(value) +
                              (PyUnicode_Check(value.ptr()) ? "; encode text first" : ""));
     }
@@ -172,8 +180,7 @@ std::vector<std::string> string_list_arg(py::handle value, const char* what) {
                              type_name(value) + " (write [name])");
     }
     if (!py::isinstance<py::iterable>(value)) {
-        throw py::type_error(std::string(what) + " must be a list of str, not " +
-                             type_name(value));
+        throw py::type_error(std::string(what) + " must be a list of str, not " + type_name(value));
     }
     std::vector<std::string> names;
     for (const auto item : value) names.push_back(utf8_string(item, what));

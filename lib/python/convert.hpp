@@ -11,10 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <pybind11/chrono.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <nlohmann/json.hpp>
 
 namespace checkpoint::python {
 
@@ -29,6 +29,9 @@ std::string utf8_string(py::handle value, const char* what);
 
 // A file system path: str, bytes or os.PathLike (str paths are encoded like os.fsencode).
 std::filesystem::path path_arg(py::handle value, const char* what);
+
+// A path as str, decoded like os.fsdecode (bytes that are not UTF-8 survive the round trip).
+py::str path_to_python(const std::filesystem::path& path);
 
 // bytes, bytearray, memoryview or any C-contiguous buffer, copied. str raises TypeError.
 std::string bytes_arg(py::handle value, const char* what);

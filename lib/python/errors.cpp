@@ -24,8 +24,8 @@ PyObject* make_class(py::module_& module, const char* name, py::tuple bases, con
     const std::string qualified = std::string("checkpoint.") + name;
     py::dict attributes;
     attributes["code"] = code == nullptr ? py::object(py::none()) : py::object(py::str(code));
-    PyObject* type = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, bases.ptr(),
-                                               attributes.ptr());
+    PyObject* type =
+        PyErr_NewExceptionWithDoc(qualified.c_str(), doc, bases.ptr(), attributes.ptr());
     if (type == nullptr) throw py::error_already_set();
     module.add_object(name, py::reinterpret_borrow<py::object>(type));
     if (code != nullptr) classes_by_code()[code] = type;
@@ -38,8 +38,8 @@ void set_error(std::string_view code, const char* message) {
     PyObject* type = found == classes_by_code().end() ? error_base : found->second;
     try {
         // A message may quote a path that is not UTF-8: show those bytes escaped.
-        PyObject* text = PyUnicode_DecodeUTF8(message, static_cast<Py_ssize_t>(std::strlen(message)),
-                                              "backslashreplace");
+        PyObject* text = PyUnicode_DecodeUTF8(
+            message, static_cast<Py_ssize_t>(std::strlen(message)), "backslashreplace");
         if (text == nullptr) throw py::error_already_set();
         py::object error =
             py::reinterpret_borrow<py::object>(type)(py::reinterpret_steal<py::str>(text));

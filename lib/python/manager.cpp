@@ -2,10 +2,10 @@
 
 #include <atomic>
 #include <mutex>
-#include <unordered_set>
-#include <vector>
 #include <regex>
 #include <stdexcept>
+#include <unordered_set>
+#include <vector>
 
 #include <pthread.h>
 #include <unistd.h>
@@ -26,7 +26,9 @@ std::unordered_set<Manager*>& open_managers() {
     return *managers;
 }
 
-void count_fork() noexcept { forks.fetch_add(1, std::memory_order_relaxed); }
+void count_fork() noexcept {
+    forks.fetch_add(1, std::memory_order_relaxed);
+}
 
 Durability durability_arg(py::handle value) {
     const std::string text = utf8_string(value, "durability");
@@ -102,16 +104,16 @@ std::unique_ptr<Manager> make_manager(py::object checkpoint_dir, py::object pipe
     options.database_file = utf8_string(database_file, "database_file");
     const std::int64_t mode = int64_arg(file_mode, "file_mode");
     if (mode < 0 || mode > 07777) {
-        throw Error(ErrorCode::InvalidArgument,
-                    "invalid file_mode " + std::to_string(mode) + ": give permission bits "
-                                                                  "such as 0o600");
+        throw Error(ErrorCode::InvalidArgument, "invalid file_mode " + std::to_string(mode) +
+                                                    ": give permission bits "
+                                                    "such as 0o600");
     }
     options.file_mode = static_cast<unsigned>(mode);
     const std::int64_t inline_limit = int64_arg(max_inline_output, "max_inline_output");
     if (inline_limit < 0) {
-        throw Error(ErrorCode::InvalidArgument,
-                    "invalid max_inline_output " + std::to_string(inline_limit) +
-                        ": give a number of bytes (at most 512 MiB)");
+        throw Error(ErrorCode::InvalidArgument, "invalid max_inline_output " +
+                                                    std::to_string(inline_limit) +
+                                                    ": give a number of bytes (at most 512 MiB)");
     }
     options.max_inline_output = static_cast<std::size_t>(inline_limit);
     return std::make_unique<Manager>(std::move(checkpoint_dir), std::move(options));
@@ -155,13 +157,15 @@ std::string repr(Manager& manager) {
     const auto [path, pipeline] = manager.call([](CheckpointManager& m) {
         return std::make_pair(m.database_path().string(), m.pipeline());
     });
-    return "<checkpoint.CheckpointManager " + py::repr(py::str(path)).cast<std::string>() +
+    return "<checkpoint.CheckpointManager " + py::repr(path_to_python(path)).cast<std::string>() +
            " pipeline=" + py::repr(py::str(pipeline)).cast<std::string>() + ">";
 }
 
 }  // namespace
 
-std::uint64_t fork_generation() noexcept { return forks.load(std::memory_order_relaxed); }
+std::uint64_t fork_generation() noexcept {
+    return forks.load(std::memory_order_relaxed);
+}
 
 void install_fork_handler() {
     static const int installed = pthread_atfork(nullptr, nullptr, count_fork);
@@ -205,8 +209,7 @@ void Manager::check_process() const {
     if (fork_generation_ == fork_generation()) return;
     throw BindingError(
         "forked", "this CheckpointManager (" + database_path_ + ") was opened by process " +
-                      std::to_string(pid_) + ", not by this process " +
-                      std::to_string(::getpid()) +
+                      std::to_string(pid_) + ", not by this process " + std::to_string(::getpid()) +
                       " (made by os.fork() since); it cannot be used here, because an SQLite "
                       "connection must not cross fork(). Open a new CheckpointManager in the "
                       "child process");
@@ -319,8 +322,9 @@ run: close() (or the end of a `with` block, or garbage collection) records its e
         .def(
             "save_checkpoint",
             [](Manager& m, py::handle stage, py::handle output, py::handle metadata,
-               py::handle fingerprint,
-               py::handle inputs) { save_checkpoint(m, stage, output, metadata, fingerprint, inputs); },
+               py::handle fingerprint, py::handle inputs) {
+                save_checkpoint(m, stage, output, metadata, fingerprint, inputs);
+            },
             py::arg("stage_name"), py::kw_only(), py::arg("output") = py::none(),
             py::arg("metadata") = py::none(), py::arg("fingerprint") = py::none(),
             py::arg("inputs") = py::none(),
@@ -339,8 +343,8 @@ run: close() (or the end of a `with` block, or garbage collection) records its e
             [](Manager& m, py::handle stage, bool downstream) {
                 const std::string_view name = utf8_view(stage, "stage name");
                 return m.call([&](CheckpointManager& c) {
-                    return c.clear_checkpoint(name, downstream ? ClearScope::WithDownstream
-                                                               : ClearScope::StageOnly);
+                    return c.clear_checkpoint(
+                        name, downstream ? ClearScope::WithDownstream : ClearScope::StageOnly);
                 });
             },
             py::arg("stage"), py::kw_only(), py::arg("downstream") = false,
@@ -359,12 +363,13 @@ run: close() (or the end of a `with` block, or garbage collection) records its e
             },
             py::arg("stage"), "The stage's current state (a Checkpoint), or None.")
         .def(
-            "stages", [](Manager& m) { return m.call([](CheckpointManager& c) { return c.stages(); }); },
+            "stages",
+            [](Manager& m) { return m.call([](CheckpointManager& c) { return c.stages(); }); },
             "The current state of every stage, by name.")
         .def(
             "history",
-            [](Manager& m, py::handle stage, py::handle run_id, py::handle status,
-               py::handle since, py::handle until, py::handle limit, bool all_pipelines) {
+            [](Manager& m, py::handle stage, py::handle run_id, py::handle status, py::handle since,
+               py::handle until, py::handle limit, bool all_pipelines) {
                 const HistoryFilter filter =
                     history_filter(stage, run_id, status, since, until, limit, all_pipelines);
                 return m.call([&](CheckpointManager& c) { return c.history(filter); });
@@ -374,7 +379,8 @@ run: close() (or the end of a `with` block, or garbage collection) records its e
             py::arg("until") = py::none(), py::arg("limit") = py::none(),
             py::arg("all_pipelines") = false, "History rows (Checkpoint), oldest first.")
         .def(
-            "runs", [](Manager& m) { return m.call([](CheckpointManager& c) { return c.runs(); }); },
+            "runs",
+            [](Manager& m) { return m.call([](CheckpointManager& c) { return c.runs(); }); },
             "Every run of this pipeline (Run), oldest first.")
         .def(
             "prune",
@@ -386,7 +392,8 @@ run: close() (or the end of a `with` block, or garbage collection) records its e
             py::arg("orphan_grace") = 3600,
             "Deletes old history rows, runs left without rows and unreferenced output files.")
         .def(
-            "verify", [](Manager& m) { return m.call([](CheckpointManager& c) { return c.verify(); }); },
+            "verify",
+            [](Manager& m) { return m.call([](CheckpointManager& c) { return c.verify(); }); },
             "Checks the whole database; returns one line per problem (empty when sound).")
         .def(
             "import_checkpoint",
@@ -430,25 +437,21 @@ run: close() (or the end of a `with` block, or garbage collection) records its e
             },
             py::arg("exc_type"), py::arg("exc_value"), py::arg("traceback"))
         .def_property_readonly("checkpoint_dir", &Manager::checkpoint_dir)
-        .def_property_readonly("run_id",
-                               [](Manager& m) {
-                                   return m.call([](CheckpointManager& c) { return c.run_id(); });
-                               })
-        .def_property_readonly("pipeline",
-                               [](Manager& m) {
-                                   return m.call([](CheckpointManager& c) { return c.pipeline(); });
-                               })
+        .def_property_readonly(
+            "run_id",
+            [](Manager& m) { return m.call([](CheckpointManager& c) { return c.run_id(); }); })
+        .def_property_readonly(
+            "pipeline",
+            [](Manager& m) { return m.call([](CheckpointManager& c) { return c.pipeline(); }); })
         .def_property_readonly("database_path",
                                [](Manager& m) {
-                                   return m.call([](CheckpointManager& c) {
-                                       return c.database_path().string();
-                                   });
+                                   return path_to_python(m.call(
+                                       [](CheckpointManager& c) { return c.database_path(); }));
                                })
         .def_property_readonly("outputs_directory",
                                [](Manager& m) {
-                                   return m.call([](CheckpointManager& c) {
-                                       return c.outputs_directory().string();
-                                   });
+                                   return path_to_python(m.call(
+                                       [](CheckpointManager& c) { return c.outputs_directory(); }));
                                })
         .def("__repr__", &repr);
 }

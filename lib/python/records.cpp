@@ -2,7 +2,6 @@
 
 #include <checkpoint/checkpoint_manager.hpp>
 
-
 #include "convert.hpp"
 #include "gil.hpp"
 
@@ -10,7 +9,9 @@ namespace checkpoint::python {
 
 namespace {
 
-std::string quoted(const std::string& text) { return py::repr(py::str(text)).cast<std::string>(); }
+std::string quoted(const std::string& text) {
+    return py::repr(py::str(text)).cast<std::string>();
+}
 
 }  // namespace
 
@@ -65,8 +66,7 @@ void bind_records(py::module_& module) {
             return "Checkpoint(id=" + std::to_string(row.id) + ", stage=" + quoted(row.stage) +
                    ", status=" + quoted(std::string(to_string(row.status))) +
                    ", version=" + std::to_string(row.version) +
-                   ", timestamp=" + quoted(row.timestamp) + (row.stale ? ", stale=True" : "") +
-                   ")";
+                   ", timestamp=" + quoted(row.timestamp) + (row.stale ? ", stale=True" : "") + ")";
         });
 
     py::class_<Run>(module, "Run", "One run: the life of one manager that wrote something.")

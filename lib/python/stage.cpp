@@ -53,8 +53,8 @@ public:
         if (!value.is_none()) {
             const py::str message(value);
             if (py::len(message) > 0) {
-                text += ": " + py::reinterpret_steal<py::bytes>(PyUnicode_AsEncodedString(
-                                   message.ptr(), "utf-8", "replace"))
+                text += ": " + py::reinterpret_steal<py::bytes>(
+                                   PyUnicode_AsEncodedString(message.ptr(), "utf-8", "replace"))
                                    .cast<std::string>();
             }
         }
@@ -122,7 +122,8 @@ py::object make_stage(py::object manager, py::handle stage, py::handle fingerpri
                       py::handle inputs) {
     utf8_view(stage, "stage name");  // a str, checked now rather than at first use
     if (!fingerprint.is_none()) utf8_view(fingerprint, "fingerprint");
-    py::object list = inputs.is_none() ? py::none() : py::object(py::cast(string_list_arg(inputs, "inputs")));
+    py::object list =
+        inputs.is_none() ? py::none() : py::object(py::cast(string_list_arg(inputs, "inputs")));
     return py::cast(Stage(std::move(manager), py::reinterpret_borrow<py::object>(stage),
                           py::reinterpret_borrow<py::object>(fingerprint), std::move(list)));
 }
