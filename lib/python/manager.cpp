@@ -242,7 +242,16 @@ void Manager::close_all() {
         std::lock_guard lock(open_managers_mutex);
         managers.assign(open_managers().begin(), open_managers().end());
     }
-    for (Manager* manager : managers) manager->close();
+    for (Manager* manager : managers) {
+        {
+            // Destroyed meanwhile (another thread ran while a close released the GIL)?
+            std::lock_guard lock(open_managers_mutex);
+            if (open_managers().count(manager) == 0) continue;
+        }
+        // A reference to its Python object keeps it alive while close() releases the GIL.
+        const py::object alive = py::cast(manager, py::return_value_policy::reference);
+        manager->close();
+    }
 }
 
 void save_checkpoint(Manager& manager, py::handle stage, py::handle output, py::handle metadata,
