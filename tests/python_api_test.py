@@ -594,6 +594,22 @@ def test_stage_as_a_decorator(manager):
         manager.stage("x")(42)
 
 
+def test_coroutine_and_generator_functions_cannot_be_decorated(manager):
+    async def coroutine():
+        return b"x"
+
+    def generator():
+        yield b"x"
+
+    async def async_generator():
+        yield b"x"
+
+    for function in (coroutine, generator, async_generator):
+        with pytest.raises(TypeError, match="saved before its body ran"):
+            manager.stage("s")(function)
+    assert manager.history() == []
+
+
 def test_run_stage_with_a_function(manager):
     calls = []
     assert manager.run_stage("s", lambda: calls.append(1)) is True

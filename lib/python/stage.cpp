@@ -176,6 +176,18 @@ stored output (or None) without running the function.
                     throw py::type_error("Stage() decorates a function, not " +
                                          std::string(Py_TYPE(fn.ptr())->tp_name));
                 }
+                // Calling one only makes a coroutine or generator: the stage would be saved
+                // before its body ran.
+                const auto inspect = py::module_::import("inspect");
+                for (const char* kind :
+                     {"iscoroutinefunction", "isgeneratorfunction", "isasyncgenfunction"}) {
+                    if (inspect.attr(kind)(fn).cast<bool>()) {
+                        throw py::type_error(
+                            "Stage() cannot decorate a coroutine or generator function: "
+                            "the stage would be saved before its body ran. Use `with "
+                            "manager.stage(name) as s:` inside it instead");
+                    }
+                }
                 return decorate()(self.attr("_call"), fn);
             },
             py::arg("function"))
