@@ -5,10 +5,13 @@ set -euo pipefail
 
 # clang-14 and libclang-rt-14-dev: libFuzzer for tools/fuzz.sh (the sanitizers of g++ 12
 # come with g++). postgresql-15: the server the PostgreSQL tests start (tools/pg_server.sh);
-# libpqxx-dev (6.4) and libpq-dev: the PostgreSQL backend.
+# libpqxx-dev (6.4) and libpq-dev: the PostgreSQL backend. python3-dev, pybind11-dev and
+# python3-pybind11: the Python module (lib/python/), built for Debian's /usr/bin/python3
+# (pybind11-dev does not pull in python3-dev's headers); python3-pytest runs its tests.
 packages=(g++ make cmake pkg-config python3 sqlite3 libsqlite3-dev libsqlitecpp-dev
           libspdlog-dev libfmt-dev catch2 libcli11-dev nlohmann-json3-dev libsodium-dev
-          clang-14 libclang-rt-14-dev postgresql-15 libpqxx-dev libpq-dev)
+          clang-14 libclang-rt-14-dev postgresql-15 libpqxx-dev libpq-dev
+          python3-dev pybind11-dev python3-pybind11 python3-pytest)
 
 missing=()
 for package in "${packages[@]}"; do
