@@ -768,7 +768,11 @@ void Store::for_each_history(const HistoryFilter& filter,
             params.emplace_back(to_string(*filter.status));
             sql += " AND status = ?" + std::to_string(params.size() + 1);
         }
-        sql += " ORDER BY id";
+        if (filter.before_id) {
+            params.push_back(std::to_string(*filter.before_id));
+            sql += " AND id < CAST(?" + std::to_string(params.size() + 1) + " AS INTEGER)";
+        }
+        sql += filter.newest_first ? " ORDER BY id DESC" : " ORDER BY id";
         if (filter.limit && *filter.limit < 0) {
             throw Error(
                 ErrorCode::InvalidArgument,
@@ -820,6 +824,18 @@ std::vector<Run> Store::runs() {
         return result;
     } catch (...) {
         s.fail("reading the runs");
+    }
+}
+
+std::vector<std::string> Store::pipelines() {
+    Impl& s = *impl_;
+    try {
+        SQLite::Statement query(*s.db, "SELECT pipeline FROM pipelines ORDER BY pipeline");
+        std::vector<std::string> result;
+        while (query.executeStep()) result.push_back(query.getColumn(0).getString());
+        return result;
+    } catch (...) {
+        s.fail("reading the pipelines");
     }
 }
 

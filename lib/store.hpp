@@ -127,6 +127,7 @@ public:
     void for_each_history(const HistoryFilter& filter,
                           const std::function<void(const Checkpoint&)>& visit);
     std::vector<Run> runs();
+    std::vector<std::string> pipelines();  // every pipeline of the file, by name
     std::vector<std::string> verify();
 
 private:

@@ -4,10 +4,11 @@
 set -euo pipefail
 
 # clang-14 and libclang-rt-14-dev: libFuzzer for tools/fuzz.sh (the sanitizers of g++ 12
-# come with g++).
+# come with g++). libcpp-httplib-dev: checkpointctl serve's HTTP server; chromium: the
+# headless browser of tests/dashboard_test.py.
 packages=(g++ make cmake pkg-config python3 sqlite3 libsqlite3-dev libsqlitecpp-dev
           libspdlog-dev libfmt-dev catch2 libcli11-dev nlohmann-json3-dev libsodium-dev
-          clang-14 libclang-rt-14-dev)
+          clang-14 libclang-rt-14-dev libcpp-httplib-dev chromium)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -22,6 +22,7 @@ enum Exit {
     exit_not_a_database = 5,
     exit_schema = 6,
     exit_busy = 7,
+    exit_listen = 8,  // serve: the address to listen on is in use, or may not be used
 };
 
 // What the user asked for, filled by CLI11.
@@ -51,9 +52,25 @@ struct Settings {
     std::chrono::seconds orphan_grace{3600};  // PruneOptions' default
     // import-legacy
     std::string legacy_dir;
+    // serve
+    std::string listen = "127.0.0.1:8765";  // HOST:PORT (port 0: any free port)
+    // report (and --run, above)
+    std::string html_file;
 };
 
-enum class Command { Status, History, Runs, Dump, Clear, Prune, Verify, Migrate, ImportLegacy };
+enum class Command {
+    Status,
+    History,
+    Runs,
+    Dump,
+    Clear,
+    Prune,
+    Verify,
+    Migrate,
+    ImportLegacy,
+    Serve,
+    Report
+};
 
 // The longest duration prune accepts: 100 years.
 inline constexpr std::chrono::seconds max_duration{36'500LL * 86'400};
@@ -62,6 +79,18 @@ inline constexpr std::chrono::seconds max_duration{36'500LL * 86'400};
 // m (minutes) or s (seconds): "30d", "12h", "90m", "45s". std::nullopt for anything else
 // (no unit, another unit, a sign, spaces, a fraction, more than max_duration).
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+
+// Where serve listens: a host name or IPv4 address, or an IPv6 address (written in
+// brackets, stored without them), and a port (0: any free port).
+struct ListenAddress {
+    std::string host;
+    int port = 0;
+};
+
+// "HOST:PORT" as serve takes it: "127.0.0.1:8765", "localhost:80", "[::1]:8765",
+// "0.0.0.0:0". std::nullopt for anything else (no port, a port above 65535, an empty host,
+// an IPv6 address without brackets).
+std::optional<ListenAddress> parse_listen_address(std::string_view text);
 
 struct CommandLine {
     // The subcommand to run; empty when there is nothing to run (--help, a usage error):
