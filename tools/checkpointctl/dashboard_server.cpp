@@ -289,12 +289,11 @@ void add_routes(httplib::Server& server, Dashboard& dashboard) {
                }));
 
     // ---- Anything else ----
-    server.Get(".*", guarded(false, [](const httplib::Request& request, httplib::Response&) {
-                   if (request.path.rfind("/api/", 0) == 0) {
-                       throw HttpError{404, "not_found", "no such API: " + request.path};
-                   }
-                   throw HttpError{404, "not_found", "no such page: " + request.path};
-               }));
+    const auto not_found = [](const httplib::Request& request, httplib::Response&) {
+        throw HttpError{404, "not_found", "no such page: " + request.path};
+    };
+    server.Get("/api/.*", guarded(true, not_found));
+    server.Get(".*", guarded(false, not_found));
 }
 
 // Why binding `host`:`port` fails, in the operating system's words (for the error message:

@@ -182,7 +182,7 @@
   }
   function historyRows(rows) {
     return rows.map(function (r) {
-      return el('tr', {'class': 'row'},
+      return el('tr', {'class': 'row', 'data-id': r.id},
         cell(r.id, 'num'),
         cell(r.stage === null ? el('em', {text: '(every stage)'}) : r.stage, 'name'),
         cell(badge(r.status)), cell(r.version, 'num'), cell(time(r.timestamp), 'time'),
@@ -199,7 +199,7 @@
 
   // The run timeline: one bar per stage (its last attempt in the run), inline SVG.
   function niceStep(length) {
-    var raw = Math.max(1, length) / 6, power = Math.pow(10, Math.floor(Math.log10(raw)));
+    var raw = Math.max(6, length) / 6, power = Math.pow(10, Math.floor(Math.log10(raw)));
     var steps = [1, 2, 5, 10];
     for (var i = 0; i < steps.length; i++) if (steps[i] * power >= raw) return steps[i] * power;
     return 10 * power;
