@@ -872,6 +872,7 @@ def take_screenshots(out_directory):
     with tempfile.TemporaryDirectory(prefix="dashboard-screenshots-") as tmp:
         directory = Path(tmp) / "checkpoints"
         build_database(directory)
+        run_checked(EXAMPLE, "--dir", directory, "--reset")  # a last run of all three stages
 
         class Holder(unittest.TestCase):
             def runTest(self):
@@ -880,9 +881,8 @@ def take_screenshots(out_directory):
         server = Server(holder, directory)
         runs = ctl_json("runs", "--dir", directory)
         screenshot(server.url + "pipeline?pipeline=default", out / "pipeline.png", Path(tmp) / "p1")
-        full = max(runs, key=lambda r: r["completed"])
         screenshot(server.url + "run?" + urllib.parse.urlencode(
-            {"pipeline": "default", "run": full["run_id"]}), out / "run.png", Path(tmp) / "p2")
+            {"pipeline": "default", "run": runs[-1]["run_id"]}), out / "run.png", Path(tmp) / "p2")
         server.stop()
         holder.doCleanups()
     for name in ("pipeline.png", "run.png"):

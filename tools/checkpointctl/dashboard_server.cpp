@@ -140,7 +140,7 @@ void secure(httplib::Response& response) {
     response.set_header("Cache-Control", "no-store");
 }
 
-void send_json(httplib::Response& response, int status, const nlohmann::json& body) {
+void send_json(httplib::Response& response, int status, const Json& body) {
     response.status = status;
     secure(response);
     response.set_content(json_text(body) + "\n", "application/json; charset=utf-8");
