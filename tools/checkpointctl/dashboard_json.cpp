@@ -8,7 +8,8 @@ namespace {
 
 Json records_json(const std::vector<checkpoint::Checkpoint>& rows) {
     auto array = Json::array();
-    for (const auto& row : rows) array.push_back(record_json(checkpoint_columns, checkpoint_record(row)));
+    for (const auto& row : rows)
+        array.push_back(record_json(checkpoint_columns, checkpoint_record(row)));
     return array;
 }
 
@@ -24,8 +25,7 @@ Json optional_json(const std::optional<std::string>& text) {
 
 }  // namespace
 
-Json record_json(const std::vector<std::string>& columns,
-                           const std::vector<Field>& fields) {
+Json record_json(const std::vector<std::string>& columns, const std::vector<Field>& fields) {
     auto object = Json::object();
     for (std::size_t i = 0; i < columns.size(); ++i) {
         const Field& field = i < fields.size() ? fields[i] : Field{};
@@ -41,8 +41,8 @@ Json record_json(const std::vector<std::string>& columns,
     return object;
 }
 
-const std::vector<std::string> stage_extra_columns = {"last_duration_ms", "fingerprint",
-                                                      "metadata", "message", "inputs"};
+const std::vector<std::string> stage_extra_columns = {"last_duration_ms", "fingerprint", "metadata",
+                                                      "message", "inputs"};
 
 Json stage_json(const StageView& view) {
     auto object = record_json(status_columns, status_record(view.state));
@@ -87,8 +87,7 @@ Json runs_json(const std::string& pipeline, const std::vector<checkpoint::Run>& 
 Json history_json(const std::string& pipeline, const HistoryPage& page) {
     return {{"pipeline", pipeline},
             {"rows", records_json(page.rows)},
-            {"next_before",
-             page.next_before ? Json(*page.next_before) : Json(nullptr)}};
+            {"next_before", page.next_before ? Json(*page.next_before) : Json(nullptr)}};
 }
 
 Json run_json(const std::string& pipeline, const Timeline& timeline) {
@@ -101,8 +100,7 @@ Json run_json(const std::string& pipeline, const Timeline& timeline) {
             {"end_ms", bar.end_ms},
             {"start", bar.start},
             {"end", bar.end},
-            {"duration_ms", bar.duration_ms ? Json(*bar.duration_ms)
-                                            : Json(nullptr)},
+            {"duration_ms", bar.duration_ms ? Json(*bar.duration_ms) : Json(nullptr)},
             {"attempts", bar.attempts},
             {"message", bar.message.empty() ? Json(nullptr) : Json(bar.message)},
         });

@@ -17,8 +17,7 @@ namespace checkpointctl::dashboard {
 using Json = nlohmann::ordered_json;
 
 // One record as a JSON object, as RecordWriter writes it in JSON.
-Json record_json(const std::vector<std::string>& columns,
-                           const std::vector<Field>& fields);
+Json record_json(const std::vector<std::string>& columns, const std::vector<Field>& fields);
 
 // The columns of a stage: status_columns, then these.
 extern const std::vector<std::string> stage_extra_columns;

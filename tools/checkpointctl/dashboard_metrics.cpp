@@ -6,7 +6,7 @@ namespace checkpointctl::dashboard {
 
 namespace {
 
-const char* const stage_statuses[] = {"completed", "started", "failed",
+const char* const stage_statuses[] = {"completed",  "started", "failed",
                                       "incomplete", "cleared", "stale"};
 const char* const run_outcomes[] = {"running", "finished", "failed", "died"};
 
@@ -66,9 +66,9 @@ std::string metrics_text(const std::vector<PipelineSummary>& summaries) {
     for (const auto& summary : summaries) {
         for (const auto& view : summary.stages) {
             if (!view.last_duration_ms) continue;
-            out += "checkpoint_stage_last_duration_seconds{" +
-                   label("pipeline", summary.pipeline) + "," + label("stage", view.state.stage) +
-                   "} " + seconds_text(*view.last_duration_ms) + "\n";
+            out += "checkpoint_stage_last_duration_seconds{" + label("pipeline", summary.pipeline) +
+                   "," + label("stage", view.state.stage) + "} " +
+                   seconds_text(*view.last_duration_ms) + "\n";
         }
     }
     family(out, "checkpoint_runs", "Runs of the pipeline by outcome.");

@@ -63,8 +63,8 @@ std::optional<std::int64_t> epoch_ms(std::string_view text) {
     }
     if (rest < text.size() && text[rest] == 'Z') ++rest;
     if (rest != text.size()) return std::nullopt;
-    const std::int64_t days = days_from_civil(*year, static_cast<unsigned>(*month),
-                                              static_cast<unsigned>(*day));
+    const std::int64_t days =
+        days_from_civil(*year, static_cast<unsigned>(*month), static_cast<unsigned>(*day));
     return ((days * 24 + *hour) * 60 + *minute) * 60'000 + *second * 1000 + millis;
 }
 
@@ -136,8 +136,8 @@ std::optional<Timeline> run_timeline(const checkpoint::CheckpointManager& manage
     Timeline timeline;
     {
         auto runs = manager.runs();
-        const auto found = std::find_if(runs.begin(), runs.end(),
-                                        [&](const checkpoint::Run& r) { return r.run_id == run_id; });
+        const auto found = std::find_if(
+            runs.begin(), runs.end(), [&](const checkpoint::Run& r) { return r.run_id == run_id; });
         if (found == runs.end()) return std::nullopt;
         timeline.run = std::move(*found);
     }
@@ -192,8 +192,8 @@ std::optional<Timeline> run_timeline(const checkpoint::CheckpointManager& manage
         lane.open = false;
         lane.end = at;
         bar.status = std::string(to_string(row.status));
-        bar.duration_ms = row.duration ? std::optional<std::int64_t>(row.duration->count())
-                                       : std::nullopt;
+        bar.duration_ms =
+            row.duration ? std::optional<std::int64_t>(row.duration->count()) : std::nullopt;
         bar.message = row.message;
     });
 
@@ -211,8 +211,8 @@ std::optional<Timeline> run_timeline(const checkpoint::CheckpointManager& manage
     timeline.length_ms = std::max<std::int64_t>(0, end - origin);
     for (Lane& lane : lanes) {
         lane.bar.start_ms = std::clamp<std::int64_t>(lane.start - origin, 0, timeline.length_ms);
-        lane.bar.end_ms = std::clamp<std::int64_t>(lane.end - origin, lane.bar.start_ms,
-                                                   timeline.length_ms);
+        lane.bar.end_ms =
+            std::clamp<std::int64_t>(lane.end - origin, lane.bar.start_ms, timeline.length_ms);
         lane.bar.start = timestamp_of(lane.start);
         lane.bar.end = timestamp_of(lane.end);
         timeline.bars.push_back(std::move(lane.bar));

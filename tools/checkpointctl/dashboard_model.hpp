@@ -47,7 +47,7 @@ std::optional<std::string> last_completed_at(const checkpoint::CheckpointManager
 // One bar of a run's timeline: a stage's last attempt in the run.
 struct TimelineBar {
     std::string stage;
-    std::string status;  // completed, failed, started (still running), incomplete
+    std::string status;         // completed, failed, started (still running), incomplete
     std::int64_t start_ms = 0;  // since the run started
     std::int64_t end_ms = 0;    // since the run started; now for a running stage
     std::string start;          // timestamps of both ends
@@ -59,7 +59,7 @@ struct TimelineBar {
 
 struct Timeline {
     checkpoint::Run run;
-    std::int64_t length_ms = 0;    // from the run's start to its end (or now, or its last row)
+    std::int64_t length_ms = 0;     // from the run's start to its end (or now, or its last row)
     std::vector<TimelineBar> bars;  // in the order the stages first appear in the run
     std::int64_t rows = 0;          // history rows the run wrote
     std::vector<checkpoint::Checkpoint> failures;  // its Failed rows (at most max_failures)

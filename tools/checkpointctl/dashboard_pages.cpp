@@ -56,8 +56,7 @@ const char* const page_security_policy =
     "img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 std::string page_html(std::string_view view, std::string_view title) {
-    std::string html =
-        head(title, "<link rel=\"stylesheet\" href=\"/assets/dashboard.css\">\n");
+    std::string html = head(title, "<link rel=\"stylesheet\" href=\"/assets/dashboard.css\">\n");
     html += "</head>\n<body data-view=\"" + html_escape(view) + "\">\n";
     html += top_bar;
     html +=
@@ -68,9 +67,8 @@ std::string page_html(std::string_view view, std::string_view title) {
 }
 
 std::string message_page_html(int status, std::string_view heading, std::string_view message) {
-    std::string html =
-        head(std::to_string(status) + " " + std::string(heading),
-             "<link rel=\"stylesheet\" href=\"/assets/dashboard.css\">\n");
+    std::string html = head(std::to_string(status) + " " + std::string(heading),
+                            "<link rel=\"stylesheet\" href=\"/assets/dashboard.css\">\n");
     html += "</head>\n<body data-view=\"message\">\n";
     html += top_bar;
     html += "<main><h1>" + std::to_string(status) + " " + html_escape(heading) +

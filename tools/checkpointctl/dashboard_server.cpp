@@ -233,24 +233,24 @@ void add_routes(httplib::Server& server, Dashboard& dashboard) {
                    send_html(response, 200,
                              page_html("history", "checkpoint · " + pipeline + " · history"));
                }));
-    for (const char* name : {"dashboard.css", "dashboard.js"}) {
-        const std::string type = std::string(name).size() > 4 &&
-                                         std::string(name).substr(std::string(name).size() - 3) ==
-                                             ".js"
-                                     ? "text/javascript; charset=utf-8"
-                                     : "text/css; charset=utf-8";
-        server.Get(std::string("/assets/") + name,
-                   guarded(false, [name, type](const httplib::Request&, httplib::Response& response) {
+    struct Asset {
+        const char* name;
+        const char* type;
+    };
+    for (const Asset& file : {Asset{"dashboard.css", "text/css; charset=utf-8"},
+                              Asset{"dashboard.js", "text/javascript; charset=utf-8"}}) {
+        server.Get(std::string("/assets/") + file.name,
+                   guarded(false, [file](const httplib::Request&, httplib::Response& response) {
                        secure(response);
                        response.set_header("Cache-Control", "no-cache");
-                       const auto text = asset(name);
-                       response.set_content(text.data(), text.size(), type.c_str());
+                       const auto text = asset(file.name);
+                       response.set_content(text.data(), text.size(), file.type);
                    }));
     }
 
     // ---- The JSON API ----
-    server.Get("/api/pipelines", guarded(true, [&dashboard](const httplib::Request&,
-                                                            httplib::Response& response) {
+    server.Get("/api/pipelines",
+               guarded(true, [&dashboard](const httplib::Request&, httplib::Response& response) {
                    send_json(response, 200, pipelines_json(dashboard.summaries()));
                }));
     server.Get("/api/stages", guarded(true, [&dashboard](const httplib::Request& request,
@@ -259,11 +259,12 @@ void add_routes(httplib::Server& server, Dashboard& dashboard) {
                    send_json(response, 200,
                              stages_json(pipeline, stage_views(dashboard.manager(pipeline))));
                }));
-    server.Get("/api/runs", guarded(true, [&dashboard](const httplib::Request& request,
-                                                       httplib::Response& response) {
-                   const auto pipeline = required(request, "pipeline");
-                   send_json(response, 200, runs_json(pipeline, dashboard.manager(pipeline).runs()));
-               }));
+    server.Get(
+        "/api/runs",
+        guarded(true, [&dashboard](const httplib::Request& request, httplib::Response& response) {
+            const auto pipeline = required(request, "pipeline");
+            send_json(response, 200, runs_json(pipeline, dashboard.manager(pipeline).runs()));
+        }));
     server.Get("/api/history", guarded(true, [&dashboard](const httplib::Request& request,
                                                           httplib::Response& response) {
                    const auto pipeline = required(request, "pipeline");
@@ -281,8 +282,8 @@ void add_routes(httplib::Server& server, Dashboard& dashboard) {
                                        "no run '" + run + "' in pipeline '" + pipeline + "'"};
                    send_json(response, 200, run_json(pipeline, *timeline));
                }));
-    server.Get("/metrics", guarded(true, [&dashboard](const httplib::Request&,
-                                                      httplib::Response& response) {
+    server.Get("/metrics",
+               guarded(true, [&dashboard](const httplib::Request&, httplib::Response& response) {
                    secure(response);
                    response.set_content(metrics_text(dashboard.summaries()),
                                         "text/plain; version=0.0.4; charset=utf-8");
@@ -304,8 +305,8 @@ std::string bind_failure(const ListenAddress& address) {
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
     addrinfo* found = nullptr;
-    const int resolved = getaddrinfo(address.host.c_str(), std::to_string(address.port).c_str(),
-                                     &hints, &found);
+    const int resolved =
+        getaddrinfo(address.host.c_str(), std::to_string(address.port).c_str(), &hints, &found);
     if (resolved != 0) return std::string("cannot resolve the host: ") + gai_strerror(resolved);
     std::string reason = "cannot bind";
     for (addrinfo* entry = found; entry; entry = entry->ai_next) {

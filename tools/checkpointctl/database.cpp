@@ -69,8 +69,7 @@ checkpoint::CheckpointManager open_database(const Settings& settings, bool read_
     return checkpoint::CheckpointManager(location.directory, location.options);
 }
 
-checkpoint::CheckpointManager open_pipeline(const Settings& settings,
-                                            const std::string& pipeline) {
+checkpoint::CheckpointManager open_pipeline(const Settings& settings, const std::string& pipeline) {
     Settings other = settings;
     other.pipeline = pipeline;
     return open_database(other, true);

@@ -59,7 +59,9 @@ int run_status(const Settings& settings) {
                      status_columns);
     // A completed stage that is not up to date (has_checkpoint false) reads "stale", with
     // the library's reason.
-    const auto write = [&](const checkpoint::Checkpoint& state) { out.write(status_record(state)); };
+    const auto write = [&](const checkpoint::Checkpoint& state) {
+        out.write(status_record(state));
+    };
     if (settings.stages.empty()) {
         for (const auto& state : manager.stages()) write(state);
     } else {

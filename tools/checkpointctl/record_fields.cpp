@@ -70,7 +70,7 @@ std::vector<Field> checkpoint_record(const checkpoint::Checkpoint& row) {
     };
 }
 
-const std::vector<std::string> status_columns = {"stage",  "status", "version",
+const std::vector<std::string> status_columns = {"stage",       "status", "version",
                                                  "last_change", "run_id", "reason"};
 
 std::string reported_status(const checkpoint::Checkpoint& state) {
@@ -78,19 +78,24 @@ std::string reported_status(const checkpoint::Checkpoint& state) {
 }
 
 std::vector<Field> status_record(const checkpoint::Checkpoint& state) {
-    return {state.stage,     reported_status(state), state.version,
-            state.timestamp, state.run_id,           state.stale ? text_or_null(state.stale_reason)
-                                                                 : Field{}};
+    return {state.stage,   reported_status(state),
+            state.version, state.timestamp,
+            state.run_id,  state.stale ? text_or_null(state.stale_reason) : Field{}};
 }
 
-const std::vector<std::string> run_columns = {"run_id", "started_at", "ended_at",
-                                              "host",   "pid",        "user",
-                                              "completed", "failed",  "outcome"};
+const std::vector<std::string> run_columns = {"run_id", "started_at", "ended_at", "host",   "pid",
+                                              "user",   "completed",  "failed",   "outcome"};
 
 std::vector<Field> run_record(const checkpoint::Run& run) {
-    return {run.run_id, run.started_at, run.ended_at ? Field{*run.ended_at} : Field{},
-            run.host,   run.pid,        run.user,
-            run.stages_completed, run.stages_failed, std::string(to_string(run.outcome))};
+    return {run.run_id,
+            run.started_at,
+            run.ended_at ? Field{*run.ended_at} : Field{},
+            run.host,
+            run.pid,
+            run.user,
+            run.stages_completed,
+            run.stages_failed,
+            std::string(to_string(run.outcome))};
 }
 
 }  // namespace checkpointctl
