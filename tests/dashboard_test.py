@@ -292,7 +292,12 @@ class DevTools:
 
     def close(self):
         if self.proc.poll() is None:
-            self.proc.kill()
+            try:
+                self.session = None
+                self.call("Browser.close", timeout=10)
+                self.proc.wait(timeout=10)
+            except (AssertionError, OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
         self.proc.wait(timeout=TIMEOUT)
         for fd in (self.to_browser, self.from_browser):
             try:
@@ -574,8 +579,8 @@ class LiveTest(DashboardTestCase):
                                    "[0].querySelector('.elapsed').textContent",
                                    "the running stage's elapsed time")
         self.assertRegex(elapsed, r"^running \d")
-        self.assertEqual(browser.evaluate("document.querySelector('#runs tbody tr .badge')"
-                                          ".textContent"), "running")
+        browser.wait_for("document.querySelector('#runs tbody tr .badge').textContent === "
+                         "'running'", "the worker's run, running")
         do("save live stage")
         browser.wait_for(row + "[0].dataset.status === 'completed'", "the completed stage")
         do("save another stage")
@@ -763,6 +768,9 @@ class ReportTest(DashboardTestCase):
         # self-contained: nothing to fetch
         self.assertNotRegex(text, r"<(link|img|iframe)\b|<script[^>]*\bsrc=|url\(")
         self.assertEqual(re.findall(r"https?://[^\s\"'<]+", text), ["http://www.w3.org/2000/svg"])
+        # the data cannot end its <script> element
+        self.assertNotIn(SCRIPT_STAGE, text)
+        self.assertNotIn("</script><script>document", text)
         raw = dump_dom(report.as_uri(), self.profile())
         dom = Dom(raw)
         status = ctl_json("status", "--dir", directory)
