@@ -229,13 +229,16 @@
       var rect = svg('rect', {'class': 'timeline-bar ' + token(bar.status), x: x0, y: y + 6,
                               width: w, height: lane - 12, 'data-stage': bar.stage,
                               'data-status': bar.status});
-      rect.appendChild(svg('title', {text: bar.stage + ': ' + bar.status + ', ' +
-          duration(bar.duration_ms) + ' (' + time(bar.start) + ' → ' + time(bar.end) + ')' +
+      // The bar spans its rows' timestamps; the duration the library measured is in the tip.
+      var span = bar.end_ms - bar.start_ms;
+      rect.appendChild(svg('title', {text: bar.stage + ': ' + bar.status + ', ' + duration(span) +
+          ' (' + time(bar.start) + ' → ' + time(bar.end) + '; measured ' +
+          duration(bar.duration_ms) + ')' +
           (bar.attempts > 1 ? ', ' + bar.attempts + ' attempts' : '') +
           (bar.message ? '\n' + bar.message : '')}));
       g.appendChild(rect);
       g.appendChild(svg('text', {'class': 'duration', x: x0 + w + 6, y: y + 19,
-                                 text: duration(bar.duration_ms) +
+                                 text: duration(span) +
                                        (bar.attempts > 1 ? ' ×' + bar.attempts : '')}));
       root.appendChild(g);
     });
