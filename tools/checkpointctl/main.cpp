@@ -506,7 +506,8 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
             },
             "HOST:PORT"));
     serve->footer(
-        "Opens the database read-only; never writes. Stop it with Ctrl-C (or SIGTERM).\n"
+        "Shows every pipeline of the database (whatever --pipeline says); opens it read-only\n"
+        "and never writes. Stop it with Ctrl-C (or SIGTERM).\n"
         "Example: checkpointctl serve --dir checkpoints --listen 127.0.0.1:8765");
 
     auto* report =
