@@ -1,18 +1,19 @@
 #include <checkpoint/checkpoint_manager.hpp>
 
+#include "backend.hpp"
 #include "clock.hpp"
 #include "identity.hpp"
 #include "logging.hpp"
 #include "migrations.hpp"
 #include "names.hpp"
-#include "output_files.hpp"
 #include "sha256.hpp"
-#include "store.hpp"
+#include "validation.hpp"
 
 #include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -28,38 +29,6 @@ int schema_version() noexcept {
 }
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-namespace {
-
-constexpr std::size_t max_inline_output_limit = 512 * 1024 * 1024;
-
-// SaveOptions::metadata as the stored text: compact JSON, empty for an empty object.
-std::string metadata_text(const nlohmann::json& metadata, const std::string& stage) {
-    const std::string where = "saving stage '" + stage + "': SaveOptions::metadata ";
-    if (metadata.is_null()) return {};
-    if (!metadata.is_object()) {
-        throw Error(ErrorCode::InvalidArgument, where + "must be a JSON object (it is " +
-                                                    metadata.type_name() +
-                                                    "); nothing was written");
-    }
-    if (metadata.empty()) return {};
-    std::string text;
-    try {
-        text = metadata.dump();  // strict: invalid UTF-8 throws
-    } catch (const nlohmann::json::exception&) {
-        throw Error(ErrorCode::InvalidArgument,
-                    where + "holds a string that is not valid UTF-8; nothing was written");
-    }
-    if (text.size() > max_metadata_bytes) {
-        throw Error(ErrorCode::InvalidArgument,
-                    where + "is " + std::to_string(text.size()) + " bytes as JSON, more than " +
-                        std::to_string(max_metadata_bytes) +
-                        "; store large data as the output instead. Nothing was written");
-    }
-    return text;
-}
-
-}  // namespace
-
 struct CheckpointManager::Impl {
     // A write waiting in the group-commit queue.
     struct Queued {
@@ -71,44 +40,19 @@ struct CheckpointManager::Impl {
         : options(std::move(opts)),
           logger(options.logger ? options.logger : detail::default_logger()),
           run_id(detail::new_run_id()),
-          store(make_store(directory, options, run_id)) {}
+          store(open_store(directory, options, run_id)) {}
 
-    static detail::Store make_store(const std::filesystem::path& directory, const Options& options,
-                                    const std::string& run_id) {
-        validate_name(options.pipeline, "pipeline name");
-        if (options.busy_timeout.count() < 0 || options.busy_timeout > std::chrono::hours(24)) {
-            throw Error(
-                ErrorCode::InvalidArgument,
-                "invalid Options::busy_timeout: " + std::to_string(options.busy_timeout.count()) +
-                    " ms; give 0 ms to 24 hours");
-        }
-        const std::filesystem::path file(options.database_file);
-        if (options.database_file.empty() || file != file.filename() || file == "." ||
-            file == "..") {
-            throw Error(ErrorCode::InvalidArgument,
-                        "invalid Options::database_file '" + options.database_file +
-                            "': give a plain file name such as checkpoints.db, without '/'");
-        }
-        if (directory.empty()) {
-            throw Error(ErrorCode::InvalidArgument,
-                        "invalid checkpoint directory: the path is empty");
-        }
-        if (options.max_inline_output > max_inline_output_limit) {
-            throw Error(ErrorCode::InvalidArgument,
-                        "invalid Options::max_inline_output " +
-                            std::to_string(options.max_inline_output) + ": give at most " +
-                            std::to_string(max_inline_output_limit) + " bytes (512 MiB)");
-        }
-        if ((options.file_mode & ~0777u) != 0 || (options.file_mode & 0600u) != 0600u) {
-            throw Error(ErrorCode::InvalidArgument,
-                        "invalid Options::file_mode " + std::to_string(options.file_mode) +
-                            ": give permission bits (at most 0777) that include owner read "
-                            "and write (0600)");
-        }
-        detail::StoreConfig config{directory,          options.database_file, options.pipeline,
-                                   options.durability, options.busy_timeout,  options.read_only,
-                                   options.file_mode};
-        return detail::Store(config, detail::RunIdentity{run_id, detail::current_process()});
+    // Validates the options (the API boundary: nothing is opened before they pass), then
+    // opens the backend.
+    static std::unique_ptr<detail::Backend> open_store(const std::filesystem::path& directory,
+                                                       const Options& options,
+                                                       const std::string& run_id) {
+        detail::check_options(directory, options);
+        detail::BackendConfig config{
+            directory,          options.database_file,    options.pipeline,
+            options.durability, options.busy_timeout,     options.read_only,
+            options.file_mode,  options.max_inline_output};
+        return detail::open_backend(config, detail::RunIdentity{run_id, detail::current_process()});
     }
 
     // Group commit. A writer queues its write; the first writer that finds no leader
@@ -151,11 +95,27 @@ struct CheckpointManager::Impl {
             writes.reserve(batch.size());
             for (Queued* queued : batch) writes.push_back(&queued->write);
             std::lock_guard connection(mutex);
-            store.write_batch(writes);
+            store->write_batch(writes);
+            note_failed_stages(writes);
         } catch (...) {  // out of memory: fail every write that has no result yet
             for (Queued* queued : batch)
                 if (!queued->write.appended && !queued->write.error)
                     queued->write.error = std::current_exception();
+        }
+    }
+
+    // After a commit: a run failed when one of its stages failed and was not completed
+    // after (close_run). Called with `mutex` held.
+    void note_failed_stages(const std::vector<detail::Write*>& writes) {
+        for (const detail::Write* write : writes) {
+            if (write->error || !write->appended) continue;
+            if (write->kind == detail::Write::Kind::Stage && write->status == Status::Failed) {
+                failed_stages.insert(write->stage);
+            } else if (write->kind == detail::Write::Kind::Import ||
+                       (write->kind == detail::Write::Kind::Stage &&
+                        write->status == Status::Completed)) {
+                failed_stages.erase(write->stage);
+            }
         }
     }
 
@@ -181,10 +141,10 @@ struct CheckpointManager::Impl {
     bool up_to_date(std::string_view stage, const std::string_view* fingerprint) {
         validate_name(stage, "stage name");
         const std::string name(stage);
-        detail::Store::HeadState state;
+        detail::HeadState state;
         {
             std::lock_guard lock(mutex);
-            state = store.head_state(name, fingerprint != nullptr);
+            state = store->head_state(name, fingerprint != nullptr);
         }
         if (!state.completed) {
             logger->debug("has_checkpoint('{}') = false", name);
@@ -207,23 +167,19 @@ struct CheckpointManager::Impl {
                                            std::optional<std::int64_t> version) {
         validate_name(stage, "stage name");
         const std::string name(stage);
-        std::optional<detail::Store::OutputLocation> location;
+        std::optional<detail::OutputLocation> location;
         {
             std::lock_guard lock(mutex);
-            location = store.output_of(name, version);
+            location = store->output_of(name, version);
         }
         if (!location) return std::nullopt;
         try {
             const StoredOutput& output = location->output;
             // The file is read without holding the connection.
-            if (!output.in_database) {
-                return detail::read_output_file(store.outputs_directory(), output.sha256,
-                                                static_cast<std::uint64_t>(output.size));
-            }
+            if (!output.in_database) return store->read_output_file(output);
             if (detail::to_hex(detail::sha256(location->data)) != output.sha256) {
                 throw Error(ErrorCode::OutputDamaged,
-                            "checkpoint database " + store.path().string() +
-                                ": the output of stage '" + name +
+                            store->description() + ": the output of stage '" + name +
                                 "' stored in the database no longer matches its SHA-256 "
                                 "(altered). The stage must run again: clear it or save it "
                                 "anew");
@@ -252,8 +208,9 @@ struct CheckpointManager::Impl {
     Options options;
     std::shared_ptr<spdlog::logger> logger;
     std::string run_id;
-    mutable std::mutex mutex;  // guards the store (its one connection)
-    mutable detail::Store store;
+    mutable std::mutex mutex;  // guards the store (its one connection) and failed_stages
+    std::unique_ptr<detail::Backend> store;
+    std::set<std::string> failed_stages;  // failed in this run, not completed since
 
     std::mutex queue_mutex;  // guards the group-commit queue
     std::condition_variable committed;
@@ -274,7 +231,7 @@ CheckpointManager::CheckpointManager(std::filesystem::path checkpoint_dir, Optio
         logger->error("{}", e.what());
         throw;
     }
-    impl_->logger->debug("opened {} (pipeline '{}', run {})", impl_->store.path().native(),
+    impl_->logger->debug("opened {} (pipeline '{}', run {})", impl_->store->location(),
                          impl_->options.pipeline, impl_->run_id);
 }
 
@@ -282,7 +239,7 @@ CheckpointManager::~CheckpointManager() {
     if (!impl_) return;
     try {
         std::lock_guard lock(impl_->mutex);
-        impl_->store.close_run();
+        impl_->store->close_run(!impl_->failed_stages.empty());
     } catch (const std::exception& e) {
         impl_->logger->error("{}; the run will read as died", e.what());
     } catch (...) {
@@ -307,7 +264,7 @@ void CheckpointManager::save_checkpoint(std::string_view stage) {
         impl_->write_stage(name, Status::Completed, impl_->elapsed_since_begin(name));
     impl_->set_begun(name, false);
     impl_->logger->info("saved stage '{}' version {} in {}", name, appended.version,
-                        impl_->store.path().native());
+                        impl_->store->location());
 }
 
 void CheckpointManager::save_checkpoint(std::string_view stage, const SaveOptions& options) {
@@ -317,32 +274,15 @@ void CheckpointManager::save_checkpoint(std::string_view stage, const SaveOption
     write.kind = detail::Write::Kind::Stage;
     write.stage = name;
     write.status = Status::Completed;
-    write.metadata = metadata_text(options.metadata, name);
-    if (!options.fingerprint.empty()) validate_name(options.fingerprint, "fingerprint");
+    write.metadata = detail::check_save_options(name, options);
     write.fingerprint = options.fingerprint;
-    for (std::size_t i = 0; i < options.inputs.size(); ++i) {
-        const std::string& input = options.inputs[i];
-        validate_name(input, "input stage name");
-        if (input == name) {
-            throw Error(ErrorCode::InvalidArgument, "saving stage '" + name +
-                                                        "': a stage cannot be its own input; "
-                                                        "nothing was written");
-        }
-        for (std::size_t j = 0; j < i; ++j) {
-            if (options.inputs[j] == input) {
-                throw Error(ErrorCode::InvalidArgument,
-                            "saving stage '" + name + "': input '" + input +
-                                "' is named twice; nothing was written");
-            }
-        }
-    }
     write.inputs = options.inputs;
     if (options.output && !options.inputs.empty()) {
         // Checked again in the transaction; checked here first so that a save refused for
         // its inputs leaves no output file behind.
         std::lock_guard lock(impl_->mutex);
         for (const std::string& input : options.inputs) {
-            const detail::Store::HeadState state = impl_->store.head_state(input, false);
+            const detail::HeadState state = impl_->store->head_state(input, false);
             if (!state.completed || !state.stale_reason.empty()) {
                 throw Error(ErrorCode::InvalidArgument,
                             "saving stage '" + name + "': its input '" + input + "' " +
@@ -357,17 +297,12 @@ void CheckpointManager::save_checkpoint(std::string_view stage, const SaveOption
     if (options.output) {
         write.output = &*options.output;
         write.output_sha256 = detail::to_hex(detail::sha256(*options.output));
-        write.output_in_database = options.output->size() <= impl_->options.max_inline_output;
-        // Written (and fsynced) before the row's transaction, so that the lock is not held
-        // meanwhile; the transaction checks that it is still there.
-        if (!write.output_in_database && !impl_->options.read_only) {
-            try {
-                detail::write_output_file(impl_->store.outputs_directory(), write.output_sha256,
-                                          *options.output, impl_->options.file_mode);
-            } catch (const Error& e) {
-                impl_->logger->error("saving stage '{}': {}", name, e.what());
-                throw;
-            }
+        // Before the transaction, without the connection (the backend's part outside it).
+        try {
+            impl_->store->prepare_output(write);
+        } catch (const Error& e) {
+            impl_->logger->error("saving stage '{}': {}", name, e.what());
+            throw;
         }
     }
     write.duration_ms = impl_->elapsed_since_begin(name);
@@ -377,10 +312,10 @@ void CheckpointManager::save_checkpoint(std::string_view stage, const SaveOption
         impl_->logger->info("saved stage '{}' version {} with a {}-byte output ({}) in {}", name,
                             write.appended->version, options.output->size(),
                             write.output_in_database ? "in the database" : "in a file",
-                            impl_->store.path().native());
+                            impl_->store->location());
     } else {
         impl_->logger->info("saved stage '{}' version {} in {}", name, write.appended->version,
-                            impl_->store.path().native());
+                            impl_->store->location());
     }
 }
 
@@ -425,14 +360,14 @@ void CheckpointManager::clear_checkpoints() {
     write.kind = detail::Write::Kind::PipelineClear;
     impl_->submit(write);
     impl_->logger->info("cleared every stage of pipeline '{}' (history row {}) in {}",
-                        impl_->options.pipeline, write.appended->id, impl_->store.path().native());
+                        impl_->options.pipeline, write.appended->id, impl_->store->location());
 }
 
 void CheckpointManager::clear_checkpoint(std::string_view stage) {
     validate_name(stage, "stage name");
     const std::string name(stage);
     impl_->write_stage(name, Status::Cleared);
-    impl_->logger->info("cleared stage '{}' in {}", name, impl_->store.path().native());
+    impl_->logger->info("cleared stage '{}' in {}", name, impl_->store->location());
 }
 
 std::vector<std::string> CheckpointManager::clear_checkpoint(std::string_view stage,
@@ -447,30 +382,16 @@ std::vector<std::string> CheckpointManager::clear_checkpoint(std::string_view st
     write.stage = std::string(stage);
     impl_->submit(write);
     impl_->logger->info("cleared stage '{}' and {} downstream stage(s) in {}", write.stage,
-                        write.cleared.size() - 1, impl_->store.path().native());
+                        write.cleared.size() - 1, impl_->store->location());
     return write.cleared;
 }
 
 PruneResult CheckpointManager::prune(const PruneOptions& options) {
-    if (options.keep_last && *options.keep_last < 1) {
-        throw Error(ErrorCode::InvalidArgument, "invalid PruneOptions::keep_last " +
-                                                    std::to_string(*options.keep_last) +
-                                                    ": keep at least 1 version per stage");
-    }
-    if (options.older_than && options.older_than->count() < 0) {
-        throw Error(ErrorCode::InvalidArgument, "invalid PruneOptions::older_than " +
-                                                    std::to_string(options.older_than->count()) +
-                                                    " s: give 0 or more");
-    }
-    if (options.orphan_grace.count() < 0) {
-        throw Error(ErrorCode::InvalidArgument, "invalid PruneOptions::orphan_grace " +
-                                                    std::to_string(options.orphan_grace.count()) +
-                                                    " s: give 0 or more");
-    }
+    detail::check_prune_options(options);
     PruneResult result;
     try {
         std::lock_guard lock(impl_->mutex);
-        result = impl_->store.prune(options);
+        result = impl_->store->prune(options);
     } catch (const Error& e) {
         impl_->logger->error("{}", e.what());
         throw;
@@ -478,7 +399,7 @@ PruneResult CheckpointManager::prune(const PruneOptions& options) {
     impl_->logger->info(
         "pruned pipeline '{}': {} history rows, {} runs, {} output files, {} bytes, in {}",
         impl_->options.pipeline, result.rows_deleted, result.runs_deleted, result.files_deleted,
-        result.bytes_freed, impl_->store.path().native());
+        result.bytes_freed, impl_->store->location());
     return result;
 }
 
@@ -526,12 +447,12 @@ std::optional<std::string> CheckpointManager::load_output(std::string_view stage
 std::optional<Checkpoint> CheckpointManager::latest(std::string_view stage) const {
     validate_name(stage, "stage name");
     std::lock_guard lock(impl_->mutex);
-    return impl_->store.current(std::string(stage));
+    return impl_->store->current(std::string(stage));
 }
 
 std::vector<Checkpoint> CheckpointManager::stages() const {
     std::lock_guard lock(impl_->mutex);
-    return impl_->store.current_all();
+    return impl_->store->current_all();
 }
 
 std::vector<Checkpoint> CheckpointManager::history(const HistoryFilter& filter) const {
@@ -542,24 +463,24 @@ std::vector<Checkpoint> CheckpointManager::history(const HistoryFilter& filter) 
 
 void CheckpointManager::for_each_history(
     const HistoryFilter& filter, const std::function<void(const Checkpoint&)>& visit) const {
-    if (filter.stage) validate_name(*filter.stage, "stage name");
+    const HistoryFilter checked = detail::check_filter(filter);
     std::lock_guard lock(impl_->mutex);
-    impl_->store.for_each_history(filter, visit);
+    impl_->store->for_each_history(checked, visit);
 }
 
 std::vector<Run> CheckpointManager::runs() const {
     std::lock_guard lock(impl_->mutex);
-    return impl_->store.runs();
+    return impl_->store->runs();
 }
 
 std::vector<std::string> CheckpointManager::pipelines() const {
     std::lock_guard lock(impl_->mutex);
-    return impl_->store.pipelines();
+    return impl_->store->pipelines();
 }
 
 std::vector<std::string> CheckpointManager::verify() const {
     std::lock_guard lock(impl_->mutex);
-    return impl_->store.verify();
+    return impl_->store->verify();
 }
 
 const std::string& CheckpointManager::run_id() const noexcept {
@@ -571,11 +492,11 @@ const std::string& CheckpointManager::pipeline() const noexcept {
 }
 
 std::filesystem::path CheckpointManager::outputs_directory() const {
-    return impl_->store.outputs_directory();
+    return impl_->store->outputs_directory();
 }
 
 const std::filesystem::path& CheckpointManager::database_path() const noexcept {
-    return impl_->store.path();
+    return impl_->store->path();
 }
 
 }  // namespace checkpoint

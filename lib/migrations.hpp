@@ -1,17 +1,10 @@
-// The schema migrations in migrations/*.sql, embedded at build time, and their runner.
+// The schema migrations of each backend (migrations/<backend>/*.sql), embedded at build
+// time. Their runners are in the backends (sqlite/migrate.hpp).
 #pragma once
 
-#include <filesystem>
 #include <vector>
 
-namespace SQLite {
-class Database;
-}
-
 namespace checkpoint::detail {
-
-// PRAGMA application_id of every checkpoint database: "CHKP".
-inline constexpr int application_id = 0x43484B50;
 
 struct Migration {
     int number;        // NNNN of NNNN_name.sql: 1, 2, 3, ... without gaps
@@ -19,16 +12,12 @@ struct Migration {
     const char* sql;   // its text
 };
 
-// Every migration, in order (generated from migrations/ by cmake/EmbedMigrations.cmake).
-const std::vector<Migration>& embedded_migrations();
+// Every SQLite migration, in order (generated from migrations/sqlite/ by
+// cmake/EmbedMigrations.cmake).
+const std::vector<Migration>& embedded_sqlite_migrations();
 
-// The schema version this library writes: the number of the last migration.
+// The schema version this library writes to SQLite databases: the number of the last
+// SQLite migration (checkpoint::schema_version()).
 int latest_schema_version();
-
-// Applies every migration newer than the database's PRAGMA user_version, all in one
-// BEGIN IMMEDIATE transaction, and records them in schema_migrations. A database already
-// at the latest version is left untouched. Throws Error(SchemaTooNew) without writing
-// when the database is newer than this library; SQLite::Exception on SQLite failures.
-void migrate(SQLite::Database& db, const std::filesystem::path& path);
 
 }  // namespace checkpoint::detail

@@ -69,7 +69,7 @@ WITHOUT_ASAN_QUARANTINE = dict(ENV, ASAN_OPTIONS=":".join(
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VERIFY, EXIT_NOT_FOUND, EXIT_NOT_A_DB, EXIT_SCHEMA, EXIT_BUSY = range(8)
 
 # The schema version the tool writes: one per migration file.
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations" / "sqlite"
 SCHEMA_VERSION = len(list(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql")))
 # A database written by the library at schema version 1 (tests/data/README.md).
 SCHEMA1_DB = Path(__file__).resolve().parent / "data" / "schema1.db"
@@ -2485,4 +2485,8 @@ def load_tests(loader, tests, pattern):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    program = unittest.main(exit=False)
+    if program.result.testsRun == 0:
+        print("checkpointctl_test: ran no test", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0 if program.result.wasSuccessful() else 1)

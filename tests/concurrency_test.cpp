@@ -1,8 +1,10 @@
 // Concurrency: threads sharing one CheckpointManager, processes sharing one directory
 // (including the race on creating and migrating the database), and the busy timeout.
 #include <checkpoint/checkpoint_manager.hpp>
+#include <checkpoint/fingerprint.hpp>
 
 #include "child_process.hpp"
+#include "fault_vfs.hpp"
 #include "files.hpp"
 #include "raw_db.hpp"
 #include "temp_dir.hpp"
@@ -34,6 +36,7 @@ using checkpoint::Options;
 using checkpoint::RunOutcome;
 using checkpoint::Status;
 using checkpoint::test::ChildProcess;
+using checkpoint::test::FaultVfs;
 using checkpoint::test::RawDb;
 using checkpoint::test::read_file;
 using checkpoint::test::TempDir;
@@ -487,4 +490,77 @@ TEST_CASE("threads whose saves meet a held write lock all fail or all succeed to
     }
     RawDb raw(manager.database_path(), SQLITE_OPEN_READONLY);
     CHECK(raw.value("PRAGMA integrity_check") == "ok");
+}
+
+TEST_CASE("a save checks its output file only once it holds the write lock", "[concurrency]") {
+    // A save writes its output file, then takes the write lock (BEGIN IMMEDIATE), and only
+    // then checks that the file is still there (a prune may have deleted it meanwhile: it
+    // had no row yet) and writes it again if not. Here the file disappears while the save
+    // waits for the lock. With the check made before the lock is taken (a deferred BEGIN),
+    // the save either fails at once with Busy or commits a row whose file is missing.
+    // Deterministic: the test waits for the save to sleep in SQLite's busy handler (the
+    // VFS counts the sleeps), not for some time to pass.
+    using namespace std::chrono_literals;
+    FaultVfs vfs;  // counts sleeps; registered before any connection is opened
+    TempDir dir;
+    Options options;
+    options.busy_timeout = 600s;    // far longer than the test: the save never times out
+    options.max_inline_output = 0;  // every non-empty output in a file
+    CheckpointManager manager(dir.path(), options);
+    manager.save_checkpoint("first");  // the run is recorded: the next save only appends
+
+    const std::string bytes = "the output of stage 'second'";
+    const auto file = manager.outputs_directory() / checkpoint::fingerprint_of(bytes);
+    RawDb holder(manager.database_path());
+    REQUIRE(holder.exec("BEGIN IMMEDIATE") == SQLITE_OK);
+    const std::int64_t sleeps_before = vfs.sleeps();
+
+    std::atomic<bool> finished{false};
+    std::exception_ptr error;
+    std::thread saver([&] {
+        try {
+            checkpoint::SaveOptions save;
+            save.output = bytes;
+            manager.save_checkpoint("second", save);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        finished = true;
+    });
+    // Until the save sleeps on the lock, or ends without waiting for it (bounded, so that
+    // a save that neither waits nor ends fails the test instead of hanging it).
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    while (vfs.sleeps() == sleeps_before && !finished &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);
+    }
+    const bool blocked = vfs.sleeps() > sleeps_before && !finished;
+    bool removed = false;
+    if (blocked) removed = std::filesystem::remove(file);
+    CHECK(holder.exec("ROLLBACK") == SQLITE_OK);
+    saver.join();
+
+    std::string failure;
+    try {
+        if (error) std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    {
+        INFO("the save must wait for the write lock another connection holds; it "
+             << (finished ? "ended without waiting: " + failure : "never slept"));
+        REQUIRE(blocked);
+    }
+    {
+        INFO("the save writes its output file before it waits for the lock");
+        CHECK(removed);
+    }
+    {
+        INFO("the save failed: " << failure);
+        REQUIRE_FALSE(error);
+    }
+    // The save wrote the file again under the lock: the row and its file agree.
+    CHECK(manager.has_checkpoint("second"));
+    CHECK(manager.load_output("second") == bytes);
+    CHECK(read_file(file) == bytes);
 }

@@ -75,7 +75,7 @@ TEST_CASE("a missing directory is created with its parents", "[save]") {
     CHECK(std::filesystem::exists(dir.path() / "a" / "b" / "c" / "checkpoints.db"));
 }
 
-TEST_CASE("each save is a new version; versions survive clears and never repeat", "[save]") {
+TEST_CASE("each save is a new version, and versions survive clears and never repeat", "[save]") {
     TempDir dir;
     CheckpointManager manager(dir.path());
     manager.save_checkpoint("s");

@@ -2,6 +2,7 @@
 // schema versions, migrations and the connection settings.
 #include <checkpoint/checkpoint_manager.hpp>
 
+#include "child_process.hpp"
 #include "files.hpp"
 #include "raw_db.hpp"
 #include "temp_dir.hpp"
@@ -22,6 +23,7 @@ using checkpoint::Options;
 using checkpoint::test::exec_sql;
 using checkpoint::test::query_value;
 using checkpoint::test::read_file;
+using checkpoint::test::run_command;
 using checkpoint::test::TempDir;
 using checkpoint::test::write_file;
 
@@ -30,11 +32,11 @@ namespace {
 // The on-disk contract: PRAGMA application_id of a checkpoint database ("CHKP").
 constexpr int checkpoint_application_id = 0x43484B50;
 
-// The schema version of this source tree: the number of migrations/NNNN_*.sql files.
+// The schema version of this source tree: the number of migrations/sqlite/NNNN_*.sql files.
 int latest_schema_version() {
     int count = 0;
     for (const auto& entry : std::filesystem::directory_iterator(
-             std::filesystem::path(CHECKPOINT_SOURCE_DIR) / "migrations"))
+             std::filesystem::path(CHECKPOINT_SOURCE_DIR) / "migrations" / "sqlite"))
         if (entry.path().extension() == ".sql") ++count;
     return count;
 }
@@ -273,6 +275,31 @@ TEST_CASE("database files are created readable and writable by the owner only", 
     }
 }
 
+TEST_CASE("another process under umask 000 still creates owner-only files and outputs",
+          "[security]") {
+    // The second direct check of file modes: a separate process (the test worker), with no
+    // umask to hide a wrong mode, creates the database and a file-backed output.
+    TempDir dir;
+    const auto result = run_command(
+        {"/bin/sh", "-c", "umask 000 && exec \"$0\" save-output \"$1\" s 1 5000 --inline-limit 100",
+         CHECKPOINT_TEST_WORKER, dir.path().string()});
+    INFO("worker stderr: " << result.err);
+    REQUIRE(result.exit_code == 0);
+    for (const char* name : {"checkpoints.db", "checkpoints.db-wal", "checkpoints.db-shm"}) {
+        INFO(name);
+        REQUIRE(std::filesystem::exists(dir / name));
+        CHECK(mode_of(dir / name) == 0600);
+    }
+    const auto outputs = dir / "checkpoints.db-outputs";
+    CHECK(mode_of(outputs) == 0700);
+    int files = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(outputs)) {
+        INFO(entry.path());
+        CHECK(mode_of(entry.path()) == 0600);
+        ++files;
+    }
+    CHECK(files == 1);
+}
 TEST_CASE("a database that is a symbolic link is refused", "[security]") {
     TempDir dir;
     TempDir elsewhere;

@@ -289,7 +289,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "kill -9 while pruning: current checkpoints keep their outputs; a second prune "
+    "kill -9 while pruning: current checkpoints keep their outputs and a second prune "
     "finishes",
     "[crash][prune]") {
     constexpr int rounds = 30;

@@ -932,7 +932,7 @@ TEST_CASE("Fingerprint::add_file: missing file NotFound, directory Io",
     error_of(ErrorCode::Io, [&] { Fingerprint().add_file(dir.path()); });
 }
 
-TEST_CASE("fingerprint_of is SHA-256; fingerprint_of_file agrees with sha256sum",
+TEST_CASE("fingerprint_of is SHA-256 and fingerprint_of_file agrees with sha256sum",
           "[staleness][fingerprint]") {
     CHECK(fingerprint_of("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     CHECK(fingerprint_of("abc") ==

@@ -352,7 +352,7 @@ TEST_CASE("an upgrade that fails half-way leaves the schema 1 database as it was
     // them may remain.
     std::string migration;
     for (const auto& entry :
-         fs::directory_iterator(fs::path(CHECKPOINT_SOURCE_DIR) / "migrations")) {
+         fs::directory_iterator(fs::path(CHECKPOINT_SOURCE_DIR) / "migrations" / "sqlite")) {
         if (entry.path().filename().string().rfind("0002_", 0) == 0)
             migration = read_file(entry.path());
     }

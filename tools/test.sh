@@ -71,12 +71,26 @@ show_scales() {  # build directory
     sed -n 's/^\(.*CHECKPOINT_TEST_SCALE=.*\)$/  \1/p' "$log"
 }
 
+# Runs the CTest suite of a build directory, then checks that it ran every test case
+# (tools/check_test_runs.py: each Catch2 test case exactly once and with an assertion,
+# each Python test file in full, each shell test to its end) and prints the counts. The
+# output of passing tests is kept (64 KiB, cut in the middle) for that check.
+run_ctest() {  # build directory
+    local junit="$PWD/$1/ctest-junit.xml"
+    rm -f "$junit"
+    (
+        cd "$1"
+        ctest --output-on-failure -j"$(nproc)" --timeout 900 --output-junit "$junit" \
+            --test-output-size-passed 65536 --test-output-truncation middle
+    )
+    python3 tools/check_test_runs.py "$1" "$junit"
+}
+
 begin "plain build and tests (build/)"
 tools/build.sh
 (
     export CHECKPOINT_TEST_SCALE=${CHECKPOINT_TEST_SCALE:-100}
-    cd build
-    ctest --output-on-failure -j"$(nproc)" --timeout 900
+    run_ctest build
 )
 show_scales build
 end "plain"
@@ -105,8 +119,7 @@ sanitized_suite() {  # name, CHECKPOINT_SANITIZE value, CHECKPOINT_TEST_SCALE va
         # must itself be linked with the sanitizer: CXX is the compiler with its flags.
         export CXX="$PWD/$build/sanitized-c++"
         cmake --build "$build" -j"$(nproc)"
-        cd "$build"
-        ctest --output-on-failure -j"$(nproc)" --timeout 900
+        run_ctest "$build"
     ) || {
         show_reports "$logs" || true
         return 1

@@ -48,6 +48,7 @@ struct State {
     std::int64_t fault_hits = 0;
 
     bool real_sync = true;
+    std::int64_t sleeps = 0;
 
     bool tracking = false;
     bool cut_armed = false;
@@ -361,6 +362,11 @@ int vfs_randomness(sqlite3_vfs*, int size, char* out) {
     return real_vfs()->xRandomness(real_vfs(), size, out);
 }
 int vfs_sleep(sqlite3_vfs*, int microseconds) {
+    {
+        State& s = state();
+        std::lock_guard lock(s.mutex);
+        ++s.sleeps;
+    }
     return real_vfs()->xSleep(real_vfs(), microseconds);
 }
 int vfs_current_time(sqlite3_vfs*, double* out) {
@@ -471,6 +477,7 @@ FaultVfs::FaultVfs() {
     s.fault_armed = false;
     s.fault_hits = 0;
     s.real_sync = true;
+    s.sleeps = 0;
     s.tracking = false;
     s.cut_armed = false;
     s.cut = false;
@@ -527,6 +534,12 @@ std::int64_t FaultVfs::fault_hits() const {
     State& s = state();
     std::lock_guard lock(s.mutex);
     return s.fault_hits;
+}
+
+std::int64_t FaultVfs::sleeps() const {
+    State& s = state();
+    std::lock_guard lock(s.mutex);
+    return s.sleeps;
 }
 
 void FaultVfs::set_real_sync(bool on) {

@@ -75,6 +75,11 @@ public:
     // How many calls failed because of the current (or last cleared) fault.
     std::int64_t fault_hits() const;
 
+    // How many times a connection slept through the shim (xSleep) since the shim was
+    // registered: SQLite's busy handler sleeps while another connection holds a lock it
+    // waits for, so a rising count means some call is blocked on a lock.
+    std::int64_t sleeps() const;
+
     // Whether xSync really calls fsync(). Off makes tests on a real disk fast; the power
     // loss simulation does not need it (it decides what is durable itself).
     void set_real_sync(bool on);

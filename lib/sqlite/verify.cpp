@@ -1,7 +1,7 @@
-#include "verify.hpp"
+#include "sqlite/verify.hpp"
 
-#include "output_files.hpp"
 #include "sha256.hpp"
+#include "sqlite/output_files.hpp"
 
 #include <checkpoint/error.hpp>
 

@@ -1,8 +1,8 @@
-#include "output_files.hpp"
+#include "sqlite/output_files.hpp"
 
-#include "db_file.hpp"
 #include "file_descriptor.hpp"
 #include "sha256.hpp"
+#include "sqlite/db_file.hpp"
 
 #include <checkpoint/error.hpp>
 

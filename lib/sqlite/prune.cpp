@@ -1,10 +1,10 @@
-// Retention: Store::prune. Rows go in one transaction; output files only in a second one
+// Retention: SqliteBackend::prune. Rows go in one transaction; output files only in a second one
 // that holds the write lock, and only once no row names them, so a prune killed at any
 // point never leaves a row pointing at a deleted file, and a save in flight (which checks
 // its file under the same lock) never commits a row whose file was just deleted.
 #include "clock.hpp"
-#include "output_files.hpp"
-#include "store_impl.hpp"
+#include "sqlite/output_files.hpp"
+#include "sqlite/sqlite_backend_impl.hpp"
 
 #include <checkpoint/error.hpp>
 
@@ -57,7 +57,7 @@ constexpr const char* sql_file_referenced =
 
 }  // namespace
 
-PruneResult Store::prune(const PruneOptions& options) {
+PruneResult SqliteBackend::prune(const PruneOptions& options) {
     Impl& s = *impl_;
     s.require_writable("pruning");
     PruneResult result;

@@ -1,9 +1,10 @@
-// The store's side of issue 4: saves that carry outputs and inputs, staleness, and
-// loading outputs. All SQL here is about checkpoint_inputs, output_data and the output
-// columns of checkpoints (migrations/0002_outputs_fingerprints_inputs.sql).
+// SqliteBackend's side of issue 4: saves that carry outputs and inputs, the facts that
+// staleness (staleness.hpp) is decided from, and loading outputs. All SQL here is about
+// checkpoint_inputs, output_data and the output columns of checkpoints
+// (migrations/sqlite/0002_outputs_fingerprints_inputs.sql).
 #include "clock.hpp"
-#include "output_files.hpp"
-#include "store_impl.hpp"
+#include "sqlite/output_files.hpp"
+#include "sqlite/sqlite_backend_impl.hpp"
 
 #include <checkpoint/error.hpp>
 
@@ -32,16 +33,12 @@ constexpr const char* sql_downstream =
     "  WHERE h.head_id > (SELECT cleared_id FROM pipelines WHERE pipeline = ?1)) "
     "SELECT stage FROM down WHERE stage <> ?2 ORDER BY stage";
 
-std::string quoted(const std::string& stage) {
-    return "'" + stage + "'";
-}
-
 }  // namespace
 
-Store::Impl::RowOutputs Store::Impl::row_outputs_of(std::int64_t id) {
+RowFacts SqliteBackend::Impl::row_facts(std::int64_t id) {
     StatementUse use(*row_outputs);
     row_outputs->bind(1, id);
-    RowOutputs row;
+    RowFacts row;
     row.id = id;
     if (!row_outputs->executeStep()) return row;  // pruned: nothing left to check
     row.output = stored_output(*row_outputs, 0);
@@ -50,7 +47,38 @@ Store::Impl::RowOutputs Store::Impl::row_outputs_of(std::int64_t id) {
     return row;
 }
 
-std::optional<Store::Impl::CompletedHead> Store::Impl::completed_head_of(const std::string& stage) {
+std::vector<InputFacts> SqliteBackend::Impl::input_facts(std::int64_t id) {
+    StatementUse use(*input_states);
+    input_states->bindNoCopy(1, config.pipeline);
+    input_states->bind(2, id);
+    std::vector<InputFacts> inputs;
+    while (input_states->executeStep()) {
+        InputFacts input;
+        input.stage = input_states->getColumn(0).getString();
+        input.used_id = input_states->getColumn(1).getInt64();
+        input.used_version = input_states->getColumn(2).getInt64();
+        if (!input_states->getColumn(3).isNull()) {
+            input.head =
+                InputFacts::Head{input_states->getColumn(3).getInt64(),
+                                 parse_status(input_states->getColumn(4).getString(), description),
+                                 input_states->getColumn(5).getInt64()};
+        }
+        input.cleared_id = input_states->getColumn(6).getInt64();
+        inputs.push_back(std::move(input));
+    }
+    return inputs;
+}
+
+std::optional<std::uint64_t> SqliteBackend::Impl::output_file_size(const std::string& sha256) {
+    return detail::output_file_size(outputs, sha256);
+}
+
+std::string SqliteBackend::Impl::output_file_name(const std::string& sha256) {
+    return (outputs / sha256).string();
+}
+
+std::optional<SqliteBackend::Impl::CompletedHead> SqliteBackend::Impl::completed_head_of(
+    const std::string& stage) {
     StatementUse use(*completed_head);
     completed_head->bindNoCopy(1, config.pipeline);
     completed_head->bindNoCopy(2, stage);
@@ -60,82 +88,7 @@ std::optional<Store::Impl::CompletedHead> Store::Impl::completed_head_of(const s
                          completed_head->getColumn(2).getInt() != 0};
 }
 
-std::string Store::Impl::stale_reason(const RowOutputs& row, StalenessCache& checked) {
-    if (const auto found = checked.find(row.id); found != checked.end()) return found->second;
-    std::string reason = uncached_stale_reason(row, checked);
-    checked[row.id] = reason;
-    return reason;
-}
-
-std::string Store::Impl::uncached_stale_reason(const RowOutputs& row, StalenessCache& checked) {
-    if (row.output && !row.output->in_database) {
-        const auto size = output_file_size(outputs, row.output->sha256);
-        const std::string file = (outputs / row.output->sha256).string();
-        if (!size) return "its output file " + file + " is missing";
-        if (*size != static_cast<std::uint64_t>(row.output->size)) {
-            return "its output file " + file + " holds " + std::to_string(*size) +
-                   " bytes instead of " + std::to_string(row.output->size);
-        }
-    }
-    if (row.input_count > 0) {
-        struct Input {
-            std::string stage;
-            std::int64_t id;
-        };
-        std::vector<Input> unchanged;  // inputs still at the version used: check them in turn
-        {
-            StatementUse use(*input_states);
-            input_states->bindNoCopy(1, config.pipeline);
-            input_states->bind(2, row.id);
-            while (input_states->executeStep()) {
-                const std::string stage = input_states->getColumn(0).getString();
-                const std::int64_t used_id = input_states->getColumn(1).getInt64();
-                const std::int64_t used_version = input_states->getColumn(2).getInt64();
-                if (input_states->getColumn(3).isNull()) {
-                    return "its input " + quoted(stage) + " has no history any more";
-                }
-                const std::int64_t head_id = input_states->getColumn(3).getInt64();
-                const std::string status = input_states->getColumn(4).getString();
-                const std::int64_t version = input_states->getColumn(5).getInt64();
-                const std::int64_t cleared_id = input_states->getColumn(6).getInt64();
-                if (head_id < cleared_id) {
-                    return "its input " + quoted(stage) + " was cleared (pipeline-wide clear)";
-                }
-                if (head_id != used_id) {
-                    if (status == "completed") {
-                        return "its input " + quoted(stage) + " was saved again (version " +
-                               std::to_string(version) + "; this checkpoint used version " +
-                               std::to_string(used_version) + ")";
-                    }
-                    return "its input " + quoted(stage) + " was " +
-                           (status == "cleared" ? std::string("cleared")
-                                                : "recorded as " + status) +
-                           " after version " + std::to_string(used_version);
-                }
-                unchanged.push_back({stage, used_id});
-            }
-        }
-        for (const Input& input : unchanged) {
-            const std::string reason = stale_reason(row_outputs_of(input.id), checked);
-            if (!reason.empty()) return "its input " + quoted(input.stage) + " is stale: " + reason;
-        }
-    }
-    return {};
-}
-
-void Store::Impl::mark_stale(Checkpoint& checkpoint, StalenessCache& checked) {
-    if (checkpoint.status != Status::Completed) return;
-    if (!(checkpoint.output && !checkpoint.output->in_database) && checkpoint.inputs.empty())
-        return;
-    RowOutputs row;
-    row.id = checkpoint.id;
-    row.output = checkpoint.output;
-    row.input_count = static_cast<std::int64_t>(checkpoint.inputs.size());
-    checkpoint.stale_reason = stale_reason(row, checked);
-    checkpoint.stale = !checkpoint.stale_reason.empty();
-}
-
-Store::HeadState Store::head_state(const std::string& stage, bool with_fingerprint) {
+HeadState SqliteBackend::head_state(const std::string& stage, bool with_fingerprint) {
     Impl& s = *impl_;
     try {
         HeadState state;
@@ -143,20 +96,17 @@ Store::HeadState Store::head_state(const std::string& stage, bool with_fingerpri
         if (!head) return state;
         state.completed = true;
         if (!head->checks && !with_fingerprint) return state;  // the common case: one lookup
-        const Impl::RowOutputs row = s.row_outputs_of(head->id);
+        const RowFacts row = s.row_facts(head->id);
         state.fingerprint = row.fingerprint;
-        if (head->checks) {
-            Impl::StalenessCache checked;
-            state.stale_reason = s.stale_reason(row, checked);
-        }
+        if (head->checks) state.stale_reason = StalenessCheck(s).reason(row);
         return state;
     } catch (...) {
         s.fail("looking up stage '" + stage + "'");
     }
 }
 
-std::optional<Store::OutputLocation> Store::output_of(const std::string& stage,
-                                                      std::optional<std::int64_t> version) {
+std::optional<OutputLocation> SqliteBackend::output_of(const std::string& stage,
+                                                       std::optional<std::int64_t> version) {
     Impl& s = *impl_;
     try {
         OutputLocation location;
@@ -164,7 +114,7 @@ std::optional<Store::OutputLocation> Store::output_of(const std::string& stage,
         if (!version) {
             const auto head = s.completed_head_of(stage);
             if (!head) return std::nullopt;
-            const Impl::RowOutputs row = s.row_outputs_of(head->id);
+            const RowFacts row = s.row_facts(head->id);
             if (!row.output) return std::nullopt;
             location.output = *row.output;
             id = head->id;
@@ -189,7 +139,7 @@ std::optional<Store::OutputLocation> Store::output_of(const std::string& stage,
             data.bind(1, id);
             if (!data.executeStep()) {
                 throw Error(ErrorCode::OutputDamaged,
-                            describe(s.path) + ": the output of stage '" + stage + "' (row " +
+                            s.description + ": the output of stage '" + stage + "' (row " +
                                 std::to_string(id) +
                                 ") is missing from the database (table output_data). The stage "
                                 "must run again: clear it or save it anew");
@@ -204,12 +154,23 @@ std::optional<Store::OutputLocation> Store::output_of(const std::string& stage,
     }
 }
 
-const std::filesystem::path& Store::outputs_directory() const noexcept {
-    return impl_->outputs;
+std::string SqliteBackend::read_output_file(const StoredOutput& output) const {
+    return detail::read_output_file(impl_->outputs, output.sha256,
+                                    static_cast<std::uint64_t>(output.size));
+}
+
+void SqliteBackend::prepare_output(Write& write) const {
+    if (!write.output) return;
+    write.output_in_database = write.output->size() <= impl_->config.max_inline_output;
+    // Written (and fsynced) before the row's transaction, so that the write lock is not held
+    // meanwhile; the transaction checks that it is still there (apply_completed).
+    if (!write.output_in_database && !impl_->config.read_only)
+        write_output_file(impl_->outputs, write.output_sha256, *write.output,
+                          impl_->config.file_mode);
 }
 
 // Inside a write transaction: a Completed row, with what SaveOptions carried.
-void Store::Impl::apply_completed(Write& write) {
+void SqliteBackend::Impl::apply_completed(Write& write) {
     struct Used {
         std::int64_t id;
         std::int64_t version;
@@ -223,9 +184,8 @@ void Store::Impl::apply_completed(Write& write) {
                             "' has no completed checkpoint; run and save it first. Nothing "
                             "was written");
         }
-        StalenessCache checked;
         const std::string reason =
-            head->checks ? stale_reason(row_outputs_of(head->id), checked) : std::string();
+            head->checks ? StalenessCheck(*this).reason(row_facts(head->id)) : std::string();
         if (!reason.empty()) {
             throw Error(ErrorCode::InvalidArgument, "saving stage '" + write.stage +
                                                         "': its input '" + input +
@@ -238,7 +198,7 @@ void Store::Impl::apply_completed(Write& write) {
     if (write.output && !write.output_in_database) {
         // The caller wrote the file before taking the lock; a prune may have deleted it
         // since (it had no row yet). Under the lock, no prune can delete it any more.
-        const auto size = output_file_size(outputs, write.output_sha256);
+        const auto size = detail::output_file_size(outputs, write.output_sha256);
         if (size != write.output->size())
             write_output_file(outputs, write.output_sha256, *write.output, config.file_mode);
     }
@@ -263,7 +223,7 @@ void Store::Impl::apply_completed(Write& write) {
 }
 
 // Inside a write transaction: clears `stage` and every stage downstream of it.
-void Store::Impl::apply_clear_downstream(Write& write) {
+void SqliteBackend::Impl::apply_clear_downstream(Write& write) {
     std::vector<std::string> downstream;
     {
         SQLite::Statement query(*db, sql_downstream);

@@ -1,12 +1,13 @@
-#include "store.hpp"
-
-#include "store_impl.hpp"
+// SqliteBackend: opening, writes and reads (see sqlite_backend_impl.hpp for the other files).
+#include "sqlite/sqlite_backend.hpp"
 
 #include "clock.hpp"
-#include "db_file.hpp"
 #include "migrations.hpp"
-#include "output_files.hpp"
-#include "verify.hpp"
+#include "sqlite/db_file.hpp"
+#include "sqlite/migrate.hpp"
+#include "sqlite/output_files.hpp"
+#include "sqlite/sqlite_backend_impl.hpp"
+#include "sqlite/verify.hpp"
 
 #include <checkpoint/error.hpp>
 
@@ -116,26 +117,11 @@ std::optional<std::string> optional_text(const SQLite::Column& column) {
     return column.getString();
 }
 
-Status parse_status(const std::string& text, const std::filesystem::path& path) {
-    if (auto status = status_from_string(text)) return *status;
-    throw Error(ErrorCode::Corrupt, describe(path) + ": holds an unknown status '" + text +
-                                        "'. Run `checkpointctl verify` on it");
-}
-
-RunOutcome parse_outcome(const std::string& text, const std::filesystem::path& path) {
-    for (RunOutcome outcome :
-         {RunOutcome::Running, RunOutcome::Finished, RunOutcome::Failed, RunOutcome::Died}) {
-        if (to_string(outcome) == text) return outcome;
-    }
-    throw Error(ErrorCode::Corrupt, describe(path) + ": holds an unknown run outcome '" + text +
-                                        "'. Run `checkpointctl verify` on it");
-}
-
 nlohmann::json parse_json_object(const std::string& text, const char* what,
-                                 const std::filesystem::path& path) {
+                                 const std::string& description) {
     nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
     if (value.is_discarded() || !value.is_object()) {
-        throw Error(ErrorCode::Corrupt, describe(path) + ": holds " + what +
+        throw Error(ErrorCode::Corrupt, description + ": holds " + what +
                                             " that is not a JSON object. Run `checkpointctl "
                                             "verify` on it");
     }
@@ -143,11 +129,11 @@ nlohmann::json parse_json_object(const std::string& text, const char* what,
 }
 
 // The inputs column of the views: [{"stage": ..., "version": ..., "id": ...}, ...].
-std::vector<InputVersion> parse_inputs(const std::string& text, const std::filesystem::path& path) {
+std::vector<InputVersion> parse_inputs(const std::string& text, const std::string& description) {
     const nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
     std::vector<InputVersion> inputs;
-    const auto corrupt = [&path] {
-        return Error(ErrorCode::Corrupt, describe(path) +
+    const auto corrupt = [&description] {
+        return Error(ErrorCode::Corrupt, description +
                                              ": holds a malformed list of inputs. Run "
                                              "`checkpointctl verify` on it");
     };
@@ -165,15 +151,14 @@ std::vector<InputVersion> parse_inputs(const std::string& text, const std::files
 }
 
 // Reads one row selected with `checkpoint_columns` (from the history or current_state
-// view). A Started row of a run that the database still calls running, but whose process
-// is gone, is reported Incomplete — when `open_attempt` (it was never finished).
-Checkpoint read_checkpoint(SQLite::Statement& row, const std::filesystem::path& path,
+// view), its status as reported_status() says (`open_attempt`: it was never finished).
+Checkpoint read_checkpoint(SQLite::Statement& row, const std::string& description,
                            LivenessCache& liveness, bool open_attempt) {
     Checkpoint checkpoint;
     checkpoint.id = row.getColumn(0).getInt64();
     checkpoint.pipeline = row.getColumn(1).getString();
     checkpoint.stage = row.getColumn(2).getString();  // NULL (pipeline-wide clear) → ""
-    checkpoint.status = parse_status(row.getColumn(3).getString(), path);
+    const Status stored = parse_status(row.getColumn(3).getString(), description);
     checkpoint.version = row.getColumn(4).getInt64();
     checkpoint.timestamp = row.getColumn(5).getString();
     checkpoint.run_id = row.getColumn(6).getString();
@@ -181,111 +166,65 @@ Checkpoint read_checkpoint(SQLite::Statement& row, const std::filesystem::path& 
         checkpoint.duration = std::chrono::milliseconds(row.getColumn(7).getInt64());
     checkpoint.message = row.getColumn(8).getString();
     if (!row.getColumn(12).isNull())
-        checkpoint.metadata = parse_json_object(row.getColumn(12).getString(), "metadata", path);
+        checkpoint.metadata =
+            parse_json_object(row.getColumn(12).getString(), "metadata", description);
     checkpoint.fingerprint = row.getColumn(13).getString();
     checkpoint.output = stored_output(row, 14);
     if (!row.getColumn(17).isNull())
-        checkpoint.inputs = parse_inputs(row.getColumn(17).getString(), path);
-    if (checkpoint.status == Status::Started && open_attempt &&
-        row.getColumn(11).getString() == "running" &&
-        !liveness.may_be_alive(row.getColumn(9).getString(), row.getColumn(10).getInt64())) {
-        checkpoint.status = Status::Incomplete;
-    }
+        checkpoint.inputs = parse_inputs(row.getColumn(17).getString(), description);
+    const RunFacts run{parse_outcome(row.getColumn(11).getString(), description),
+                       row.getColumn(9).getString(), row.getColumn(10).getInt64()};
+    checkpoint.status = reported_status(stored, open_attempt, run, liveness);
     return checkpoint;
 }
 
 }  // namespace
 
-// Translates a failure inside the store into checkpoint::Error naming the file and
-// saying what to do. `action` says what was being done ("saving stage 'x'").
-void throw_translated(const std::filesystem::path& path, const std::string& action,
-                      std::chrono::milliseconds busy_timeout) {
-    try {
-        throw;
-    } catch (const Error&) {
-        throw;
-    } catch (const SQLite::Exception& e) {
-        const std::string where = describe(path) + ": " + action + " failed: ";
-        switch (e.getErrorCode()) {
-            case SQLITE_BUSY:
-            case SQLITE_LOCKED:
-                throw Error(ErrorCode::Busy,
-                            where +
-                                "the database stayed locked by another connection for "
-                                "longer than the busy timeout (" +
-                                std::to_string(busy_timeout.count()) +
-                                " ms); nothing was written. Retry, or raise "
-                                "Options::busy_timeout");
-            case SQLITE_FULL:
-                throw Error(ErrorCode::DiskFull,
-                            where +
-                                "the disk is full; nothing was written. Free space on "
-                                "the filesystem holding " +
-                                path.parent_path().string() + " and retry");
-            case SQLITE_CORRUPT:
-                throw Error(ErrorCode::Corrupt,
-                            where + "the database is damaged (" + e.what() +
-                                "). Restore it from a backup, or move it aside to start "
-                                "afresh");
-            case SQLITE_ERROR:
-            case SQLITE_MISMATCH:
-                // Our SQL is fixed and was checked against this schema version: an SQL
-                // error here means the tables were altered by hand (a dropped column...).
-                throw Error(ErrorCode::Corrupt,
-                            where + "the database's tables do not match its schema version (" +
-                                e.what() +
-                                "); they were altered outside the library. Restore the file "
-                                "from a backup, or move it aside to start afresh");
-            case SQLITE_NOTADB:
-                throw Error(ErrorCode::NotADatabase,
-                            where +
-                                "the file is not an SQLite database; it was left "
-                                "unchanged. Move it aside");
-            case SQLITE_READONLY:
-                throw Error(ErrorCode::ReadOnly,
-                            where + "the database or its directory is read-only (" + e.what() +
-                                "). Check the permissions of " + path.parent_path().string());
-            case SQLITE_CANTOPEN:
-            case SQLITE_PERM:
-            case SQLITE_AUTH:
-                throw Error(ErrorCode::Io, where + "cannot open the file (" + e.what() +
-                                               "). Check that " + path.parent_path().string() +
-                                               " exists and is writable");
-            case SQLITE_IOERR:
-            case SQLITE_NOLFS:
-            case SQLITE_PROTOCOL:
-                throw Error(ErrorCode::Io, where + "an I/O error occurred (" + e.what() +
-                                               "); nothing was written. Check the disk "
-                                               "and retry");
-            default:
-                throw Error(ErrorCode::Internal, where + "unexpected SQLite error " +
-                                                     std::to_string(e.getExtendedErrorCode()) +
-                                                     " (" + e.what() + "). Please report this");
-        }
-    } catch (const std::filesystem::filesystem_error& e) {
-        throw Error(ErrorCode::Io, describe(path) + ": " + action + " failed: " + e.what());
-    } catch (const std::bad_alloc&) {
-        throw;
-    } catch (const std::exception& e) {
-        throw Error(ErrorCode::Internal, describe(path) + ": " + action + " failed: " + e.what());
-    }
+Status parse_status(const std::string& text, const std::string& description) {
+    if (auto status = status_from_string(text)) return *status;
+    throw Error(ErrorCode::Corrupt, description + ": holds an unknown status '" + text +
+                                        "'. Run `checkpointctl verify` on it");
 }
 
-Store::Store(const StoreConfig& config, RunIdentity run) : impl_(std::make_unique<Impl>()) {
+RunOutcome parse_outcome(const std::string& text, const std::string& description) {
+    for (RunOutcome outcome :
+         {RunOutcome::Running, RunOutcome::Finished, RunOutcome::Failed, RunOutcome::Died}) {
+        if (to_string(outcome) == text) return outcome;
+    }
+    throw Error(ErrorCode::Corrupt, description + ": holds an unknown run outcome '" + text +
+                                        "'. Run `checkpointctl verify` on it");
+}
+
+SqliteBackend::SqliteBackend(const BackendConfig& config, RunIdentity run)
+    : impl_(std::make_unique<Impl>()) {
     impl_->config = config;
     impl_->run = std::move(run);
     impl_->path = config.directory / config.database_file;
+    impl_->location = impl_->path.string();
+    impl_->description = describe(impl_->path);
     impl_->outputs = detail::outputs_directory(config.directory, config.database_file);
     impl_->open();
 }
 
-Store::~Store() = default;
+SqliteBackend::~SqliteBackend() = default;
 
-const std::filesystem::path& Store::path() const noexcept {
+const std::string& SqliteBackend::location() const noexcept {
+    return impl_->location;
+}
+
+const std::string& SqliteBackend::description() const noexcept {
+    return impl_->description;
+}
+
+const std::filesystem::path& SqliteBackend::path() const noexcept {
     return impl_->path;
 }
 
-void Store::Impl::open() {
+const std::filesystem::path& SqliteBackend::outputs_directory() const noexcept {
+    return impl_->outputs;
+}
+
+void SqliteBackend::Impl::open() {
     const std::filesystem::path& directory = config.directory;
     if (!config.read_only) {
         std::error_code error;
@@ -357,7 +296,7 @@ void Store::Impl::open() {
 
 // Refuses, before anything is written, a file that is an SQLite database of some other
 // application, or a checkpoint database of a newer (or, read-only, older) schema.
-void Store::Impl::check_schema() {
+void SqliteBackend::Impl::check_schema() {
     // One statement, so one snapshot: another process may be creating the database at this
     // very moment, and its commit must not fall between these three reads.
     SQLite::Statement header(*db, sql_schema_header);
@@ -399,7 +338,7 @@ void Store::Impl::check_schema() {
 
 // PRAGMA journal_mode=WAL needs an exclusive lock when it changes the mode, and SQLite
 // does not call the busy handler for it: retry until the busy timeout has passed.
-void Store::Impl::set_wal_mode() {
+void SqliteBackend::Impl::set_wal_mode() {
     const auto deadline = std::chrono::steady_clock::now() + config.busy_timeout;
     for (;;) {
         try {
@@ -419,7 +358,7 @@ void Store::Impl::set_wal_mode() {
 
 // Marks died the runs of this host whose process no longer exists, so that their
 // unfinished stages read as incomplete. Writes only when there is something to mark.
-void Store::Impl::reap_dead_runs() {
+void SqliteBackend::Impl::reap_dead_runs() {
     std::vector<std::string> dead;
     {
         SQLite::Statement open_runs(*db, sql_open_runs_on_host);
@@ -441,7 +380,7 @@ void Store::Impl::reap_dead_runs() {
 }
 
 // Inside a write transaction: records the run and the pipeline with the run's first write.
-void Store::Impl::record_run_if_needed() {
+void SqliteBackend::Impl::record_run_if_needed() {
     if (run_recorded) return;
     SQLite::Statement insert_run(*db, sql_insert_run);
     insert_run.bind(1, run.run_id);
@@ -457,10 +396,10 @@ void Store::Impl::record_run_if_needed() {
 }
 
 // Inside a write transaction: appends one row for `stage` and moves its head to it.
-Appended Store::Impl::append_row(const std::string& stage, Status status,
-                                 std::optional<std::int64_t> duration_ms,
-                                 const std::string& message, const std::string& timestamp,
-                                 const Write* save) {
+Appended SqliteBackend::Impl::append_row(const std::string& stage, Status status,
+                                         std::optional<std::int64_t> duration_ms,
+                                         const std::string& message, const std::string& timestamp,
+                                         const Write* save) {
     Appended appended;
     const std::string status_text(to_string(status));
     {
@@ -503,7 +442,7 @@ Appended Store::Impl::append_row(const std::string& stage, Status status,
 }
 
 // Inside a write transaction: applies one write.
-void Store::Impl::apply(Write& write) {
+void SqliteBackend::Impl::apply(Write& write) {
     switch (write.kind) {
         case Write::Kind::Stage:
             if (write.status == Status::Completed) {
@@ -549,7 +488,7 @@ void Store::Impl::apply(Write& write) {
     }
 }
 
-std::string Store::Impl::describe_write(const Write& write) const {
+std::string SqliteBackend::Impl::describe_write(const Write& write) const {
     switch (write.kind) {
         case Write::Kind::Stage:
             return "recording stage '" + write.stage + "' as " +
@@ -565,7 +504,7 @@ std::string Store::Impl::describe_write(const Write& write) const {
 }
 
 // The exception in flight, translated into an Error about `write`.
-std::exception_ptr Store::Impl::translated_error(const Write& write) const {
+std::exception_ptr SqliteBackend::Impl::translated_error(const Write& write) const {
     try {
         fail(describe_write(write));
     } catch (...) {
@@ -573,7 +512,7 @@ std::exception_ptr Store::Impl::translated_error(const Write& write) const {
     }
 }
 
-void Store::write_batch(const std::vector<Write*>& writes) {
+void SqliteBackend::write_batch(const std::vector<Write*>& writes) {
     Impl& s = *impl_;
     if (writes.empty()) return;
     if (s.config.read_only) {
@@ -609,15 +548,6 @@ void Store::write_batch(const std::vector<Write*>& writes) {
         }
         transaction.commit();
         s.run_recorded = true;
-        for (const Write* write : writes) {
-            if (write->error || !write->appended) continue;
-            if (write->kind == Write::Kind::Stage && write->status == Status::Failed) {
-                s.failed_stages.insert(write->stage);
-            } else if (write->kind == Write::Kind::Import ||
-                       (write->kind == Write::Kind::Stage && write->status == Status::Completed)) {
-                s.failed_stages.erase(write->stage);
-            }
-        }
     } catch (...) {
         // The transaction failed as a whole (BEGIN, the run row, a rollback, COMMIT):
         // SQLiteCpp's Transaction rolled it back in this connection. But when the disk
@@ -635,7 +565,7 @@ void Store::write_batch(const std::vector<Write*>& writes) {
 // it where the failed one began in the -wal file, which breaks the failed commit's
 // checksum chain, so no later reader can recover it. Returns false when the database may
 // still hold the failed commit (the disk keeps failing).
-bool Store::Impl::discard_failed_commit() noexcept {
+bool SqliteBackend::Impl::discard_failed_commit() noexcept {
     try {
         throw;
     } catch (const SQLite::Exception& e) {
@@ -657,7 +587,7 @@ bool Store::Impl::discard_failed_commit() noexcept {
 }
 
 // The exception in flight, about `write`, when the write may have reached the disk.
-std::exception_ptr Store::Impl::unknown_outcome_error(const Write& write) const {
+std::exception_ptr SqliteBackend::Impl::unknown_outcome_error(const Write& write) const {
     std::string detail;
     try {
         throw;
@@ -673,7 +603,7 @@ std::exception_ptr Store::Impl::unknown_outcome_error(const Write& write) const 
                                  "whether it did, once the disk works again"));
 }
 
-void Store::close_run() {
+void SqliteBackend::close_run(bool failed) {
     Impl& s = *impl_;
     if (!s.run_recorded) return;
     try {
@@ -681,8 +611,7 @@ void Store::close_run() {
         SQLite::Statement close(*s.db, sql_close_run);
         close.bind(1, s.run.run_id);
         close.bind(2, utc_now());
-        // A run failed when one of its stages failed and was not completed after.
-        close.bind(3, s.failed_stages.empty() ? "finished" : "failed");
+        close.bind(3, failed ? "failed" : "finished");
         close.exec();
         transaction.commit();
         s.run_recorded = false;
@@ -691,7 +620,7 @@ void Store::close_run() {
     }
 }
 
-std::optional<Checkpoint> Store::current(const std::string& stage) {
+std::optional<Checkpoint> SqliteBackend::current(const std::string& stage) {
     Impl& s = *impl_;
     try {
         StatementUse use(*s.current);
@@ -699,17 +628,16 @@ std::optional<Checkpoint> Store::current(const std::string& stage) {
         s.current->bindNoCopy(2, stage);
         if (!s.current->executeStep()) return std::nullopt;
         LivenessCache liveness;
-        Checkpoint checkpoint = read_checkpoint(*s.current, s.path, liveness, true);
+        Checkpoint checkpoint = read_checkpoint(*s.current, s.description, liveness, true);
         s.current->reset();
-        Impl::StalenessCache checked;
-        s.mark_stale(checkpoint, checked);
+        StalenessCheck(s).mark(checkpoint);
         return checkpoint;
     } catch (...) {
         s.fail("reading stage '" + stage + "'");
     }
 }
 
-std::vector<Checkpoint> Store::current_all() {
+std::vector<Checkpoint> SqliteBackend::current_all() {
     Impl& s = *impl_;
     try {
         SQLite::Statement query(*s.db, std::string("SELECT ") + checkpoint_columns +
@@ -719,19 +647,19 @@ std::vector<Checkpoint> Store::current_all() {
         std::vector<Checkpoint> result;
         LivenessCache liveness;
         while (query.executeStep()) {
-            result.push_back(read_checkpoint(query, s.path, liveness, true));
+            result.push_back(read_checkpoint(query, s.description, liveness, true));
         }
         query.reset();
-        Impl::StalenessCache checked;  // shared by every stage
-        for (Checkpoint& checkpoint : result) s.mark_stale(checkpoint, checked);
+        StalenessCheck staleness(s);  // shared by every stage
+        for (Checkpoint& checkpoint : result) staleness.mark(checkpoint);
         return result;
     } catch (...) {
         s.fail("reading the current state");
     }
 }
 
-void Store::for_each_history(const HistoryFilter& filter,
-                             const std::function<void(const Checkpoint&)>& visit) {
+void SqliteBackend::for_each_history(const HistoryFilter& filter,
+                                     const std::function<void(const Checkpoint&)>& visit) {
     Impl& s = *impl_;
     bool in_visit = false;
     try {
@@ -755,11 +683,11 @@ void Store::for_each_history(const HistoryFilter& filter,
             conditions += " AND run_id = ?" + std::to_string(params.size() + 1);
         }
         if (filter.since) {
-            params.push_back(normalize_time_bound(*filter.since, "since"));
+            params.push_back(*filter.since);
             conditions += " AND timestamp >= ?" + std::to_string(params.size() + 1);
         }
         if (filter.until) {
-            params.push_back(normalize_time_bound(*filter.until, "until"));
+            params.push_back(*filter.until);
             conditions += " AND timestamp < ?" + std::to_string(params.size() + 1);
         }
         // Started and Incomplete are told apart after reading (process liveness).
@@ -783,11 +711,6 @@ void Store::for_each_history(const HistoryFilter& filter,
                                              " AND stage IS NULL" + conditions
                                        : select + pipeline + conditions;
         sql += filter.newest_first ? " ORDER BY id DESC" : " ORDER BY id";
-        if (filter.limit && *filter.limit < 0) {
-            throw Error(
-                ErrorCode::InvalidArgument,
-                "invalid history limit " + std::to_string(*filter.limit) + ": give 0 or more");
-        }
         SQLite::Statement query(*s.db, sql);
         query.bind(1, s.config.pipeline);
         for (std::size_t i = 0; i < params.size(); ++i)
@@ -796,7 +719,8 @@ void Store::for_each_history(const HistoryFilter& filter,
         std::int64_t produced = 0;
         while ((!filter.limit || produced < *filter.limit) && query.executeStep()) {
             const bool open_attempt = query.getColumn(checkpoint_column_count).getInt() != 0;
-            const Checkpoint checkpoint = read_checkpoint(query, s.path, liveness, open_attempt);
+            const Checkpoint checkpoint =
+                read_checkpoint(query, s.description, liveness, open_attempt);
             if (filter.status && checkpoint.status != *filter.status) continue;
             in_visit = true;
             visit(checkpoint);
@@ -809,12 +733,13 @@ void Store::for_each_history(const HistoryFilter& filter,
     }
 }
 
-std::vector<Run> Store::runs() {
+std::vector<Run> SqliteBackend::runs() {
     Impl& s = *impl_;
     try {
         SQLite::Statement query(*s.db, sql_runs);
         query.bind(1, s.config.pipeline);
         std::vector<Run> result;
+        LivenessCache liveness;
         while (query.executeStep()) {
             Run run;
             run.run_id = query.getColumn(0).getString();
@@ -824,11 +749,11 @@ std::vector<Run> Store::runs() {
             run.user = query.getColumn(4).getString();
             run.started_at = query.getColumn(5).getString();
             run.ended_at = optional_text(query.getColumn(6));
-            run.outcome = parse_outcome(query.getColumn(7).getString(), s.path);
             run.stages_completed = query.getColumn(8).getInt64();
             run.stages_failed = query.getColumn(9).getInt64();
-            if (run.outcome == RunOutcome::Running && !process_may_be_alive(run.host, run.pid))
-                run.outcome = RunOutcome::Died;
+            run.outcome = reported_outcome(
+                {parse_outcome(query.getColumn(7).getString(), s.description), run.host, run.pid},
+                liveness);
             result.push_back(std::move(run));
         }
         return result;
@@ -837,7 +762,7 @@ std::vector<Run> Store::runs() {
     }
 }
 
-std::vector<std::string> Store::pipelines() {
+std::vector<std::string> SqliteBackend::pipelines() {
     Impl& s = *impl_;
     try {
         SQLite::Statement query(*s.db, "SELECT pipeline FROM pipelines ORDER BY pipeline");
@@ -849,7 +774,7 @@ std::vector<std::string> Store::pipelines() {
     }
 }
 
-std::vector<std::string> Store::verify() {
+std::vector<std::string> SqliteBackend::verify() {
     Impl& s = *impl_;
     try {
         return verify_database(*s.db, s.outputs);

@@ -1,4 +1,4 @@
-#include "db_file.hpp"
+#include "sqlite/db_file.hpp"
 
 #include "file_descriptor.hpp"
 

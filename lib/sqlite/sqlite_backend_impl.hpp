@@ -1,9 +1,12 @@
-// Store's private parts, shared by the files that implement it (store.cpp: opening, writes
-// and reads; store_outputs.cpp: staleness and outputs; store_prune.cpp: retention).
+// SqliteBackend's private parts, shared by the files that implement it (sqlite_backend.cpp:
+// opening, writes and reads; outputs.cpp: saves with outputs and inputs, staleness facts,
+// loading outputs; prune.cpp: retention; errors.cpp: SQLite errors as checkpoint::Error).
 #pragma once
 
 #include "identity.hpp"
-#include "store.hpp"
+#include "run_rules.hpp"
+#include "sqlite/sqlite_backend.hpp"
+#include "staleness.hpp"
 
 #include <checkpoint/error.hpp>
 
@@ -29,6 +32,11 @@ inline std::string describe(const std::filesystem::path& path) {
 // the file and saying what to do. `action` says what was being done ("saving stage 'x'").
 [[noreturn]] void throw_translated(const std::filesystem::path& path, const std::string& action,
                                    std::chrono::milliseconds busy_timeout);
+
+// The stored status and run outcome texts (frozen on-disk values) as enums; anything else
+// throws Error(Corrupt) naming the database (`description`).
+Status parse_status(const std::string& text, const std::string& description);
+RunOutcome parse_outcome(const std::string& text, const std::string& description);
 
 // The output described by columns first .. first + 2 of `row` (size, sha256, in_database);
 // std::nullopt when the row has none.
@@ -56,28 +64,14 @@ private:
     SQLite::Statement& statement_;
 };
 
-// Caches process liveness for one read call.
-class LivenessCache {
-public:
-    bool may_be_alive(const std::string& host, std::int64_t pid) {
-        const auto key = std::make_pair(host, pid);
-        auto found = alive_.find(key);
-        if (found == alive_.end())
-            found = alive_.emplace(key, process_may_be_alive(host, pid)).first;
-        return found->second;
-    }
-
-private:
-    std::map<std::pair<std::string, std::int64_t>, bool> alive_;
-};
-
-struct Store::Impl {
-    StoreConfig config;
+struct SqliteBackend::Impl final : StalenessFacts {
+    BackendConfig config;
     RunIdentity run;
     std::filesystem::path path;
+    std::string location;           // the path, as text
+    std::string description;        // "checkpoint database <path>"
     std::filesystem::path outputs;  // <directory>/<database_file>-outputs
     bool run_recorded = false;
-    std::set<std::string> failed_stages;  // failed in this run, not completed since
     std::unique_ptr<SQLite::Database> db;
 
     // Prepared once, reused for every call (writers only have the write statements).
@@ -113,31 +107,19 @@ struct Store::Impl {
     void apply_completed(Write& write);
     void apply_clear_downstream(Write& write);
 
-    // Staleness (store_outputs.cpp). What a row needs to be checked: its id, its output,
-    // and whether it recorded inputs.
-    struct RowOutputs {
-        std::int64_t id = 0;
-        std::optional<StoredOutput> output;
-        std::int64_t input_count = 0;
-        std::string fingerprint;
-    };
     // The stage's current completed row, if it has one (see sql_completed_head).
     struct CompletedHead {
         std::int64_t id = 0;
         std::int64_t version = 0;
-        bool checks = false;  // it has an output file or inputs: stale_reason() may say no
+        bool checks = false;  // it has an output file or inputs: StalenessCheck may say no
     };
     std::optional<CompletedHead> completed_head_of(const std::string& stage);
-    // Rows already checked: id -> stale reason (empty: up to date).
-    using StalenessCache = std::map<std::int64_t, std::string>;
-    // Why the Completed row `row` is not up to date (empty when it is): its output file is
-    // missing or has another size, or one of its inputs moved on or is not up to date
-    // itself (checked transitively, each row once per `checked`).
-    std::string stale_reason(const RowOutputs& row, StalenessCache& checked);
-    std::string uncached_stale_reason(const RowOutputs& row, StalenessCache& checked);
-    RowOutputs row_outputs_of(std::int64_t id);
-    // Sets checkpoint.stale and stale_reason; `checked` may be shared across calls.
-    void mark_stale(Checkpoint& checkpoint, StalenessCache& checked);
+
+    // StalenessFacts (outputs.cpp), read through this connection.
+    RowFacts row_facts(std::int64_t id) override;
+    std::vector<InputFacts> input_facts(std::int64_t id) override;
+    std::optional<std::uint64_t> output_file_size(const std::string& sha256) override;
+    std::string output_file_name(const std::string& sha256) override;
 
     void require_writable(const std::string& action) const {
         if (config.read_only) {

@@ -1,6 +1,7 @@
-#include "migrations.hpp"
+#include "sqlite/migrate.hpp"
 
 #include "clock.hpp"
+#include "migrations.hpp"
 
 #include <checkpoint/error.hpp>
 
@@ -13,7 +14,7 @@
 namespace checkpoint::detail {
 
 int latest_schema_version() {
-    return embedded_migrations().back().number;
+    return embedded_sqlite_migrations().back().number;
 }
 
 void migrate(SQLite::Database& db, const std::filesystem::path& path) {
@@ -30,7 +31,7 @@ void migrate(SQLite::Database& db, const std::filesystem::path& path) {
     }
     if (current == latest) return;  // rolled back: nothing was written
     const std::string now = utc_now();
-    for (const Migration& migration : embedded_migrations()) {
+    for (const Migration& migration : embedded_sqlite_migrations()) {
         if (migration.number <= current) continue;
         db.exec(migration.sql);
         SQLite::Statement record(

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Checks that a CTest run ran every test case, and prints how many ran per program.
+
+    tools/check_test_runs.py BUILD_DIR JUNIT_XML
+
+BUILD_DIR is a configured build directory; JUNIT_XML the report of a whole `ctest` run in
+it (`ctest --output-junit FILE`). Fails (exit 1, naming each problem) when:
+  - a Catch2 test case has no CTest entry, or an entry names no test case of its program
+    (catch_discover_tests splits names at ';': such a name becomes two entries that each
+    ran nothing);
+  - an entry did not run, or did not pass;
+  - a Catch2 entry ran other than exactly one test case, or one with no assertion (Catch2
+    2.13 takes a single -w option, and CMake passes -w NoTests);
+  - a Python test (unittest or pytest) ran no test, or the parts of a sharded unittest
+    file do not add up to the whole file;
+  - a shell test did not reach its closing 'PASS:' line.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from collections import defaultdict
+
+CATCH_SUMMARY = re.compile(r"All tests passed \((\d+) assertions? in (\d+) test cases?\)")
+UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in ", re.MULTILINE)
+UNITTEST_PART = re.compile(r"part (\d+) of (\d+): (\d+) of (\d+) tests")
+PYTEST_PASSED = re.compile(r"=+ .*?(\d+) passed.* in [\d.]+s", re.MULTILINE)
+
+
+def catch_spec(name):
+    """The test spec catch_discover_tests (CatchAddTests.cmake) passes for a test case."""
+    for char in ",[]":
+        name = name.replace(char, "\\" + char)
+    return name
+
+
+def ctest_tests(build_dir):
+    listing = subprocess.run(["ctest", "--show-only=json-v1"], cwd=build_dir, check=True,
+                             capture_output=True, text=True).stdout
+    return json.loads(listing)["tests"]
+
+
+def junit_results(path):
+    """name -> (status, output) for each test case of the report."""
+    results = {}
+    for case in ElementTree.parse(path).getroot().iter("testcase"):
+        failed = case.find("failure") is not None or case.find("error") is not None
+        status = "failed" if failed else case.get("status", "")
+        output = "".join(part.text or "" for part in case.iter("system-out"))
+        results[case.get("name")] = (status, output)
+    return results
+
+
+def kind_of(command):
+    program = os.path.basename(command[0])
+    if program == "bash":
+        return "shell"
+    if any(arg.endswith(".py") for arg in command) or "pytest" in command:
+        return "python"
+    if len(command) >= 2 and program.endswith("_test"):
+        return "catch2"
+    return "other"
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    build_dir, junit = sys.argv[1], sys.argv[2]
+    results = junit_results(junit)
+    problems = []
+    counts = []  # (program, what ran)
+    catch_entries = defaultdict(list)  # program path -> [(entry name, spec)]
+    python_parts = defaultdict(list)  # script -> [(part, parts, ran, total)]
+
+    for test in ctest_tests(build_dir):
+        name, command = test["name"], test.get("command", [])
+        if not command:
+            problems.append(f"{name}: has no command")
+            continue
+        status, output = results.get(name, ("missing", ""))
+        if status != "run":
+            problems.append(f"{name}: did not pass (status: {status or 'not run'})")
+            continue
+        kind = kind_of(command)
+        if kind == "catch2":
+            catch_entries[command[0]].append((name, command[1]))
+            summary = CATCH_SUMMARY.search(output)
+            if "assertions: - none -" in output:
+                problems.append(f"{name}: its test case checked nothing (no assertion)")
+            elif not summary:
+                problems.append(f"{name}: no Catch2 summary in its output")
+            elif int(summary[2]) != 1:
+                problems.append(f"{name}: ran {summary[2]} test cases instead of 1")
+            elif int(summary[1]) == 0:
+                problems.append(f"{name}: its test case checked nothing (0 assertions)")
+        elif kind == "python":
+            script = next((arg for arg in command if arg.endswith(".py")), name)
+            ran = UNITTEST_RAN.search(output) or PYTEST_PASSED.search(output)
+            if not ran or int(ran[1]) == 0:
+                problems.append(f"{name}: ran no test")
+                continue
+            part = UNITTEST_PART.search(output)
+            if part:
+                python_parts[script].append(tuple(int(x) for x in part.groups()))
+                if int(part[3]) != int(ran[1]):
+                    problems.append(f"{name}: part has {part[3]} tests but {ran[1]} ran")
+            else:
+                counts.append((name, f"{ran[1]} tests"))
+        elif kind == "shell":
+            if not re.search(r"^PASS: ", output, re.MULTILINE):
+                problems.append(f"{name}: did not reach its closing 'PASS:' line")
+            else:
+                counts.append((name, "passed"))
+        else:
+            counts.append((name, "passed"))
+
+    for program, entries in sorted(catch_entries.items()):
+        listed = subprocess.run([program, "--list-test-names-only"], capture_output=True,
+                                text=True).stdout
+        cases = [line for line in listed.splitlines() if line.strip()]
+        expected = {catch_spec(case): case for case in cases}
+        specs = [spec for _, spec in entries]
+        short = os.path.basename(program)
+        for spec, case in expected.items():
+            if specs.count(spec) != 1:
+                problems.append(f"{short}: test case '{case}' has {specs.count(spec)} CTest "
+                                "entries instead of 1")
+        for entry, spec in entries:
+            if spec not in expected:
+                problems.append(f"{entry}: names no test case of {short}")
+        counts.append((short, f"{len(entries)} of {len(cases)} test cases"))
+
+    for script, parts in sorted(python_parts.items()):
+        totals = {total for _, _, _, total in parts}
+        ran = sum(part_ran for _, _, part_ran, _ in parts)
+        short = os.path.basename(script)
+        if len(totals) != 1 or len(parts) != parts[0][1] or ran != parts[0][3]:
+            problems.append(f"{short}: its parts ran {ran} tests in {len(parts)} parts, "
+                            f"not the file's {sorted(totals)} in {parts[0][1]}")
+        counts.append((short, f"{ran} of {max(totals)} tests in {len(parts)} parts"))
+
+    print(f"--- test cases run ({build_dir}):")
+    width = max((len(program) for program, _ in counts), default=0)
+    for program, what in counts:
+        print(f"  {program:<{width}}  {what}")
+    if problems:
+        print(f"check_test_runs: {len(problems)} problem(s):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
