@@ -191,9 +191,14 @@ public:
     virtual std::optional<Checkpoint> current(const std::string& stage) = 0;
     virtual std::vector<Checkpoint> current_all() = 0;
     // `filter` is validated, its time bounds in the stored form (normalize_time_bound).
+    // Rows in id order, or newest first with filter.newest_first; with filter.before_id only
+    // rows below it. A page of newest-first rows (with a stage or not) must cost the same
+    // however long the history is: CheckpointManager::history's contract.
     virtual void for_each_history(const HistoryFilter& filter,
                                   const std::function<void(const Checkpoint&)>& visit) = 0;
     virtual std::vector<Run> runs() = 0;
+    // Every pipeline that has written to the database (any pipeline), sorted by its bytes.
+    virtual std::vector<std::string> pipelines() = 0;
     virtual std::vector<std::string> verify() = 0;
 
     // ---- Copies (copy_history) ----

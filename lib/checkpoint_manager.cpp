@@ -473,6 +473,11 @@ std::vector<Run> CheckpointManager::runs() const {
     return impl_->store->runs();
 }
 
+std::vector<std::string> CheckpointManager::pipelines() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->store->pipelines();
+}
+
 std::vector<std::string> CheckpointManager::verify() const {
     std::lock_guard lock(impl_->mutex);
     return impl_->store->verify();

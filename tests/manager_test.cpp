@@ -9,7 +9,9 @@
 #include <sqlite3.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -590,4 +592,113 @@ TEST_CASE("time bounds must be real dates and times", "[history]") {
         filter.until = good;
         CHECK(manager.history(filter).empty());  // all before the save, which is now
     }
+}
+
+TEST_CASE("pipelines() names every pipeline that wrote to the file, sorted", "[history]") {
+    TempDir dir;
+    {
+        CheckpointManager empty(dir.path());
+        CHECK(empty.pipelines().empty());  // opening writes nothing
+    }
+    Options zeta;
+    zeta.pipeline = "zeta \"odd\"\nname";
+    Options alpha;
+    alpha.pipeline = "alpha";
+    {
+        CheckpointManager z(dir.path(), zeta);
+        z.save_checkpoint("x");
+        CheckpointManager a(dir.path(), alpha);
+        a.begin_stage("y");
+        a.clear_checkpoints();
+        CheckpointManager reader(dir.path());  // "default" never wrote
+        CHECK(reader.pipelines() == std::vector<std::string>{"alpha", "zeta \"odd\"\nname"});
+    }
+    Options read_only;
+    read_only.read_only = true;
+    read_only.pipeline = "nope";
+    const CheckpointManager reader(dir.path(), read_only);
+    CHECK(reader.pipelines() == std::vector<std::string>{"alpha", "zeta \"odd\"\nname"});
+}
+
+TEST_CASE("history newest first, paged backwards with before_id", "[history]") {
+    TempDir dir;
+    CheckpointManager manager(dir.path());
+    Options other;
+    other.pipeline = "other";
+    CheckpointManager elsewhere(dir.path(), other);
+    for (int i = 0; i < 5; ++i) {
+        manager.begin_stage("a");
+        manager.save_checkpoint("a");
+        elsewhere.save_checkpoint("a");
+        manager.save_checkpoint("b");
+        if (i == 2) manager.clear_checkpoints();
+        if (i == 3) manager.fail_stage("b", "failed " + std::to_string(i));
+    }
+    const auto oldest_first = [&](HistoryFilter filter) {
+        filter.newest_first = false;
+        filter.limit.reset();
+        filter.before_id.reset();
+        return manager.history(filter);
+    };
+    const auto ids = [](const std::vector<Checkpoint>& rows) {
+        std::vector<std::int64_t> result;
+        for (const auto& row : rows) result.push_back(row.id);
+        return result;
+    };
+    for (const auto& filter_of : std::vector<std::function<HistoryFilter()>>{
+             [] { return HistoryFilter{}; },
+             [] {
+                 HistoryFilter f;
+                 f.stage = "a";  // the stage's rows and the pipeline-wide clear
+                 return f;
+             },
+             [] {
+                 HistoryFilter f;
+                 f.stage = "b";
+                 f.status = Status::Completed;
+                 return f;
+             },
+             [] {
+                 HistoryFilter f;
+                 f.status = Status::Started;
+                 return f;
+             }}) {
+        const HistoryFilter base = filter_of();
+        auto expected = ids(oldest_first(base));
+        REQUIRE(!expected.empty());
+        std::reverse(expected.begin(), expected.end());
+        // one read, newest first
+        HistoryFilter newest = base;
+        newest.newest_first = true;
+        CHECK(ids(manager.history(newest)) == expected);
+        // pages of 2, each starting below the smallest id of the one before
+        std::vector<std::int64_t> paged;
+        HistoryFilter page = newest;
+        page.limit = 2;
+        for (int guard = 0; guard < 100; ++guard) {
+            const auto rows = manager.history(page);
+            CHECK(rows.size() <= 2);
+            for (const auto& row : rows) paged.push_back(row.id);
+            if (rows.size() < 2) break;
+            page.before_id = rows.back().id;
+        }
+        CHECK(paged == expected);
+        // before_id oldest first: the rows below it, in id order
+        HistoryFilter below = base;
+        below.before_id = expected[expected.size() / 2];
+        const auto rows = ids(manager.history(below));
+        std::vector<std::int64_t> smaller;
+        for (auto id = expected.rbegin(); id != expected.rend(); ++id)
+            if (*id < *below.before_id) smaller.push_back(*id);
+        CHECK(rows == smaller);
+    }
+    HistoryFilter stage_a;
+    stage_a.stage = "a";
+    stage_a.newest_first = true;
+    const auto rows = manager.history(stage_a);
+    CHECK(std::count_if(rows.begin(), rows.end(), [](const Checkpoint& row) {
+              return row.stage.empty() && row.status == Status::Cleared;
+          }) == 1);
+    CHECK(std::all_of(rows.begin(), rows.end(),
+                      [](const Checkpoint& row) { return row.pipeline == "default"; }));
 }

@@ -201,6 +201,11 @@ public:
     // its process (on this host) no longer exists.
     std::vector<Run> runs() const;
 
+    // The names of every pipeline that has written to this database (any pipeline, not only
+    // this manager's: a pipeline appears with its first write and stays, even once pruned or
+    // cleared), sorted by their UTF-8 bytes. Empty for a database nothing was written to.
+    std::vector<std::string> pipelines() const;
+
     // Checks the whole database file (every pipeline in it): SQLite's integrity check, then
     // the invariants of the history — valid statuses and timestamps, completed versions
     // strictly increasing per stage, every row's run recorded, and the derived state

@@ -113,6 +113,13 @@ struct HistoryFilter {
     std::optional<std::int64_t> limit{};  // at most this many rows (the oldest first)
     // Rows of every pipeline in the database, not only the manager's (for archiving).
     bool all_pipelines = false;
+    // Only rows whose id is below this (for paging backwards: pass the smallest id of the
+    // previous page). Default: no bound.
+    std::optional<std::int64_t> before_id{};
+    // Rows newest first (id descending) instead of oldest first; `limit` then keeps the
+    // newest. With `before_id`, a page of the newest rows costs the same however long the
+    // history is (no filter on status or time: those may scan). Default: false.
+    bool newest_first = false;
 };
 
 }  // namespace checkpoint

@@ -44,6 +44,7 @@ public:
     void for_each_history(const HistoryFilter& filter,
                           const std::function<void(const Checkpoint&)>& visit) override;
     std::vector<Run> runs() override;
+    std::vector<std::string> pipelines() override;
     std::vector<std::string> verify() override;
 
     void export_history(

@@ -6,6 +6,8 @@
 
 #include <checkpoint/error.hpp>
 
+#include <limits>
+
 namespace checkpoint::detail {
 
 namespace {
@@ -229,7 +231,8 @@ void PostgresBackend::for_each_history(const HistoryFilter& filter,
         }
         LivenessCache liveness;
         std::int64_t produced = 0;
-        std::int64_t after = 0;
+        // The page's bound: ids above it (oldest first) or below it (newest first).
+        std::int64_t cursor = filter.newest_first ? std::numeric_limits<std::int64_t>::max() : 0;
         for (;;) {
             pqxx::result page;
             {
@@ -240,18 +243,20 @@ void PostgresBackend::for_each_history(const HistoryFilter& filter,
                 } else {
                     params.text(s.config.pipeline);
                 }
-                params.integer(after)
+                params.integer(cursor)
                     .integer(history_page_rows)
                     .optional_text(filter.stage)
                     .optional_text(filter.run_id)
                     .optional_text(status)
                     .optional_text(filter.since)
-                    .optional_text(filter.until);
-                page = params.exec(tx, pg_sql::history_page.name);
+                    .optional_text(filter.until)
+                    .optional_integer(filter.before_id);
+                page = params.exec(tx, filter.newest_first ? pg_sql::history_page_desc.name
+                                                           : pg_sql::history_page.name);
             }
             for (const auto& row : page) {
                 if (filter.limit && produced >= *filter.limit) return;
-                after = row[0].as<std::int64_t>();
+                cursor = row[0].as<std::int64_t>();
                 const bool open_attempt = row[19].as<bool>();
                 const Checkpoint checkpoint = s.read_checkpoint(row, liveness, open_attempt);
                 if (filter.status && checkpoint.status != *filter.status) continue;
@@ -265,6 +270,19 @@ void PostgresBackend::for_each_history(const HistoryFilter& filter,
     } catch (...) {
         if (in_visit) throw;  // the caller's own exception, unchanged
         s.fail("reading the history");
+    }
+}
+
+std::vector<std::string> PostgresBackend::pipelines() {
+    Impl& s = *impl_;
+    try {
+        pqxx::nontransaction tx(s.connection());
+        std::vector<std::string> names;
+        for (const auto& row : tx.exec_prepared(pg_sql::pipelines.name))
+            names.push_back(row[0].as<std::string>());
+        return names;
+    } catch (...) {
+        s.fail("reading the pipelines");
     }
 }
 

@@ -141,21 +141,36 @@ inline constexpr Statement current_all{"checkpoint_current_all",
                                        "SELECT " CHECKPOINT_PG_COLUMNS
                                        " FROM current_state v WHERE pipeline = $1 ORDER BY stage"};
 
-// History in pages of $3 rows after id $2: $1 pipeline (NULL: every pipeline), $4 stage
-// (NULL: any; a stage also gets the pipeline-wide clears), $5 run id, $6 status (NULL:
-// any; 'started' also gets 'incomplete' rows, told apart when read), $7 since, $8 until.
+// History in pages of $3 rows: after id $2 in id order (history_page), or below id $2
+// newest first (history_page_desc). $1 pipeline (NULL: every pipeline), $4 stage (NULL:
+// any; a stage also gets the pipeline-wide clears), $5 run id, $6 status (NULL: any;
+// 'started' also gets 'incomplete' rows, told apart when read), $7 since, $8 until, $9 only
+// ids below it (NULL: no bound).
+#define CHECKPOINT_PG_HISTORY_FILTER                                                       \
+    "AND ($1::text IS NULL OR pipeline = $1) "                                             \
+    "AND ($4::text IS NULL OR stage = $4 OR stage IS NULL) "                               \
+    "AND ($5::text IS NULL OR run_id = $5) "                                               \
+    "AND ($6::text IS NULL OR status = $6 OR ($6 = 'started' AND status = 'incomplete')) " \
+    "AND ($7::text IS NULL OR timestamp >= $7) AND ($8::text IS NULL OR timestamp < $8) "  \
+    "AND ($9::bigint IS NULL OR id < $9) "
+
 inline constexpr Statement history_page{
     "checkpoint_history_page",
     "SELECT " CHECKPOINT_PG_COLUMNS
-    ", open_attempt FROM history v WHERE id > $2 "
-    "AND ($1::text IS NULL OR pipeline = $1) "
-    "AND ($4::text IS NULL OR stage = $4 OR stage IS NULL) "
-    "AND ($5::text IS NULL OR run_id = $5) "
-    "AND ($6::text IS NULL OR status = $6 OR ($6 = 'started' AND status = 'incomplete')) "
-    "AND ($7::text IS NULL OR timestamp >= $7) AND ($8::text IS NULL OR timestamp < $8) "
+    ", open_attempt FROM history v WHERE id > $2 " CHECKPOINT_PG_HISTORY_FILTER
     "ORDER BY id LIMIT $3"};
 
+inline constexpr Statement history_page_desc{
+    "checkpoint_history_page_desc",
+    "SELECT " CHECKPOINT_PG_COLUMNS
+    ", open_attempt FROM history v WHERE id < $2 " CHECKPOINT_PG_HISTORY_FILTER
+    "ORDER BY id DESC LIMIT $3"};
+
+#undef CHECKPOINT_PG_HISTORY_FILTER
 #undef CHECKPOINT_PG_COLUMNS
+
+inline constexpr Statement pipelines{"checkpoint_pipelines",
+                                     "SELECT pipeline FROM pipelines ORDER BY pipeline"};
 
 inline constexpr Statement runs{
     "checkpoint_runs",

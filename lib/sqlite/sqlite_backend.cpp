@@ -622,40 +622,54 @@ void SqliteBackend::for_each_history(const HistoryFilter& filter,
     Impl& s = *impl_;
     bool in_visit = false;
     try {
-        std::string sql = std::string("SELECT ") + checkpoint_columns +
-                          ", open_attempt FROM history WHERE " +
-                          (filter.all_pipelines ? "?1 IS NOT NULL"
-                           // Without a stage, scan in id order ("+" keeps SQLite off the
-                           // stage index, which would need a sort of the whole history).
-                           : filter.stage ? "pipeline = ?1"
-                                          : "+pipeline = ?1");
+        const std::string select =
+            std::string("SELECT ") + checkpoint_columns + ", open_attempt FROM history WHERE ";
+        const std::string pipeline = filter.all_pipelines ? "?1 IS NOT NULL"
+                                     // Without a stage, scan in id order ("+" keeps SQLite off
+                                     // the stage index, which would need a sort of the whole
+                                     // history).
+                                     : filter.stage ? "pipeline = ?1"
+                                                    : "+pipeline = ?1";
         std::vector<std::string> params;  // bound from ?2 on, in order
+        std::string stage_parameter;
         if (filter.stage) {
             params.push_back(*filter.stage);
-            sql += " AND (stage = ?" + std::to_string(params.size() + 1) + " OR stage IS NULL)";
+            stage_parameter = "?" + std::to_string(params.size() + 1);
         }
+        std::string conditions;  // the filters but the stage, each " AND ..."
         if (filter.run_id) {
             params.push_back(*filter.run_id);
-            sql += " AND run_id = ?" + std::to_string(params.size() + 1);
+            conditions += " AND run_id = ?" + std::to_string(params.size() + 1);
         }
         if (filter.since) {
             params.push_back(*filter.since);
-            sql += " AND timestamp >= ?" + std::to_string(params.size() + 1);
+            conditions += " AND timestamp >= ?" + std::to_string(params.size() + 1);
         }
         if (filter.until) {
             params.push_back(*filter.until);
-            sql += " AND timestamp < ?" + std::to_string(params.size() + 1);
+            conditions += " AND timestamp < ?" + std::to_string(params.size() + 1);
         }
         // Started and Incomplete are told apart after reading (process liveness).
         const bool attempt_status = filter.status && (*filter.status == Status::Started ||
                                                       *filter.status == Status::Incomplete);
         if (filter.status && attempt_status) {
-            sql += " AND status IN ('started', 'incomplete')";
+            conditions += " AND status IN ('started', 'incomplete')";
         } else if (filter.status) {
             params.emplace_back(to_string(*filter.status));
-            sql += " AND status = ?" + std::to_string(params.size() + 1);
+            conditions += " AND status = ?" + std::to_string(params.size() + 1);
         }
-        sql += " ORDER BY id";
+        if (filter.before_id) {
+            params.push_back(std::to_string(*filter.before_id));
+            conditions += " AND id < CAST(?" + std::to_string(params.size() + 1) + " AS INTEGER)";
+        }
+        // A stage's rows and the pipeline-wide clears: two walks of the stage index, merged
+        // in id order as they stream (one walk with "stage = ? OR stage IS NULL" would sort
+        // every row of the stage first, whatever the limit).
+        std::string sql = filter.stage ? select + pipeline + " AND stage = " + stage_parameter +
+                                             conditions + " UNION ALL " + select + pipeline +
+                                             " AND stage IS NULL" + conditions
+                                       : select + pipeline + conditions;
+        sql += filter.newest_first ? " ORDER BY id DESC" : " ORDER BY id";
         SQLite::Statement query(*s.db, sql);
         query.bind(1, s.config.pipeline);
         for (std::size_t i = 0; i < params.size(); ++i)
@@ -707,6 +721,18 @@ std::vector<Run> SqliteBackend::runs() {
         return result;
     } catch (...) {
         s.fail("reading the runs");
+    }
+}
+
+std::vector<std::string> SqliteBackend::pipelines() {
+    Impl& s = *impl_;
+    try {
+        SQLite::Statement query(*s.db, "SELECT pipeline FROM pipelines ORDER BY pipeline");
+        std::vector<std::string> result;
+        while (query.executeStep()) result.push_back(query.getColumn(0).getString());
+        return result;
+    } catch (...) {
+        s.fail("reading the pipelines");
     }
 }
 

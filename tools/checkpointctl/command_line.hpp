@@ -23,6 +23,7 @@ enum Exit {
     exit_schema = 6,
     exit_busy = 7,
     exit_unavailable = 8,
+    exit_listen = 9,  // serve: the address to listen on is in use, or may not be used
 };
 
 // What the user asked for, filled by CLI11.
@@ -58,6 +59,10 @@ struct Settings {
     // copy
     std::string copy_from;
     std::string copy_to;
+    // serve
+    std::string listen = "127.0.0.1:8765";  // HOST:PORT (port 0: any free port)
+    // report (and --run, above)
+    std::string html_file;
 };
 
 enum class Command {
@@ -70,7 +75,9 @@ enum class Command {
     Verify,
     Migrate,
     ImportLegacy,
-    Copy
+    Copy,
+    Serve,
+    Report
 };
 
 // The longest duration prune accepts: 100 years.
@@ -80,6 +87,18 @@ inline constexpr std::chrono::seconds max_duration{36'500LL * 86'400};
 // m (minutes) or s (seconds): "30d", "12h", "90m", "45s". std::nullopt for anything else
 // (no unit, another unit, a sign, spaces, a fraction, more than max_duration).
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+
+// Where serve listens: a host name or IPv4 address, or an IPv6 address (written in
+// brackets, stored without them), and a port (0: any free port).
+struct ListenAddress {
+    std::string host;
+    int port = 0;
+};
+
+// "HOST:PORT" as serve takes it: "127.0.0.1:8765", "localhost:80", "[::1]:8765",
+// "0.0.0.0:0". std::nullopt for anything else (no port, a port above 65535, an empty host,
+// an IPv6 address without brackets).
+std::optional<ListenAddress> parse_listen_address(std::string_view text);
 
 struct CommandLine {
     // The subcommand to run; empty when there is nothing to run (--help, a usage error):

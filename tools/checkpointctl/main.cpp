@@ -1,16 +1,19 @@
 // checkpointctl — audit and operate a checkpoint database without writing code.
 //
 // Exit codes: 0 success; 1 error; 2 usage; 3 verification found problems; 4 database not
-// found; 5 not a checkpoint database, damaged or unsafe; 6 schema version mismatch; 7 busy.
+// found; 5 not a checkpoint database, damaged or unsafe; 6 schema version mismatch; 7 busy;
+// 8 serve cannot listen on the address.
 #include "command_line.hpp"
+#include "dashboard_server.hpp"
+#include "database.hpp"
+#include "html_report.hpp"
 #include "legacy_import.hpp"
+#include "record_fields.hpp"
 #include "record_writer.hpp"
 
 #include <checkpoint/checkpoint_manager.hpp>
 #include <checkpoint/copy.hpp>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -33,30 +36,6 @@ using checkpointctl::JsonValue;
 using checkpointctl::RecordWriter;
 using namespace checkpointctl;  // Settings, the exit codes
 
-int exit_code_for(checkpoint::ErrorCode code) {
-    using checkpoint::ErrorCode;
-    switch (code) {
-        case ErrorCode::InvalidArgument:
-            return exit_usage;
-        case ErrorCode::NotFound:
-            return exit_not_found;
-        case ErrorCode::NotADatabase:
-        case ErrorCode::Corrupt:
-        case ErrorCode::Unsafe:
-        case ErrorCode::OutputDamaged:
-            return exit_not_a_database;
-        case ErrorCode::SchemaTooNew:
-        case ErrorCode::SchemaTooOld:
-            return exit_schema;
-        case ErrorCode::Busy:
-            return exit_busy;
-        case ErrorCode::Unavailable:
-            return exit_unavailable;
-        default:
-            return exit_error;
-    }
-}
-
 Format resolve_format(const std::string& name, Format when_terminal, Format otherwise) {
     if (name.empty()) return isatty(STDOUT_FILENO) ? when_terminal : otherwise;
     if (name == "table") return Format::Table;
@@ -64,111 +43,6 @@ Format resolve_format(const std::string& name, Format when_terminal, Format othe
     if (name == "json") return Format::Json;
     return Format::Ndjson;
 }
-
-std::shared_ptr<spdlog::logger> tool_logger(bool verbose) {
-    auto logger = std::make_shared<spdlog::logger>(
-        "checkpointctl", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-    // Failures reach the user once, as the tool's own error line: the library's log lines
-    // only with --verbose.
-    logger->set_level(verbose ? spdlog::level::debug : spdlog::level::off);
-    logger->set_pattern("checkpointctl: %v");
-    return logger;
-}
-
-// Where the database is (--dir, --db or --url) and how to open it.
-struct Location {
-    std::filesystem::path directory;  // or the URI
-    checkpoint::Options options;
-};
-
-Location locate(const Settings& settings) {
-    Location location{settings.url.empty() ? settings.dir : settings.url, {}};
-    location.options.pipeline = settings.pipeline;
-    location.options.logger = tool_logger(settings.verbose);
-    location.options.busy_timeout = std::chrono::milliseconds(settings.busy_timeout_ms);
-    if (settings.url.empty() && !settings.db.empty()) {
-        const std::filesystem::path file(settings.db);
-        location.directory = file.has_parent_path() ? file.parent_path() : ".";
-        location.options.database_file = file.filename().string();
-    }
-    return location;
-}
-
-// Opens an existing database: read-only for the read commands; for writing, only if it
-// exists (a typo in --dir must not leave an empty database behind).
-CheckpointManager open(const Settings& settings, bool read_only) {
-    Location location = locate(settings);
-    location.options.read_only = read_only;
-    const auto file = location.directory / location.options.database_file;
-    if (!read_only && settings.url.empty() && !std::filesystem::exists(file)) {
-        throw checkpoint::Error(
-            checkpoint::ErrorCode::NotFound,
-            "checkpoint database " + file.string() + ": does not exist. Check --dir / --db");
-    }
-    return CheckpointManager(location.directory, location.options);
-}
-
-Field text_or_null(const std::string& text) {
-    return text.empty() ? Field{} : Field{text};
-}
-
-// The user's metadata as compact JSON text, as stored (keys sorted): an object in JSON
-// output, that text in CSV and tables; absent when there is none (an empty object).
-Field metadata_field(const nlohmann::json& metadata) {
-    if (metadata.is_null() || metadata.empty()) return {};
-    std::string text = metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    return JsonValue{text, std::move(text)};
-}
-
-// The upstream versions a save used: [{"stage":…,"version":…,"id":…},…] in JSON output,
-// "stage@version;stage@version" in CSV and tables; absent when none.
-Field inputs_field(const std::vector<checkpoint::InputVersion>& inputs) {
-    if (inputs.empty()) return {};
-    JsonValue value;
-    value.json = "[";
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-        const auto& input = inputs[i];
-        if (i > 0) {
-            value.json += ',';
-            value.text += ';';
-        }
-        value.json += "{\"stage\":";
-        checkpointctl::append_json_string(value.json, input.stage);
-        value.json += ",\"version\":" + std::to_string(input.version) +
-                      ",\"id\":" + std::to_string(input.id) + "}";
-        value.text += input.stage + "@" + std::to_string(input.version);
-    }
-    value.json += "]";
-    return value;
-}
-
-std::vector<Field> checkpoint_record(const checkpoint::Checkpoint& row) {
-    const bool pipeline_clear = row.stage.empty() && row.status == checkpoint::Status::Cleared;
-    const auto& output = row.output;
-    return {
-        row.id,
-        row.pipeline,
-        pipeline_clear ? Field{} : Field{row.stage},
-        std::string(to_string(row.status)),
-        row.version,
-        row.timestamp,
-        row.run_id,
-        row.duration ? Field{static_cast<std::int64_t>(row.duration->count())} : Field{},
-        text_or_null(row.message),
-        // issue 4's columns, after the original ones
-        text_or_null(row.fingerprint),
-        metadata_field(row.metadata),
-        output ? Field{output->size} : Field{},
-        output ? Field{output->sha256} : Field{},
-        output ? Field{std::string(output->in_database ? "database" : "file")} : Field{},
-        inputs_field(row.inputs),
-    };
-}
-
-const std::vector<std::string> checkpoint_columns = {
-    "id",        "pipeline",    "stage",         "status",          "version",
-    "timestamp", "run_id",      "duration_ms",   "message",         "fingerprint",
-    "metadata",  "output_size", "output_sha256", "output_location", "inputs"};
 
 checkpoint::HistoryFilter history_filter(const Settings& settings) {
     checkpoint::HistoryFilter filter;
@@ -182,16 +56,13 @@ checkpoint::HistoryFilter history_filter(const Settings& settings) {
 }
 
 int run_status(const Settings& settings) {
-    const auto manager = open(settings, true);
+    const auto manager = open_database(settings, true);
     RecordWriter out(std::cout, resolve_format(settings.format, Format::Table, Format::Csv),
-                     {"stage", "status", "version", "last_change", "run_id", "reason"});
+                     status_columns);
     // A completed stage that is not up to date (has_checkpoint false) reads "stale", with
     // the library's reason.
     const auto write = [&](const checkpoint::Checkpoint& state) {
-        out.write({state.stage,
-                   state.stale ? std::string("stale") : std::string(to_string(state.status)),
-                   state.version, state.timestamp, state.run_id,
-                   state.stale ? text_or_null(state.stale_reason) : Field{}});
+        out.write(status_record(state));
     };
     if (settings.stages.empty()) {
         for (const auto& state : manager.stages()) write(state);
@@ -209,7 +80,7 @@ int run_status(const Settings& settings) {
 }
 
 int run_history(const Settings& settings, bool dump) {
-    const auto manager = open(settings, true);
+    const auto manager = open_database(settings, true);
     checkpoint::HistoryFilter filter =
         dump ? checkpoint::HistoryFilter{} : history_filter(settings);
     filter.all_pipelines = dump;
@@ -223,15 +94,10 @@ int run_history(const Settings& settings, bool dump) {
 }
 
 int run_runs(const Settings& settings) {
-    const auto manager = open(settings, true);
+    const auto manager = open_database(settings, true);
     RecordWriter out(std::cout, resolve_format(settings.format, Format::Table, Format::Csv),
-                     {"run_id", "started_at", "ended_at", "host", "pid", "user", "completed",
-                      "failed", "outcome"});
-    for (const auto& run : manager.runs()) {
-        out.write({run.run_id, run.started_at, run.ended_at ? Field{*run.ended_at} : Field{},
-                   run.host, run.pid, run.user, run.stages_completed, run.stages_failed,
-                   std::string(to_string(run.outcome))});
-    }
+                     run_columns);
+    for (const auto& run : manager.runs()) out.write(run_record(run));
     out.finish();
     return exit_ok;
 }
@@ -283,7 +149,7 @@ std::set<std::string> downstream_of(const CheckpointManager& manager,
 }
 
 int run_clear(const Settings& settings) {
-    auto manager = open(settings, false);
+    auto manager = open_database(settings, false);
     const std::string where = "of pipeline '" + settings.pipeline + "' in " + manager.location();
     std::string what;
     if (settings.clear_stages.empty()) {
@@ -340,7 +206,7 @@ std::string duration_text(std::chrono::seconds duration) {
 }
 
 int run_prune(const Settings& settings) {
-    auto manager = open(settings, false);
+    auto manager = open_database(settings, false);
     checkpoint::PruneOptions options;
     options.older_than = settings.older_than;
     options.keep_last = settings.keep_last;
@@ -378,7 +244,7 @@ int run_prune(const Settings& settings) {
 }
 
 int run_verify(const Settings& settings) {
-    const auto manager = open(settings, true);
+    const auto manager = open_database(settings, true);
     const auto problems = manager.verify();
     for (const auto& problem : problems) std::cout << problem << "\n";
     if (!problems.empty()) {
@@ -392,14 +258,14 @@ int run_verify(const Settings& settings) {
 
 int run_migrate(const Settings& settings) {
     try {
-        const auto manager = open(settings, true);
+        const auto manager = open_database(settings, true);
         std::cout << manager.location() << ": already at schema version "
                   << manager.schema_version() << "\n";
         return exit_ok;
     } catch (const checkpoint::Error& e) {
         if (e.code() != checkpoint::ErrorCode::SchemaTooOld) throw;
     }
-    const auto manager = open(settings, false);  // opening for writing migrates
+    const auto manager = open_database(settings, false);  // opening for writing migrates
     std::cout << manager.location() << ": migrated to schema version " << manager.schema_version()
               << "\n";
     return exit_ok;
@@ -510,6 +376,30 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
     return duration;
 }
 
+std::optional<ListenAddress> parse_listen_address(std::string_view text) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    std::string_view host = text.substr(0, colon);
+    const std::string_view digits = text.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+        if (host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos)
+            return std::nullopt;
+    } else if (host.find_first_of(":[]") != std::string_view::npos) {
+        return std::nullopt;  // an IPv6 address needs its brackets
+    }
+    if (host.empty() || host.size() > 253 || digits.empty() || digits.size() > 5)
+        return std::nullopt;
+    if (host.find_first_of(" \t\r\n/@") != std::string_view::npos) return std::nullopt;
+    int port = 0;
+    for (const char c : digits) {
+        if (c < '0' || c > '9') return std::nullopt;
+        port = port * 10 + (c - '0');
+    }
+    if (port > 65535) return std::nullopt;
+    return ListenAddress{std::string(host), port};
+}
+
 CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& out,
                                std::ostream& err) {
     CommandLine result;
@@ -519,7 +409,7 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
     app.footer(
         "Exit codes: 0 ok, 1 error, 2 usage, 3 verification failed, 4 database not found,\n"
         "5 not a checkpoint database, damaged or unsafe, 6 schema version mismatch, 7 busy,\n"
-        "8 database server unavailable.\n"
+        "8 database server unavailable, 9 serve cannot listen on the address.\n"
         "Example: checkpointctl --dir checkpoints history --format csv");
     add_location_options(app, settings);
     const std::string table_default =
@@ -641,6 +531,33 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         "Example: checkpointctl copy --from checkpoints --to "
         "postgresql://etl@db.example.com/checkpoints");
 
+    auto* serve = app.add_subcommand(
+        "serve", "A read-only web dashboard of the database, with a JSON API and /metrics");
+    add_location_options(*serve, settings);
+    serve
+        ->add_option("--listen", settings.listen,
+                     "HOST:PORT to listen on (default: 127.0.0.1:8765; port 0: any free port, "
+                     "printed at start)")
+        ->check(CLI::Validator(
+            [](std::string& text) -> std::string {
+                if (parse_listen_address(text)) return {};
+                return "'" + text + "' is not HOST:PORT (e.g. 127.0.0.1:8765, [::1]:8765)";
+            },
+            "HOST:PORT"));
+    serve->footer(
+        "Shows every pipeline of the database (whatever --pipeline says); opens it read-only\n"
+        "and never writes. Stop it with Ctrl-C (or SIGTERM).\n"
+        "Example: checkpointctl serve --dir checkpoints --listen 127.0.0.1:8765");
+
+    auto* report =
+        app.add_subcommand("report", "Write a self-contained HTML report of a pipeline's run");
+    add_location_options(*report, settings);
+    report->add_option("--html", settings.html_file, "The HTML file to write")->required();
+    report->add_option("--run", settings.run, "The run to show (default: the pipeline's last)");
+    report->footer(
+        "One file, no network needed to view it: status grid, run timeline, the run's rows\n"
+        "and its failures. Example: checkpointctl report --dir checkpoints --html run.html");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -690,6 +607,10 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         result.command = Command::ImportLegacy;
     else if (*copy)
         result.command = Command::Copy;
+    else if (*serve)
+        result.command = Command::Serve;
+    else if (*report)
+        result.command = Command::Report;
     else
         result.exit_code = exit_usage;
     return result;
@@ -725,6 +646,10 @@ int main(int argc, char** argv) {
                 return run_import_legacy(settings);
             case Command::Copy:
                 return run_copy(settings);
+            case Command::Serve:
+                return checkpointctl::run_serve(settings);
+            case Command::Report:
+                return checkpointctl::run_report(settings);
         }
     } catch (const checkpoint::Error& e) {
         std::cerr << "checkpointctl: " << e.what() << "\n";
