@@ -419,6 +419,11 @@ def test_latest_stages_history_and_runs(manager):
     assert manager.latest("s") is None and manager.stages() == [] and manager.runs() == []
     manager.begin_stage("s")
     assert manager.latest("s").status == "started" and not manager.has_checkpoint("s")
+    manager.fail_stage("s", "lone \udc80 surrogate")
+    assert manager.latest("s").message == "lone \ufffd surrogate"
+    manager.fail_stage("s", b"invalid \xff utf-8")
+    assert manager.latest("s").message == "invalid \ufffd utf-8"
+    manager.begin_stage("s")
     manager.fail_stage("s", "connection refused")
     failed = manager.latest("s")
     assert failed.status == "failed" and failed.message == "connection refused"
@@ -432,17 +437,18 @@ def test_latest_stages_history_and_runs(manager):
     assert [c.stage for c in manager.stages()] == ["s", "t"]
     history = manager.history()
     assert [(h.stage, h.status) for h in history] == [
-        ("s", "started"), ("s", "failed"), ("s", "completed"), ("t", "completed")]
+        ("s", "started"), ("s", "failed"), ("s", "failed"), ("s", "started"), ("s", "failed"),
+        ("s", "completed"), ("t", "completed")]
     assert [h.id for h in history] == sorted(h.id for h in history)
     assert [h.stage for h in manager.history(stage="t")] == ["t"]
-    assert [h.status for h in manager.history(status="failed")] == ["failed"]
+    assert [h.status for h in manager.history(status="failed")] == ["failed"] * 3
     assert len(manager.history(limit=2)) == 2
-    assert len(manager.history(run_id=manager.run_id)) == 4
+    assert len(manager.history(run_id=manager.run_id)) == 7
     assert manager.history(run_id="another") == []
-    assert len(manager.history(since="2000-01-01", until="2999-01-01")) == 4
+    assert len(manager.history(since="2000-01-01", until="2999-01-01")) == 7
     now = datetime.datetime.now(datetime.timezone.utc)
     assert manager.history(since=now + datetime.timedelta(hours=1)) == []
-    assert len(manager.history(until=now + datetime.timedelta(hours=1))) == 4
+    assert len(manager.history(until=now + datetime.timedelta(hours=1))) == 7
     with pytest.raises(checkpoint.InvalidArgumentError, match="naive"):
         manager.history(since=datetime.datetime.now())
     with pytest.raises(checkpoint.InvalidArgumentError, match="status"):
@@ -452,7 +458,7 @@ def test_latest_stages_history_and_runs(manager):
     (run,) = manager.runs()
     assert (run.run_id, run.pid, run.outcome, run.ended_at) == (manager.run_id, os.getpid(),
                                                                  "running", None)
-    assert run.stages_completed == 2 and run.stages_failed == 1 and run.host and run.user
+    assert run.stages_completed == 2 and run.stages_failed == 3 and run.host and run.user
     assert repr(row).startswith("Checkpoint(") and repr(run).startswith("Run(")
 
 
@@ -547,6 +553,10 @@ def test_a_stage_body_that_raises_is_recorded_as_failed_and_the_exception_goes_o
         with manager.stage("t"):
             raise RuntimeError()
     assert manager.latest("t").message == "RuntimeError"
+    with pytest.raises(ValueError):
+        with manager.stage("u"):
+            raise ValueError("bad \udc80 byte")
+    assert manager.latest("u").message == "ValueError: bad \ufffd byte"
 
 
 def test_stage_with_fingerprint_and_inputs(manager):

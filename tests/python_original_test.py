@@ -205,3 +205,36 @@ def test_a_stage_name_is_never_a_path(tmp_path, manager, directory):
     assert not (tmp_path / "escaped.checkpoint").exists()
     assert sorted(p.name for p in directory.iterdir()) == ["checkpoints.db", "checkpoints.db-shm",
                                                              "checkpoints.db-wal"]
+
+
+def test_the_readmes_api_example_runs_and_resumes(tmp_path):
+    """The "The API" example of README.md, with the functions it leaves to the reader
+    defined, run twice: the second run runs no stage and gets the stored model back."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### The API"):]
+    code = re.search(r"```python\n(.*?)^```", section, re.MULTILINE | re.DOTALL).group(1)
+    assert "/var/lib/etl/checkpoints" in code
+    code = code.replace("/var/lib/etl/checkpoints", str(tmp_path / "etl"))
+    prelude = ("calls = []\n"
+               "def download():\n    calls.append('download'); return b'raw rows'\n"
+               "def preprocess(raw):\n    calls.append('preprocess'); return raw.upper()\n"
+               "def fit(data):\n    calls.append('fit'); return b'model of ' + data\n")
+    epilogue = "print(calls, model)\n"
+    (tmp_path / "config.yaml").write_text("threshold: 3\n")
+    script = tmp_path / "api_example.py"
+    script.write_text(prelude + code + epilogue, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(module_path().parent))
+    outputs = []
+    for _ in range(2):
+        result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=TIMEOUT)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert outputs == ["['download', 'preprocess', 'fit'] b'model of RAW ROWS'\n",
+                       "[] b'model of RAW ROWS'\n"]
+    with CheckpointManager(tmp_path / "etl", pipeline="nightly-etl", read_only=True) as reader:
+        assert [s.stage for s in reader.stages()] == ["ingest", "preprocess", "train"]
+        assert reader.latest("preprocess").metadata == {"kept": 950}
+        assert [i.stage for i in reader.latest("train").inputs] == ["preprocess"]
+        # the second run only read: a manager that writes nothing records no run
+        assert [r.outcome for r in reader.runs()] == ["finished"]

@@ -27,6 +27,9 @@ namespace py = pybind11;
 std::string_view utf8_view(py::handle value, const char* what);
 std::string utf8_string(py::handle value, const char* what);
 
+// Any str as UTF-8, a lone surrogate becoming U+FFFD (for failure messages: never refused).
+std::string utf8_lossy(py::handle text);
+
 // A file system path: str, bytes or os.PathLike (str paths are encoded like os.fsencode).
 std::filesystem::path path_arg(py::handle value, const char* what);
 

@@ -10,6 +10,16 @@
 
 namespace checkpoint::python {
 
+// True while the interpreter shuts down (threads other than the main one may then no longer
+// take the GIL). Public from Python 3.13 on, private before.
+inline bool interpreter_finalizing() noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing() != 0;
+#else
+    return _Py_IsFinalizing() != 0;
+#endif
+}
+
 // Calls fn() with the GIL released and returns its result, or rethrows its exception, once
 // the GIL is held again. Unlike pybind11's gil_scoped_release, the GIL is taken back in
 // ordinary code, not in a destructor: a daemon thread that takes it back while the

@@ -1,10 +1,11 @@
 #include "log_sink.hpp"
 
-#include <mutex>
 #include <string>
 
 #include <spdlog/sinks/sink.h>
 #include <unistd.h>
+
+#include "gil.hpp"
 
 namespace checkpoint::python {
 
@@ -59,7 +60,7 @@ public:
     void log(const spdlog::details::log_msg& message) override {
         const int level = python_level(message.level);
         std::string text(message.payload.data(), message.payload.size());
-        if (py_logger_log == nullptr || !Py_IsInitialized() || _Py_IsFinalizing()) {
+        if (py_logger_log == nullptr || !Py_IsInitialized() || interpreter_finalizing()) {
             to_stderr(level, text);
             return;
         }

@@ -298,12 +298,10 @@ void begin_stage(Manager& manager, py::handle stage) {
 
 void fail_stage(Manager& manager, py::handle stage, py::handle message) {
     const std::string_view name = utf8_view(stage, "stage name");
-    // Any text: a lone surrogate is stored as U+FFFD, like invalid UTF-8 from C++.
+    // Any text: a lone surrogate becomes U+FFFD, as invalid UTF-8 from C++ does.
     std::string text;
     if (PyUnicode_Check(message.ptr())) {
-        text = py::reinterpret_steal<py::bytes>(
-                   PyUnicode_AsEncodedString(message.ptr(), "utf-8", "replace"))
-                   .cast<std::string>();
+        text = utf8_lossy(message);
     } else {
         text = bytes_arg(message, "message");
     }

@@ -53,9 +53,7 @@ public:
         if (!value.is_none()) {
             const py::str message(value);
             if (py::len(message) > 0) {
-                text += ": " + py::reinterpret_steal<py::bytes>(
-                                   PyUnicode_AsEncodedString(message.ptr(), "utf-8", "replace"))
-                                   .cast<std::string>();
+                text += ": " + utf8_lossy(message);
             }
         }
         return text;
