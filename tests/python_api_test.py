@@ -8,6 +8,7 @@ import gc
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -85,14 +86,48 @@ def test_a_directory_name_that_is_not_utf8_round_trips(tmp_path):
     assert os.path.isfile(os.fsencode(tmp_path) + b"/dir\xff/checkpoints.db")
 
 
-def test_a_url_is_refused_without_quoting_its_secret(tmp_path, monkeypatch):
+def test_an_unknown_url_is_refused_without_quoting_its_secret(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(checkpoint.InvalidArgumentError) as raised:
-        CheckpointManager("postgresql://user:s3cret-pw@db.example/pipelines")
+        CheckpointManager("mysql://user:s3cret-pw@db.example/pipelines")
     assert raised.value.code == "invalid_argument"
-    assert "postgresql://" in str(raised.value)
+    assert "mysql://" in str(raised.value)
     assert "s3cret" not in str(raised.value) and "user" not in str(raised.value)
     assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+def test_an_unreachable_postgresql_url_raises_unavailable_without_its_secret(tmp_path):
+    with pytest.raises(checkpoint.Error) as raised:
+        CheckpointManager("postgresql://user:s3cret-pw@127.0.0.1:1/pipelines?connect_timeout=2")
+    assert raised.value.code == "unavailable"
+    assert "127.0.0.1:1" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
+
+
+def test_a_postgresql_database_works_like_a_directory():
+    server = os.environ.get("CHECKPOINT_TEST_PG_URL")
+    if not server:
+        pytest.fail("CHECKPOINT_TEST_PG_URL is not set: run through tools/test.sh, or start a "
+                    'server with eval "$(tools/pg_server.sh start)"', pytrace=False)
+    psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+    name = "py_" + os.urandom(8).hex()
+    subprocess.run([psql, server, "-qAtc", f"CREATE DATABASE {name}"], check=True, timeout=60)
+    try:
+        url = server.rsplit("/", 1)[0] + "/" + name
+        with CheckpointManager(url, pipeline="py") as manager:
+            manager.save_checkpoint("ingest", output=b"\x00bytes\xff" * 1000,
+                                    metadata={"rows": 3})
+            assert manager.has_checkpoint("ingest")
+            assert manager.load_output("ingest") == b"\x00bytes\xff" * 1000
+            assert manager.latest("ingest").metadata == {"rows": 3}
+            assert manager.location == url
+            assert manager.database_path == ""
+            assert manager.verify() == []
+        with CheckpointManager(url, pipeline="py", read_only=True) as reader:
+            assert [run.outcome for run in reader.runs()] == ["finished"]
+    finally:
+        subprocess.run([psql, server, "-qAtc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+                       check=True, timeout=60)
 
 
 @pytest.mark.parametrize("options, text", [

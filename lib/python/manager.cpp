@@ -38,18 +38,20 @@ Durability durability_arg(py::handle value) {
                 "invalid durability '" + text + "': give \"full\" or \"normal\"");
 }
 
-// "postgresql://user:secret@host/db" and the like: a URL, for a backend this build does not
-// have. Named by its scheme only, never quoted whole (it may hold a password).
+// "mysql://user:secret@host/db" and the like: a URL of a database the library has no
+// backend for (postgresql:// and postgres:// go to the PostgreSQL backend). Named by its
+// scheme only, never quoted whole (it may hold a password).
 void refuse_url(py::handle checkpoint_dir) {
     if (!PyUnicode_Check(checkpoint_dir.ptr())) return;
     const std::string text = utf8_string(checkpoint_dir, "checkpoint_dir");
     static const std::regex url("^([A-Za-z][A-Za-z0-9+.-]*)://");
     std::smatch match;
-    if (std::regex_search(text, match, url)) {
+    if (std::regex_search(text, match, url) && match[1].str() != "postgresql" &&
+        match[1].str() != "postgres") {
         throw Error(ErrorCode::InvalidArgument,
                     "checkpoint_dir is a " + match[1].str() +
-                        ":// URL, but this build of checkpoint stores checkpoints in SQLite "
-                        "only: give a directory");
+                        ":// URL, but checkpoint stores checkpoints in SQLite (give a "
+                        "directory) or PostgreSQL (a postgresql:// URL) only");
     }
 }
 
@@ -154,9 +156,8 @@ HistoryFilter history_filter(py::handle stage, py::handle run_id, py::handle sta
 
 std::string repr(Manager& manager) {
     if (manager.closed()) return "<checkpoint.CheckpointManager (closed)>";
-    const auto [path, pipeline] = manager.call([](CheckpointManager& m) {
-        return std::make_pair(m.database_path().string(), m.pipeline());
-    });
+    const auto [path, pipeline] = manager.call(
+        [](CheckpointManager& m) { return std::make_pair(m.location(), m.pipeline()); });
     return "<checkpoint.CheckpointManager " + py::repr(path_to_python(path)).cast<std::string>() +
            " pipeline=" + py::repr(py::str(pipeline)).cast<std::string>() + ">";
 }
@@ -182,7 +183,7 @@ Manager::Manager(py::object checkpoint_dir, Options options)
     manager_ = without_gil([&] {
         return std::make_unique<CheckpointManager>(std::move(directory), std::move(options));
     });
-    database_path_ = manager_->database_path().string();
+    database_path_ = manager_->location();  // no password: safe in messages
     std::lock_guard lock(open_managers_mutex);
     open_managers().insert(this);
 }
@@ -455,6 +456,9 @@ run: close() (or the end of a `with` block, or garbage collection) records its e
                                    return path_to_python(m.call(
                                        [](CheckpointManager& c) { return c.database_path(); }));
                                })
+        .def_property_readonly(
+            "location",
+            [](Manager& m) { return m.call([](CheckpointManager& c) { return c.location(); }); })
         .def_property_readonly("outputs_directory",
                                [](Manager& m) {
                                    return path_to_python(m.call(

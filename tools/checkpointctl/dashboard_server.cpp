@@ -59,7 +59,7 @@ public:
         : settings_(settings), root_(open_database(settings, true)) {}
 
     std::vector<std::string> pipelines() const { return root_.pipelines(); }
-    const std::filesystem::path& database_path() const { return root_.database_path(); }
+    const std::string& location() const { return root_.location(); }
 
     // The manager of `pipeline`; HttpError 404 when the database has no such pipeline.
     const CheckpointManager& manager(const std::string& pipeline) {
@@ -68,8 +68,7 @@ public:
             return *found->second;
         const auto names = root_.pipelines();
         if (!std::binary_search(names.begin(), names.end(), pipeline)) {
-            throw HttpError{404, "not_found",
-                            "no pipeline '" + pipeline + "' in " + database_path().string()};
+            throw HttpError{404, "not_found", "no pipeline '" + pipeline + "' in " + location()};
         }
         auto manager = std::make_unique<CheckpointManager>(open_pipeline(settings_, pipeline));
         return *managers_.emplace(pipeline, std::move(manager)).first->second;
@@ -380,7 +379,7 @@ int run_serve(const Settings& settings) {
                   << ", not only on this machine: whoever can reach it can read the dashboard "
                      "(there is no authentication)\n";
     }
-    std::cout << "serving " << url_of(*address, port) << " (" << dashboard.database_path().string()
+    std::cout << "serving " << url_of(*address, port) << " (" << dashboard.location()
               << ", read-only; Ctrl-C stops)" << std::endl;
 
     std::atomic<bool> signalled{false};

@@ -49,7 +49,7 @@ int run_report(const Settings& settings) {
     const auto pipelines = manager.pipelines();
     if (std::find(pipelines.begin(), pipelines.end(), settings.pipeline) == pipelines.end()) {
         std::cerr << "checkpointctl: no pipeline '" << settings.pipeline << "' in "
-                  << manager.database_path().string() << ": nothing to report. Check --pipeline\n";
+                  << manager.location() << ": nothing to report. Check --pipeline\n";
         return exit_error;
     }
     const auto runs = manager.runs();
@@ -58,7 +58,8 @@ int run_report(const Settings& settings) {
 
     Json data = {
         {"pipeline", settings.pipeline},
-        {"database", manager.database_path().filename().string()},
+        {"database", manager.database_path().empty() ? manager.location()
+                                                     : manager.database_path().filename().string()},
         {"generated_at", now_timestamp()},
         {"stages", stages_json(settings.pipeline, stage_views(manager)).at("stages")},
         {"runs", runs_json(settings.pipeline, runs).at("runs")},
