@@ -10,24 +10,32 @@ struct Statement {
 };
 
 // One history row for a stage, and its stage_heads row moved to it, in one statement. The
-// row lock that INSERT ... ON CONFLICT DO UPDATE takes on stage_heads is held before the
-// new id is drawn from the sequence (the SET list is evaluated under it), so a stage's
-// ids and versions grow together whatever the concurrency; a first save of a stage that
-// races another inserts once and takes the update path in the other.
+// row lock that UPDATE (or INSERT ... ON CONFLICT DO UPDATE) takes on stage_heads is held
+// before the new id is drawn from the sequence (the SET list is evaluated under it), so a
+// stage's ids and versions grow together whatever the concurrency. An existing stage takes
+// the UPDATE; a new one the INSERT, whose nextval is evaluated only when the UPDATE found no
+// row (so that, as on SQLite, a save draws one id, and ids have no gaps); a first save of a
+// stage that races another inserts once and takes the update path in the other.
 // $1 pipeline, $2 stage, $3 status, $4 1 for completed (the version grows) else 0,
 // $5 timestamp, $6 run_id, $7 duration_ms, $8 message, $9 metadata (jsonb text),
 // $10 fingerprint, $11 output_size, $12 output_sha256, $13 output_in_database,
 // $14 input_count, $15 checks.
 inline constexpr Statement append{
     "checkpoint_append",
-    "WITH head AS ("
+    "WITH moved AS ("
+    " UPDATE stage_heads h SET status = $3, version = h.version + $4,"
+    "  head_id = nextval(pg_get_serial_sequence('checkpoints', 'id')), checks = $15"
+    " WHERE h.pipeline = $1 AND h.stage = $2 RETURNING head_id, version), "
+    "created AS ("
     " INSERT INTO stage_heads AS h (pipeline, stage, status, version, head_id, checks)"
-    " VALUES ($1, $2, $3, $4, nextval(pg_get_serial_sequence('checkpoints', 'id')), $15)"
+    " SELECT $1, $2, $3, $4, nextval(pg_get_serial_sequence('checkpoints', 'id')), $15"
+    " WHERE NOT EXISTS (SELECT 1 FROM moved)"
     " ON CONFLICT (pipeline, stage) DO UPDATE SET status = excluded.status,"
     "  version = h.version + $4,"
     "  head_id = nextval(pg_get_serial_sequence('checkpoints', 'id')),"
     "  checks = excluded.checks"
-    " RETURNING head_id, version) "
+    " RETURNING head_id, version), "
+    "head AS (SELECT * FROM moved UNION ALL SELECT * FROM created) "
     "INSERT INTO checkpoints (id, pipeline, stage, status, version, timestamp, run_id,"
     " duration_ms, message, metadata, fingerprint, output_size, output_sha256,"
     " output_in_database, input_count) "
