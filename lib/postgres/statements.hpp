@@ -51,6 +51,19 @@ inline constexpr Statement append_pipeline_clear{
     "UPDATE pipelines p SET cleared_id = GREATEST(p.cleared_id, c.id) FROM c"
     " WHERE p.pipeline = $1 RETURNING c.id"};
 
+// Every write transaction locks its pipeline's row first (see "Ordering" in
+// migrations/postgres/0001_initial.sql): saves share the lock, a pipeline-wide clear takes
+// it alone. So no save draws its id while a clear is in flight, and a clear draws its id
+// only once every save that drew one before it has committed: within a pipeline, a save
+// that commits after a clear gets an id above the clear's (and stays current), and a clear
+// that commits after a save gets an id above the save's (and clears it).
+inline constexpr Statement lock_pipeline_shared{
+    "checkpoint_lock_pipeline_shared",
+    "SELECT cleared_id FROM pipelines WHERE pipeline = $1 FOR SHARE"};
+inline constexpr Statement lock_pipeline_alone{
+    "checkpoint_lock_pipeline_alone",
+    "SELECT cleared_id FROM pipelines WHERE pipeline = $1 FOR NO KEY UPDATE"};
+
 inline constexpr Statement insert_run{
     "checkpoint_insert_run",
     "INSERT INTO runs (run_id, pipeline, host, pid, \"user\", started_at, heartbeat_at) "
@@ -175,6 +188,8 @@ inline constexpr Statement runs{
 inline constexpr Statement all[] = {
     append,
     append_pipeline_clear,
+    lock_pipeline_shared,
+    lock_pipeline_alone,
     insert_run,
     insert_pipeline,
     close_run,
