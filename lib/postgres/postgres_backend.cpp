@@ -74,9 +74,30 @@ void PostgresBackend::Impl::open() {
     try {
         connection();
         migrate_postgres(*connection_);
+        if (!config.read_only) reap_dead_runs();
     } catch (...) {
         fail("opening");
     }
+}
+
+// Marks died the open runs of this host whose process no longer exists, as the SQLite
+// backend does on open, so that the history and current_state views (what psql shows)
+// report their unfinished stages as incomplete. Runs on other hosts are left to readers
+// (their heartbeat) and to prune. Writes only when there is something to mark.
+void PostgresBackend::Impl::reap_dead_runs() {
+    pqxx::work tx(connection_->get());
+    LivenessCache liveness;
+    const pqxx::result open_runs =
+        PgParams().text(run.process.host).exec(tx, pg_sql::open_runs_on_host.name);
+    bool marked = false;
+    for (const auto& row : open_runs) {
+        const RunFacts facts{RunOutcome::Running, run.process.host, row[1].as<std::int64_t>(),
+                             row[2].is_null() ? std::string() : row[2].as<std::string>()};
+        if (reported_outcome(facts, liveness) != RunOutcome::Died) continue;
+        PgParams().text(row[0].as<std::string>()).exec(tx, pg_sql::mark_run_died.name);
+        marked = true;
+    }
+    if (marked) tx.commit();
 }
 
 pqxx::connection_base& PostgresBackend::Impl::connection() {

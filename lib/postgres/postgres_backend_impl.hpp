@@ -101,6 +101,7 @@ struct PostgresBackend::Impl final : StalenessFacts {
     std::exception_ptr translated(const std::string& action) const;
 
     void open();
+    void reap_dead_runs();
     void start_heartbeat();
     void stop_heartbeat() noexcept;
     void require_writable(const std::string& action) const;
