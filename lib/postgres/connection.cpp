@@ -205,7 +205,7 @@ PgConnection::PgConnection(const ServerLocation& location, std::chrono::millisec
                            bool read_only)
     : location_(location), busy_timeout_(busy_timeout), read_only_(read_only) {
     try {
-        connection_ = std::make_unique<pqxx::connection>(connection_string(location_));
+        connection_.reset(new pqxx::connection(connection_string(location_)));
         std::string settings = "SET lock_timeout = " + milliseconds_setting(busy_timeout_) +
                                "; SET statement_timeout = 0; SET TIME ZONE 'UTC';";
         if (read_only_) settings += " SET default_transaction_read_only = on;";
@@ -214,6 +214,10 @@ PgConnection::PgConnection(const ServerLocation& location, std::chrono::millisec
     } catch (...) {
         throw_translated("connecting");
     }
+}
+
+void PgConnection::Deleter::operator()(pqxx::connection_base* connection) const noexcept {
+    delete static_cast<pqxx::connection*>(connection);  // its destructor closes it
 }
 
 PgConnection::~PgConnection() = default;

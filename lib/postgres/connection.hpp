@@ -53,7 +53,12 @@ private:
     ServerLocation location_;
     std::chrono::milliseconds busy_timeout_;
     bool read_only_;
-    std::unique_ptr<pqxx::connection_base> connection_;
+    // Deletes the pqxx::connection it was made as: libpqxx 6.4's connection_base has no
+    // virtual destructor, so deleting through it skips the one that closes the connection.
+    struct Deleter {
+        void operator()(pqxx::connection_base* connection) const noexcept;
+    };
+    std::unique_ptr<pqxx::connection_base, Deleter> connection_;
 };
 
 // The libpq key/value connection string for `location` with the defaults above added
