@@ -8,6 +8,10 @@ it (`ctest --output-junit FILE`). Fails (exit 1, naming each problem) when:
   - a Catch2 test case has no CTest entry, or an entry names no test case of its program
     (catch_discover_tests splits names at ';': such a name becomes two entries that each
     ran nothing);
+  - a conformance program (one that tests/CMakeLists.txt registers a second time with
+    CHECKPOINT_TEST_BACKEND=postgres) lacks a PostgreSQL entry for one of its test cases
+    not tagged [sqlite] (`PROGRAM --list-test-names-only '~[sqlite]'`), or has one for a
+    test case that is (each backend's set must be exactly its own);
   - an entry did not run, or did not pass;
   - a Catch2 entry ran other than exactly one test case, or one with no assertion (Catch2
     2.13 takes a single -w option, and CMake passes -w NoTests);
@@ -54,6 +58,26 @@ def junit_results(path):
     return results
 
 
+def backend_of(test):
+    """'postgres' for an entry run with CHECKPOINT_TEST_BACKEND=postgres, else 'sqlite'."""
+    for prop in test.get("properties", []):
+        if prop.get("name") == "ENVIRONMENT":
+            values = prop.get("value", [])
+            if isinstance(values, str):
+                values = [values]
+            if "CHECKPOINT_TEST_BACKEND=postgres" in values:
+                return "postgres"
+    return "sqlite"
+
+
+def listed_cases(program, *spec):
+    listed = subprocess.run([program, *spec, "--list-test-names-only"], capture_output=True,
+                            text=True)
+    if listed.returncode < 0 or not listed.stdout.strip():
+        return None
+    return [line for line in listed.stdout.splitlines() if line.strip()]
+
+
 def kind_of(command):
     program = os.path.basename(command[0])
     if program == "bash":
@@ -73,7 +97,8 @@ def main():
     results = junit_results(junit)
     problems = []
     counts = []  # (program, what ran)
-    catch_entries = defaultdict(list)  # program path -> [(entry name, spec)]
+    # (program path, backend) -> [(entry name, spec)]
+    catch_entries = defaultdict(list)
     python_parts = defaultdict(list)  # script -> [(part, parts, ran, total)]
 
     for test in ctest_tests(build_dir):
@@ -87,7 +112,7 @@ def main():
             continue
         kind = kind_of(command)
         if kind == "catch2":
-            catch_entries[command[0]].append((name, command[1]))
+            catch_entries[(command[0], backend_of(test))].append((name, command[1]))
             summary = CATCH_SUMMARY.search(output)
             if "assertions: - none -" in output:
                 problems.append(f"{name}: its test case checked nothing (no assertion)")
@@ -118,21 +143,31 @@ def main():
         else:
             counts.append((name, "passed"))
 
-    for program, entries in sorted(catch_entries.items()):
-        listed = subprocess.run([program, "--list-test-names-only"], capture_output=True,
-                                text=True).stdout
-        cases = [line for line in listed.splitlines() if line.strip()]
+    for (program, backend), entries in sorted(catch_entries.items()):
+        short = os.path.basename(program)
+        # The SQLite entries: every test case. The PostgreSQL ones: exactly those not tagged
+        # [sqlite] (what catch_discover_tests' TEST_SPEC "~[sqlite]" listed).
+        spec = ["~[sqlite]"] if backend == "postgres" else []
+        cases = listed_cases(program, *spec)
+        if cases is None:
+            problems.append(f"{short}: --list-test-names-only {' '.join(spec)} listed nothing")
+            cases = []
         expected = {catch_spec(case): case for case in cases}
         specs = [spec for _, spec in entries]
-        short = os.path.basename(program)
+        label = f"{short} [{backend}]"
         for spec, case in expected.items():
             if specs.count(spec) != 1:
-                problems.append(f"{short}: test case '{case}' has {specs.count(spec)} CTest "
+                problems.append(f"{label}: test case '{case}' has {specs.count(spec)} CTest "
                                 "entries instead of 1")
         for entry, spec in entries:
             if spec not in expected:
-                problems.append(f"{entry}: names no test case of {short}")
-        counts.append((short, f"{len(entries)} of {len(cases)} test cases"))
+                problems.append(f"{entry}: names no test case of {short} that runs on {backend}")
+        if backend == "postgres":
+            everything = listed_cases(program) or []
+            counts.append((label, f"{len(entries)} of {len(cases)} test cases "
+                                  f"({len(everything) - len(cases)} SQLite-only)"))
+        else:
+            counts.append((label, f"{len(entries)} of {len(cases)} test cases"))
 
     for script, parts in sorted(python_parts.items()):
         totals = {total for _, _, _, total in parts}

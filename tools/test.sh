@@ -9,6 +9,10 @@
 #      CHECKPOINT_TEST_SCALE=10 (they are single-threaded or multi-process: what TSan
 #      checks is in the threaded tests, which always run in full);
 #   4. the libFuzzer targets, 30 s each (tools/fuzz.sh, build-fuzz/).
+# Each CTest phase runs the conformance suite on both backends: one throwaway PostgreSQL
+# server (tools/pg_server.sh: a private port and socket directory, fsync on) is started
+# before the first phase and stopped when the script ends, whatever happens (the EXIT
+# trap); the tests make a fresh database on it per test case (tests/support/pg_database.hpp).
 # Any test failure, sanitizer report or fuzz crash fails the run. The phase times are
 # printed at the end (about 20 minutes in all on two cores, builds included).
 #   tools/test.sh           all four (what CI runs)
@@ -52,8 +56,13 @@ end() {  # short name
     timings+=("$(printf '%-34s %4ds' "$1" $((SECONDS - phase_start)))")
     phase=""
 }
+pg_dir=""
 report() {
     local status=$?
+    if [[ -n $pg_dir ]]; then
+        tools/pg_server.sh stop "$pg_dir" || true
+        pg_dir=""
+    fi
     [[ -n $phase ]] && end "$phase: stopped"
     echo "=== checkpoint: phase times (${mode}; $(nproc) cores; load at the end:$(cut -d' ' -f1-3 /proc/loadavg))"
     ((${#timings[@]})) && printf '  %s\n' "${timings[@]}"
@@ -88,6 +97,10 @@ run_ctest() {  # build directory
 
 begin "plain build and tests (build/)"
 tools/build.sh
+# The PostgreSQL server of every CTest phase (the EXIT trap stops it).
+pg_env=$(tools/pg_server.sh start)
+eval "$pg_env"
+pg_dir=$CHECKPOINT_TEST_PG_DIR
 (
     export CHECKPOINT_TEST_SCALE=${CHECKPOINT_TEST_SCALE:-100}
     run_ctest build
