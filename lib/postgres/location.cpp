@@ -37,19 +37,14 @@ struct Span {
     std::size_t end;
 };
 
-// The passwords in a URI's user info: "scheme://user:SECRET@host". The user info ends at
-// the last '@' before the URI ends (white space or a quote): a password that holds an
-// unencoded '@' or '/' is still covered (at worst more than the password is hidden).
+// The passwords in a URI's user info: "scheme://user:SECRET@host", whatever the scheme (a
+// location given by mistake as mysql://... must not show its password either). The user
+// info ends at the last '@' before the URI ends (white space or a quote): a password that
+// holds an unencoded '@' or '/' is still covered (at worst more than the password is hidden).
 void find_uri_secrets(std::string_view text, std::vector<Span>& spans) {
     for (std::size_t at = 0; at < text.size(); ++at) {
-        std::size_t after = 0;
-        if (starts_with_icase(text, at, "postgresql://")) {
-            after = at + 13;
-        } else if (starts_with_icase(text, at, "postgres://")) {
-            after = at + 11;
-        } else {
-            continue;
-        }
+        if (text.compare(at, 3, "://") != 0) continue;
+        const std::size_t after = at + 3;
         std::size_t end = after;
         while (end < text.size() && !is_space(text[end]) && text[end] != '"' &&
                text[end] != '\'')
