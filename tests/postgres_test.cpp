@@ -405,3 +405,87 @@ TEST_CASE("a save blocked past the busy timeout by a lock throws Busy and writes
     manager.save_checkpoint("second");
     CHECK(manager.has_checkpoint("second"));
 }
+
+TEST_CASE("a database that is not ours, or is newer, is refused and left unchanged",
+          "[postgres][open]") {
+    // The PostgreSQL counterparts of open_test's file checks (SQLite only).
+    SECTION("tables but no checkpoint_schema marker: NotADatabase") {
+        TestLocation dir(TestBackend::Postgres);
+        dir.exec("CREATE TABLE invoices (id bigint PRIMARY KEY, total numeric)");
+        dir.exec("INSERT INTO invoices VALUES (1, 9.5)");
+        std::string message;
+        CHECK(code_of([&] { CheckpointManager manager(dir.location()); }, &message) ==
+              ErrorCode::NotADatabase);
+        CHECK_THAT(message, Catch::Contains(dir.described()) && Catch::Contains("unchanged"));
+        CHECK(dir.rows("SELECT tablename FROM pg_tables WHERE schemaname = 'public'") ==
+              std::vector<std::string>{"invoices"});
+        CHECK(dir.query("SELECT count(*) FROM invoices") == "1");
+    }
+    SECTION("another application's marker: NotADatabase") {
+        TestLocation dir(TestBackend::Postgres);
+        { CheckpointManager manager(dir.location()); }
+        dir.exec("UPDATE checkpoint_schema SET application = 'someone-else'");
+        CHECK(code_of([&] { CheckpointManager manager(dir.location()); }) ==
+              ErrorCode::NotADatabase);
+        CHECK(dir.query("SELECT application FROM checkpoint_schema") == "someone-else");
+    }
+    SECTION("a schema version newer than the library's: SchemaTooNew, nothing written") {
+        TestLocation dir(TestBackend::Postgres);
+        {
+            CheckpointManager manager(dir.location());
+            manager.save_checkpoint("s");
+        }
+        dir.exec("UPDATE checkpoint_schema SET version = version + 1");
+        const std::string version = dir.query("SELECT version FROM checkpoint_schema");
+        for (const bool read_only : {false, true}) {
+            INFO("read_only " << read_only);
+            Options options;
+            options.read_only = read_only;
+            std::string message;
+            CHECK(code_of([&] { CheckpointManager manager(dir.location(), options); }, &message) ==
+                  ErrorCode::SchemaTooNew);
+            CHECK_THAT(message, Catch::Contains("newer"));
+        }
+        CHECK(dir.query("SELECT version FROM checkpoint_schema") == version);
+        CHECK(dir.query("SELECT count(*) FROM checkpoints") == "1");
+        CHECK(dir.query("SELECT count(*) FROM runs") == "1");
+    }
+}
+
+TEST_CASE("outputs live in the database in 1 MiB chunks, and damage to them is found",
+          "[postgres][outputs]") {
+    // The PostgreSQL counterpart of outputs_test's damaged output files ([sqlite]).
+    TestLocation dir(TestBackend::Postgres);
+    std::string bytes(2 * 1024 * 1024 + 123, '\0');
+    std::mt19937 rng(7);
+    for (auto& byte : bytes) byte = static_cast<char>(rng() & 0xff);
+    CheckpointManager manager(dir.location());
+    checkpoint::SaveOptions save;
+    save.output = bytes;
+    manager.save_checkpoint("big", save);
+    CHECK(dir.query("SELECT count(*), sum(length(data)) FROM output_chunks") ==
+          "3|" + std::to_string(bytes.size()));
+    CHECK(manager.load_output("big") == bytes);
+    CHECK(manager.verify().empty());
+
+    SECTION("a chunk deleted") {
+        dir.exec("CREATE TABLE aside AS SELECT * FROM output_chunks WHERE chunk = 1");
+        dir.exec("DELETE FROM output_chunks WHERE chunk = 1");
+    }
+    SECTION("a byte altered, the size unchanged") {
+        dir.exec("CREATE TABLE aside AS SELECT * FROM output_chunks WHERE chunk = 1");
+        dir.exec(
+            "UPDATE output_chunks SET data = set_byte(data, 5, get_byte(data, 5) # 1) "
+            "WHERE chunk = 1");
+    }
+    const auto problems = manager.verify();
+    REQUIRE(problems.size() == 1);
+    CHECK_THAT(problems[0], Catch::Contains("output_chunks"));
+    CHECK(code_of([&] { (void)manager.load_output("big"); }) == ErrorCode::OutputDamaged);
+    CHECK(code_of([&] { (void)manager.load_output("big", 1); }) == ErrorCode::OutputDamaged);
+    // Repaired, it loads and verifies again.
+    dir.exec("DELETE FROM output_chunks WHERE chunk = 1");
+    dir.exec("INSERT INTO output_chunks SELECT * FROM aside");
+    CHECK(manager.verify().empty());
+    CHECK(manager.load_output("big") == bytes);
+}
