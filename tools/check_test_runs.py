@@ -8,10 +8,11 @@ it (`ctest --output-junit FILE`). Fails (exit 1, naming each problem) when:
   - a Catch2 test case has no CTest entry, or an entry names no test case of its program
     (catch_discover_tests splits names at ';': such a name becomes two entries that each
     ran nothing);
-  - a conformance program (one that tests/CMakeLists.txt registers a second time with
-    CHECKPOINT_TEST_BACKEND=postgres) lacks a PostgreSQL entry for one of its test cases
-    not tagged [sqlite] (`PROGRAM --list-test-names-only '~[sqlite]'`), or has one for a
-    test case that is (each backend's set must be exactly its own);
+  - a conformance program (its SQLite entries have the CTest label "conformance":
+    tests/CMakeLists.txt registers it a second time with CHECKPOINT_TEST_BACKEND=postgres
+    and the label "postgres") has no PostgreSQL entries, lacks one
+    for a test case not tagged [sqlite] (`PROGRAM '~[sqlite]' --list-test-names-only`), or
+    has one for a test case that is (each backend's set must be exactly its own);
   - an entry did not run, or did not pass;
   - a Catch2 entry ran other than exactly one test case, or one with no assertion (Catch2
     2.13 takes a single -w option, and CMake passes -w NoTests);
@@ -78,6 +79,14 @@ def listed_cases(program, *spec):
     return [line for line in listed.stdout.splitlines() if line.strip()]
 
 
+def labels_of(test):
+    for prop in test.get("properties", []):
+        if prop.get("name") == "LABELS":
+            values = prop.get("value", [])
+            return [values] if isinstance(values, str) else list(values)
+    return []
+
+
 def kind_of(command):
     program = os.path.basename(command[0])
     if program == "bash":
@@ -100,6 +109,7 @@ def main():
     # (program path, backend) -> [(entry name, spec)]
     catch_entries = defaultdict(list)
     python_parts = defaultdict(list)  # script -> [(part, parts, ran, total)]
+    conformance = set()  # the programs of the conformance suite (run on both backends)
 
     for test in ctest_tests(build_dir):
         name, command = test["name"], test.get("command", [])
@@ -113,6 +123,8 @@ def main():
         kind = kind_of(command)
         if kind == "catch2":
             catch_entries[(command[0], backend_of(test))].append((name, command[1]))
+            if "conformance" in labels_of(test):
+                conformance.add(command[0])
             summary = CATCH_SUMMARY.search(output)
             if "assertions: - none -" in output:
                 problems.append(f"{name}: its test case checked nothing (no assertion)")
@@ -143,6 +155,10 @@ def main():
         else:
             counts.append((name, "passed"))
 
+    for program in sorted(conformance):
+        if (program, "postgres") not in catch_entries:
+            problems.append(f"{os.path.basename(program)}: a conformance program with no "
+                            "PostgreSQL entries (CHECKPOINT_TEST_BACKEND=postgres)")
     for (program, backend), entries in sorted(catch_entries.items()):
         short = os.path.basename(program)
         # The SQLite entries: every test case. The PostgreSQL ones: exactly those not tagged
@@ -154,7 +170,7 @@ def main():
             cases = []
         expected = {catch_spec(case): case for case in cases}
         specs = [spec for _, spec in entries]
-        label = f"{short} [{backend}]"
+        label = f"{short} [{backend}]" if program in conformance else short
         for spec, case in expected.items():
             if specs.count(spec) != 1:
                 problems.append(f"{label}: test case '{case}' has {specs.count(spec)} CTest "
