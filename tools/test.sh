@@ -127,6 +127,8 @@ sanitized_suite() {  # name, CHECKPOINT_SANITIZE value, CHECKPOINT_TEST_SCALE va
         export ASAN_OPTIONS="halt_on_error=1:exitcode=86:detect_leaks=1:check_initialization_order=1:strict_init_order=1:log_path=$logs/asan"
         export UBSAN_OPTIONS="halt_on_error=1:exitcode=86:print_stacktrace=1:report_error_type=1:log_path=$logs/ubsan"
         export TSAN_OPTIONS="halt_on_error=1:exitcode=86:second_deadlock_stack=1:log_path=$logs/tsan"
+        # A libpqxx 6.4 leak on a connection the server closed (see the file).
+        export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
         export CHECKPOINT_TEST_SCALE="$3"
         # A program linked against the sanitized libcheckpoint.so (tests/package_test.sh)
         # must itself be linked with the sanitizer: CXX is the compiler with its flags.
