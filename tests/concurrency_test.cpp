@@ -8,6 +8,7 @@
 #include "files.hpp"
 #include "raw_db.hpp"
 #include "temp_dir.hpp"
+#include "test_location.hpp"
 
 #include <sqlite3.h>
 #include <catch2/catch.hpp>
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,9 +39,11 @@ using checkpoint::RunOutcome;
 using checkpoint::Status;
 using checkpoint::test::ChildProcess;
 using checkpoint::test::FaultVfs;
+using checkpoint::test::query_value;
 using checkpoint::test::RawDb;
 using checkpoint::test::read_file;
 using checkpoint::test::TempDir;
+using checkpoint::test::TestLocation;
 using checkpoint::test::with_stderr_to;
 
 namespace {
@@ -71,11 +75,12 @@ struct WorkerOutcome {
 };
 
 // Starts `prefixes.size()` workers that each save `count` stages into `dir`, all released
-// at the same moment (before any of them opened the database), and collects what they did.
+// at the same moment (before any of them opened the database: `untouched` checks that
+// nothing exists yet), and collects what they did.
 std::vector<WorkerOutcome> run_workers_together(const std::filesystem::path& dir,
                                                 const std::filesystem::path& scratch,
-                                                const std::vector<std::string>& prefixes,
-                                                int count) {
+                                                const std::vector<std::string>& prefixes, int count,
+                                                const std::function<void()>& untouched) {
     const auto gate = scratch / "gate";
     std::vector<std::unique_ptr<ChildProcess>> children;
     for (const auto& prefix : prefixes) {
@@ -89,7 +94,7 @@ std::vector<WorkerOutcome> run_workers_together(const std::filesystem::path& dir
         REQUIRE(ready);
         REQUIRE(*ready == "ready");
     }
-    REQUIRE_FALSE(std::filesystem::exists(dir / "checkpoints.db"));
+    untouched();
     std::ofstream(gate).put('\n');
 
     std::vector<WorkerOutcome> outcomes(children.size());
@@ -103,6 +108,36 @@ std::vector<WorkerOutcome> run_workers_together(const std::filesystem::path& dir
     return outcomes;
 }
 
+// Checks that the workers have not created the database yet: no file (SQLite), no table
+// (PostgreSQL: the workers race to migrate a fresh, empty database).
+std::function<void()> untouched(const TestLocation& location, const std::filesystem::path& dir) {
+    return [&location, dir] {
+        if (location.is_postgres()) {
+            REQUIRE(location.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") ==
+                    "0");
+        } else {
+            REQUIRE_FALSE(std::filesystem::exists(dir / "checkpoints.db"));
+        }
+    };
+}
+
+// The checks of a database the workers created: each migration applied exactly once,
+// whoever won the race (and on SQLite, the file is sound and in WAL mode).
+void check_created(const TestLocation& location, const std::filesystem::path& dir) {
+    if (location.is_postgres()) {
+        CHECK(location.query("SELECT count(*) FROM schema_migrations") ==
+              location.query("SELECT version FROM checkpoint_schema"));
+        CHECK(location.query("SELECT application FROM checkpoint_schema") == "checkpoint");
+        return;
+    }
+    RawDb raw(dir / "checkpoints.db", SQLITE_OPEN_READONLY);
+    CHECK(raw.value("PRAGMA integrity_check") == "ok");
+    CHECK(raw.value("PRAGMA journal_mode") == "wal");
+    CHECK(raw.value("PRAGMA user_version") == std::to_string(checkpoint::schema_version()));
+    CHECK(raw.value("SELECT count(*) FROM schema_migrations") ==
+          std::to_string(checkpoint::schema_version()));
+}
+
 std::vector<std::string> expected_acks(int count) {
     std::vector<std::string> acks;
     for (int i = 0; i < count; ++i) acks.push_back("ack " + std::to_string(i));
@@ -114,8 +149,8 @@ std::vector<std::string> expected_acks(int count) {
 TEST_CASE("threads sharing one manager lose no save and see every save", "[concurrency]") {
     constexpr int thread_count = 8;
     constexpr int saves_per_thread = 200;
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
 
     std::atomic<int> failures{0};
     std::mutex errors_mutex;
@@ -212,7 +247,7 @@ TEST_CASE("threads sharing one manager lose no save and see every save", "[concu
     // Another connection (a second manager) sees the same, and the run closes normally.
     const std::string run_id = manager.run_id();
     { CheckpointManager closing(std::move(manager)); }
-    CheckpointManager reader(dir.path());
+    CheckpointManager reader(dir.location());
     CHECK(reader.history().size() == static_cast<std::size_t>(total));
     const auto closed = reader.runs();
     REQUIRE(closed.size() == 1);
@@ -225,10 +260,12 @@ TEST_CASE("processes saving into one new directory at the same moment lose nothi
           "[concurrency]") {
     constexpr int saves_per_child = 200;
     const std::vector<std::string> prefixes{"alpha", "bravo", "charlie", "delta"};
-    TempDir scratch;
-    const auto dir = scratch / "checkpoints";  // does not exist yet: the workers create it
+    TestLocation scratch;
+    // Does not exist yet: the workers create it (PostgreSQL: an empty database they migrate).
+    const auto dir = scratch.is_sqlite() ? scratch / "checkpoints" : scratch.location();
 
-    const auto outcomes = run_workers_together(dir, scratch.path(), prefixes, saves_per_child);
+    const auto outcomes = run_workers_together(dir, scratch.scratch(), prefixes, saves_per_child,
+                                               untouched(scratch, dir));
 
     std::set<std::int64_t> pids;
     for (std::size_t i = 0; i < outcomes.size(); ++i) {
@@ -240,16 +277,12 @@ TEST_CASE("processes saving into one new directory at the same moment lose nothi
         pids.insert(outcomes[i].pid);
     }
 
-    const auto db_path = dir / "checkpoints.db";
-    {
-        RawDb raw(db_path, SQLITE_OPEN_READONLY);
-        CHECK(raw.value("PRAGMA integrity_check") == "ok");
-        CHECK(raw.value("PRAGMA journal_mode") == "wal");
-        CHECK(raw.value("PRAGMA user_version") == std::to_string(checkpoint::schema_version()));
-        // The migration was applied exactly once, whoever won the race.
-        CHECK(raw.value("SELECT count(*) FROM schema_migrations") ==
-              std::to_string(checkpoint::schema_version()));
-        CHECK(raw.value("SELECT count(*) FROM checkpoints") ==
+    check_created(scratch, dir);
+    if (scratch.is_sqlite()) {
+        CHECK(query_value(dir / "checkpoints.db", "SELECT count(*) FROM checkpoints") ==
+              std::to_string(prefixes.size() * saves_per_child));
+    } else {
+        CHECK(scratch.query("SELECT count(*) FROM checkpoints") ==
               std::to_string(prefixes.size() * saves_per_child));
     }
 
@@ -288,31 +321,34 @@ TEST_CASE("processes racing to create the same database all succeed", "[concurre
     constexpr int rounds = 8;
     constexpr int saves_per_child = 3;
     const std::vector<std::string> prefixes{"a", "b", "c", "d", "e", "f"};
-    TempDir scratch;
     for (int round = 0; round < rounds; ++round) {
         INFO("round " << round);
-        const auto round_dir = scratch / ("round-" + std::to_string(round));
-        std::filesystem::create_directory(round_dir);
-        const auto dir = round_dir / "deep" / "checkpoints";
-        const auto outcomes = run_workers_together(dir, round_dir, prefixes, saves_per_child);
+        TestLocation location;  // PostgreSQL: a fresh, empty database each round
+        const auto round_dir = location.scratch();
+        const auto dir =
+            location.is_sqlite() ? round_dir / "deep" / "checkpoints" : location.location();
+        const auto outcomes = run_workers_together(dir, round_dir, prefixes, saves_per_child,
+                                                   untouched(location, dir));
         for (std::size_t i = 0; i < outcomes.size(); ++i) {
             INFO("worker " << prefixes[i] << " stderr:\n" << outcomes[i].err);
             CHECK(outcomes[i].exit_code == 0);
             CHECK(outcomes[i].err.find("error") == std::string::npos);
             CHECK(outcomes[i].lines == expected_acks(saves_per_child));
         }
-        RawDb raw(dir / "checkpoints.db", SQLITE_OPEN_READONLY);
-        CHECK(raw.value("PRAGMA integrity_check") == "ok");
-        CHECK(raw.value("SELECT count(*) FROM schema_migrations") ==
-              std::to_string(checkpoint::schema_version()));
-        CHECK(raw.value("SELECT count(*) FROM checkpoints WHERE version = 1") ==
+        check_created(location, dir);
+        const auto value = [&](const std::string& sql) {
+            return location.is_sqlite() ? query_value(dir / "checkpoints.db", sql)
+                                        : location.query(sql);
+        };
+        CHECK(value("SELECT count(*) FROM checkpoints WHERE version = 1") ==
               std::to_string(prefixes.size() * saves_per_child));
-        CHECK(raw.value("SELECT count(*) FROM runs WHERE outcome = 'finished'") ==
+        CHECK(value("SELECT count(*) FROM runs WHERE outcome = 'finished'") ==
               std::to_string(prefixes.size()));
     }
 }
 
-TEST_CASE("a save blocked past the busy timeout throws Busy and writes nothing", "[concurrency]") {
+TEST_CASE("a save blocked past the busy timeout throws Busy and writes nothing",
+          "[concurrency][sqlite]") {
     using namespace std::chrono_literals;
     TempDir dir;
     Options options;
@@ -393,7 +429,7 @@ TEST_CASE("a save blocked past the busy timeout throws Busy and writes nothing",
 }
 
 TEST_CASE("a save waits for a lock another process holds for less than the busy timeout",
-          "[concurrency]") {
+          "[concurrency][sqlite]") {
     // The lock is held by another process (Python's sqlite3 module) for less than the busy
     // timeout: the save waits for it instead of failing.
     using namespace std::chrono_literals;
@@ -425,7 +461,7 @@ TEST_CASE("a save waits for a lock another process holds for less than the busy 
 }
 
 TEST_CASE("threads whose saves meet a held write lock all fail or all succeed together",
-          "[concurrency]") {
+          "[concurrency][sqlite]") {
     // Saves from several threads share one transaction (group commit): each call must still
     // report its own outcome. Against a lock held past the timeout, every save throws Busy
     // and none is written; against a lock released within the timeout, every save succeeds.
@@ -492,7 +528,8 @@ TEST_CASE("threads whose saves meet a held write lock all fail or all succeed to
     CHECK(raw.value("PRAGMA integrity_check") == "ok");
 }
 
-TEST_CASE("a save checks its output file only once it holds the write lock", "[concurrency]") {
+TEST_CASE("a save checks its output file only once it holds the write lock",
+          "[concurrency][sqlite]") {
     // A save writes its output file, then takes the write lock (BEGIN IMMEDIATE), and only
     // then checks that the file is still there (a prune may have deleted it meanwhile: it
     // had no row yet) and writes it again if not. Here the file disappears while the save

@@ -10,6 +10,7 @@
 #include "raw_db.hpp"
 #include "scale.hpp"
 #include "temp_dir.hpp"
+#include "test_location.hpp"
 
 #include <sqlite3.h>
 #include <catch2/catch.hpp>
@@ -33,9 +34,11 @@ using checkpoint::Run;
 using checkpoint::RunOutcome;
 using checkpoint::Status;
 using checkpoint::test::ChildProcess;
+using checkpoint::test::query_value;
 using checkpoint::test::RawDb;
 using checkpoint::test::read_file;
 using checkpoint::test::TempDir;
+using checkpoint::test::TestLocation;
 using checkpoint::test::with_stderr_to;
 using namespace std::chrono_literals;
 
@@ -80,9 +83,16 @@ TEST_CASE("kill -9 at random moments loses no acknowledged save and corrupts not
     INFO("random seed " << seed);
     std::mt19937 rng(seed);
 
-    TempDir scratch;
-    const auto dir = scratch / "checkpoints";
-    const auto db_path = dir / "checkpoints.db";
+    TestLocation scratch;
+    // SQLite: a directory the first worker creates; PostgreSQL: an empty database.
+    const auto dir = scratch.is_sqlite() ? scratch / "checkpoints" : scratch.location();
+    const auto db_path = dir / "checkpoints.db";  // SQLite
+    // One row of plain SQL, on the database file (SQLite) or through psql's eyes.
+    const auto sql_value = [&](const std::string& sql) {
+        if (scratch.is_postgres()) return scratch.query(sql);
+        RawDb raw(db_path, SQLITE_OPEN_READONLY);
+        return raw.value(sql);
+    };
 
     struct Round {
         std::string prefix;
@@ -145,11 +155,15 @@ TEST_CASE("kill -9 at random moments loses no acknowledged save and corrupts not
         INFO("worker stderr:\n" << err);
         REQUIRE(exit_code == killed_status);
         CHECK(err.find("error") == std::string::npos);
+        scratch.settle();  // PostgreSQL: the server is done with the killed connection
 
         // The database opens with a new manager after every kill.
         std::optional<CheckpointManager> checker;
         REQUIRE_NOTHROW(checker.emplace(dir));
-        {
+        if (scratch.is_postgres()) {
+            CHECK(scratch.query("SELECT count(*) FROM schema_migrations") ==
+                  scratch.query("SELECT version FROM checkpoint_schema"));
+        } else {
             RawDb raw(db_path);
             REQUIRE(raw.value("PRAGMA integrity_check") == "ok");
             CHECK(raw.value("PRAGMA user_version") == std::to_string(checkpoint::schema_version()));
@@ -177,9 +191,8 @@ TEST_CASE("kill -9 at random moments loses no acknowledged save and corrupts not
             CHECK(in_flight->status == Status::Incomplete);
             CHECK(in_flight->version == 0);
             dangling = true;
-            RawDb raw(db_path, SQLITE_OPEN_READONLY);
-            CHECK(raw.value("SELECT status FROM current_state WHERE stage = ?1",
-                            {stage_name(prefix, present)}) == "incomplete");
+            CHECK(sql_value("SELECT status FROM current_state WHERE stage = '" +
+                            stage_name(prefix, present) + "'") == "incomplete");
         }
 
         // The killed run (if it wrote anything) reads as died, everywhere.
@@ -207,12 +220,9 @@ TEST_CASE("kill -9 at random moments loses no acknowledged save and corrupts not
                 CHECK(checker->has_checkpoint(stage_name(earlier.prefix, i)));
         }
         checker.reset();
-        {
-            // The library recorded the deaths in the file: plain SQL sees them too.
-            RawDb raw(db_path, SQLITE_OPEN_READONLY);
-            CHECK(raw.value("SELECT count(*) FROM runs WHERE outcome <> 'died'") == "0");
-            CHECK(raw.value("SELECT count(*) FROM runs WHERE ended_at IS NOT NULL") == "0");
-        }
+        // The library recorded the deaths in the database: plain SQL sees them too.
+        CHECK(sql_value("SELECT count(*) FROM runs WHERE outcome <> 'died'") == "0");
+        CHECK(sql_value("SELECT count(*) FROM runs WHERE ended_at IS NOT NULL") == "0");
         done.push_back({prefix, present});
     }
 }
@@ -227,9 +237,10 @@ TEST_CASE("a process killed while it creates the database leaves one that opens 
     const unsigned seed = std::random_device{}();
     INFO("random seed " << seed);
     std::mt19937 rng(seed);
-    TempDir scratch;
     for (int round = 0; round < rounds; ++round) {
-        const auto dir = scratch / ("round-" + std::to_string(round));
+        TestLocation location;  // PostgreSQL: a fresh, empty database each round
+        const auto dir = location.is_sqlite() ? location / ("round-" + std::to_string(round))
+                                              : location.location();
         const auto delay =
             std::chrono::microseconds(std::uniform_int_distribution<int>(0, 30'000)(rng));
         INFO("round " << round << ": killed after " << delay.count() << " us");
@@ -242,6 +253,7 @@ TEST_CASE("a process killed while it creates the database leaves one that opens 
             std::istringstream rest(child.read_rest());
             for (std::string line; std::getline(rest, line); ++acked) expect_ack(line, acked);
         }
+        location.settle();
         // Whatever the kill left (no directory, an empty file, a file in WAL mode but not
         // migrated, ...), the next manager opens it and works, and acknowledged saves stay.
         std::optional<CheckpointManager> manager;
@@ -250,6 +262,11 @@ TEST_CASE("a process killed while it creates the database leaves one that opens 
         manager->save_checkpoint("after");
         CHECK(manager->has_checkpoint("after"));
         manager.reset();
+        if (location.is_postgres()) {
+            CHECK(location.query("SELECT count(*) FROM schema_migrations") ==
+                  location.query("SELECT version FROM checkpoint_schema"));
+            continue;
+        }
         RawDb raw(dir / "checkpoints.db", SQLITE_OPEN_READONLY);
         CHECK(raw.value("PRAGMA integrity_check") == "ok");
         CHECK(raw.value("PRAGMA user_version") == std::to_string(checkpoint::schema_version()));
@@ -259,19 +276,19 @@ TEST_CASE("a process killed while it creates the database leaves one that opens 
 }
 
 TEST_CASE("a stage begun by a killed process reads as incomplete", "[crash]") {
-    TempDir dir;
+    TestLocation dir;
 
     // "load" completes once in a run that ends normally.
     const auto saved = checkpoint::test::run_command(
-        {CHECKPOINT_TEST_WORKER, "save", dir.path().string(), "load", "1"});
+        {CHECKPOINT_TEST_WORKER, "save", dir.location().string(), "load", "1"});
     INFO("worker stderr:\n" << saved.err);
     REQUIRE(saved.exit_code == 0);
     REQUIRE(saved.out == "ack 0\n");
     const std::string load = "load-0";
 
     // Two processes begin a stage and stay in it: "load-0" again, and the new "train".
-    ChildProcess reloading({CHECKPOINT_TEST_WORKER, "begin", dir.path().string(), load});
-    ChildProcess training({CHECKPOINT_TEST_WORKER, "begin", dir.path().string(), "train"});
+    ChildProcess reloading({CHECKPOINT_TEST_WORKER, "begin", dir.location().string(), load});
+    ChildProcess training({CHECKPOINT_TEST_WORKER, "begin", dir.location().string(), "train"});
     for (auto* child : {&reloading, &training}) {
         const auto line = child->read_line(30s);
         REQUIRE(line);
@@ -280,7 +297,7 @@ TEST_CASE("a stage begun by a killed process reads as incomplete", "[crash]") {
 
     {
         // While they live, the stages are started (running), not incomplete.
-        CheckpointManager observer(dir.path());
+        CheckpointManager observer(dir.location());
         const auto running_load = observer.latest(load);
         REQUIRE(running_load);
         CHECK(running_load->status == Status::Started);
@@ -302,6 +319,7 @@ TEST_CASE("a stage begun by a killed process reads as incomplete", "[crash]") {
     training.kill(SIGKILL);
     REQUIRE(reloading.wait() == killed_status);
     REQUIRE(training.wait() == killed_status);
+    dir.settle();
 
     // What every reader must see after the kill, whether or not the deaths were written
     // to the file yet.
@@ -350,22 +368,21 @@ TEST_CASE("a stage begun by a killed process reads as incomplete", "[crash]") {
     SECTION("a read-only manager (nothing written since the kill)") {
         Options read_only;
         read_only.read_only = true;
-        const CheckpointManager reader(dir.path(), read_only);
+        const CheckpointManager reader(dir.location(), read_only);
         check_after_kill(reader);
     }
 
     SECTION("a new writer, the sqlite3 views, and resuming the stage") {
-        CheckpointManager resumed(dir.path());
+        CheckpointManager resumed(dir.location());
         check_after_kill(resumed);
-        {
-            RawDb raw(dir / "checkpoints.db", SQLITE_OPEN_READONLY);
-            CHECK(raw.value("PRAGMA integrity_check") == "ok");
-            CHECK(raw.rows("SELECT stage, status, version FROM current_state ORDER BY stage") ==
-                  std::vector<std::string>{"load-0|incomplete|1", "train|incomplete|0"});
-            CHECK(raw.rows("SELECT status FROM history WHERE stage = 'train' ORDER BY id") ==
-                  std::vector<std::string>{"incomplete"});
-            CHECK(raw.value("SELECT count(*) FROM runs WHERE outcome = 'died'") == "2");
+        if (dir.is_sqlite()) {
+            CHECK(query_value(dir.location() / "checkpoints.db", "PRAGMA integrity_check") == "ok");
         }
+        CHECK(dir.rows("SELECT stage, status, version FROM current_state ORDER BY stage") ==
+              std::vector<std::string>{"load-0|incomplete|1", "train|incomplete|0"});
+        CHECK(dir.rows("SELECT status FROM history WHERE stage = 'train' ORDER BY id") ==
+              std::vector<std::string>{"incomplete"});
+        CHECK(dir.query("SELECT count(*) FROM runs WHERE outcome = 'died'") == "2");
 
         // The pipeline resumes: the incomplete stage runs again and completes.
         const bool ran = resumed.run_stage("train", [] {});

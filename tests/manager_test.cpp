@@ -2,7 +2,7 @@
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include "raw_db.hpp"
-#include "temp_dir.hpp"
+#include "test_location.hpp"
 
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -26,8 +26,8 @@ using checkpoint::HistoryFilter;
 using checkpoint::Options;
 using checkpoint::RunOutcome;
 using checkpoint::Status;
-using checkpoint::test::query_value;
 using checkpoint::test::TempDir;
+using checkpoint::test::TestLocation;
 
 namespace {
 
@@ -40,22 +40,26 @@ std::vector<Status> statuses(const std::vector<Checkpoint>& rows) {
 }  // namespace
 
 TEST_CASE("a saved stage is found, by this manager and by a new one", "[save]") {
-    TempDir dir;
+    TestLocation dir;
     {
-        CheckpointManager manager(dir.path());
+        CheckpointManager manager(dir.location());
         CHECK_FALSE(manager.has_checkpoint("data_ingestion"));
         CHECK_FALSE(manager.latest("data_ingestion"));
         manager.save_checkpoint("data_ingestion");
         CHECK(manager.has_checkpoint("data_ingestion"));
         CHECK_FALSE(manager.has_checkpoint("data_preprocessing"));
     }
-    CheckpointManager reopened(dir.path());
+    CheckpointManager reopened(dir.location());
     CHECK(reopened.has_checkpoint("data_ingestion"));
-    CHECK(reopened.database_path() == dir.path() / "checkpoints.db");
-    CHECK(std::filesystem::exists(dir.path() / "checkpoints.db"));
+    if (dir.is_sqlite()) {
+        CHECK(reopened.database_path() == dir.location() / "checkpoints.db");
+        CHECK(std::filesystem::exists(dir.location() / "checkpoints.db"));
+    } else {
+        CHECK(dir.query("SELECT count(*) FROM checkpoints WHERE stage = 'data_ingestion'") == "1");
+    }
 }
 
-TEST_CASE("the default constructor uses ./checkpoints", "[save]") {
+TEST_CASE("the default constructor uses ./checkpoints", "[save][sqlite]") {
     TempDir dir;
     const auto previous = std::filesystem::current_path();
     std::filesystem::current_path(dir.path());
@@ -68,7 +72,7 @@ TEST_CASE("the default constructor uses ./checkpoints", "[save]") {
     CHECK(std::filesystem::exists(dir.path() / "checkpoints" / "checkpoints.db"));
 }
 
-TEST_CASE("a missing directory is created with its parents", "[save]") {
+TEST_CASE("a missing directory is created with its parents", "[save][sqlite]") {
     TempDir dir;
     CheckpointManager manager(dir.path() / "a" / "b" / "c");
     manager.save_checkpoint("s");
@@ -76,8 +80,8 @@ TEST_CASE("a missing directory is created with its parents", "[save]") {
 }
 
 TEST_CASE("each save is a new version, and versions survive clears and never repeat", "[save]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("s");
     manager.save_checkpoint("s");
     CHECK(manager.latest("s")->version == 2);
@@ -98,8 +102,8 @@ TEST_CASE("each save is a new version, and versions survive clears and never rep
 }
 
 TEST_CASE("a saved row records stage, status, version, timestamp and run", "[save]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     const auto before = std::chrono::system_clock::now();
     manager.save_checkpoint("s");
     const auto row = manager.latest("s");
@@ -123,8 +127,8 @@ TEST_CASE("a saved row records stage, status, version, timestamp and run", "[sav
 }
 
 TEST_CASE("clear_checkpoints resets every stage atomically and is recorded", "[clear]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     for (int i = 0; i < 50; ++i) manager.save_checkpoint("stage-" + std::to_string(i));
     const auto rows_before = manager.history().size();
     manager.clear_checkpoints();
@@ -149,8 +153,8 @@ TEST_CASE("clear_checkpoints resets every stage atomically and is recorded", "[c
 }
 
 TEST_CASE("clear_checkpoint resets one stage only", "[clear]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("a");
     manager.save_checkpoint("b");
     manager.clear_checkpoint("a");
@@ -163,13 +167,13 @@ TEST_CASE("clear_checkpoint resets one stage only", "[clear]") {
 }
 
 TEST_CASE("pipelines sharing a database see only their own stages and clears", "[clear]") {
-    TempDir dir;
+    TestLocation dir;
     Options etl;
     etl.pipeline = "etl";
     Options training;
     training.pipeline = "training";
-    CheckpointManager first(dir.path(), etl);
-    CheckpointManager second(dir.path(), training);
+    CheckpointManager first(dir.location(), etl);
+    CheckpointManager second(dir.location(), training);
     first.save_checkpoint("load");
     second.save_checkpoint("load");
     second.save_checkpoint("fit");
@@ -185,8 +189,8 @@ TEST_CASE("pipelines sharing a database see only their own stages and clears", "
 }
 
 TEST_CASE("begin_stage and fail_stage record the lifecycle", "[lifecycle]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("s");
     manager.begin_stage("s");
     CHECK_FALSE(manager.has_checkpoint("s"));  // being rerun: not completed meanwhile
@@ -211,8 +215,8 @@ TEST_CASE("begin_stage and fail_stage record the lifecycle", "[lifecycle]") {
 }
 
 TEST_CASE("run_stage skips completed stages, records duration, and failures", "[lifecycle]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     int calls = 0;
     CHECK(manager.run_stage("work", [&] {
         ++calls;
@@ -243,16 +247,16 @@ TEST_CASE("run_stage skips completed stages, records duration, and failures", "[
 }
 
 TEST_CASE("history filters by stage, run, status, time and limit", "[history]") {
-    TempDir dir;
+    TestLocation dir;
     std::string first_run;
     {
-        CheckpointManager manager(dir.path());
+        CheckpointManager manager(dir.location());
         first_run = manager.run_id();
         manager.save_checkpoint("a");
         manager.begin_stage("b");
         manager.fail_stage("b", "boom");
     }
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("b");
     manager.clear_checkpoints();
     manager.save_checkpoint("a");
@@ -302,8 +306,8 @@ TEST_CASE("history filters by stage, run, status, time and limit", "[history]") 
 }
 
 TEST_CASE("for_each_history streams rows and lets the caller's exceptions through", "[history]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     for (int i = 0; i < 10; ++i) manager.save_checkpoint("s" + std::to_string(i));
     int seen = 0;
     manager.for_each_history({}, [&](const Checkpoint& row) {
@@ -319,8 +323,8 @@ TEST_CASE("for_each_history streams rows and lets the caller's exceptions throug
 }
 
 TEST_CASE("stages() reports the current state of every stage", "[history]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("c");
     manager.save_checkpoint("a");
     manager.fail_stage("b", "x");
@@ -335,10 +339,10 @@ TEST_CASE("stages() reports the current state of every stage", "[history]") {
 }
 
 TEST_CASE("each manager is one run with host, pid, user, start and end", "[runs]") {
-    TempDir dir;
+    TestLocation dir;
     std::string run_id;
     {
-        CheckpointManager manager(dir.path());
+        CheckpointManager manager(dir.location());
         run_id = manager.run_id();
         CHECK(manager.runs().empty());  // nothing written yet: no run recorded
         manager.save_checkpoint("s");
@@ -352,14 +356,14 @@ TEST_CASE("each manager is one run with host, pid, user, start and end", "[runs]
         CHECK(runs[0].outcome == RunOutcome::Running);
     }
     {
-        CheckpointManager failing(dir.path());
+        CheckpointManager failing(dir.location());
         failing.fail_stage("t", "bad");
     }
     {
-        CheckpointManager reader(dir.path());
+        CheckpointManager reader(dir.location());
         CHECK(reader.has_checkpoint("s"));  // a reader records no run
     }
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
     const auto runs = manager.runs();
     REQUIRE(runs.size() == 2);
     CHECK(runs[0].run_id == run_id);
@@ -373,33 +377,32 @@ TEST_CASE("each manager is one run with host, pid, user, start and end", "[runs]
 }
 
 TEST_CASE("a stage begun by a run that ended reads as incomplete", "[runs]") {
-    TempDir dir;
+    TestLocation dir;
     {
-        CheckpointManager manager(dir.path());
+        CheckpointManager manager(dir.location());
         manager.save_checkpoint("done");
         manager.begin_stage("interrupted");
     }
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
     CHECK_FALSE(manager.has_checkpoint("interrupted"));
     CHECK(manager.latest("interrupted")->status == Status::Incomplete);
     CHECK(manager.history().back().status == Status::Incomplete);
     HistoryFilter incomplete;
     incomplete.status = Status::Incomplete;
     CHECK(manager.history(incomplete).size() == 1);
-    // The same view answers in the sqlite3 shell.
-    CHECK(query_value(manager.database_path(),
-                      "SELECT count(*) FROM current_state WHERE status = 'incomplete'") == "1");
+    // The same view answers in the sqlite3 shell (psql).
+    CHECK(dir.query("SELECT count(*) FROM current_state WHERE status = 'incomplete'") == "1");
 }
 
 TEST_CASE("a read-only manager reads and refuses to write", "[open]") {
-    TempDir dir;
+    TestLocation dir;
     {
-        CheckpointManager writer(dir.path());
+        CheckpointManager writer(dir.location());
         writer.save_checkpoint("s");
     }
     Options options;
     options.read_only = true;
-    CheckpointManager reader(dir.path(), options);
+    CheckpointManager reader(dir.location(), options);
     CHECK(reader.has_checkpoint("s"));
     CHECK(reader.history().size() == 1);
     try {
@@ -407,31 +410,43 @@ TEST_CASE("a read-only manager reads and refuses to write", "[open]") {
         FAIL("no exception");
     } catch (const Error& e) {
         CHECK(e.code() == ErrorCode::ReadOnly);
-        CHECK_THAT(e.what(), Catch::Contains("checkpoints.db"));
+        CHECK_THAT(e.what(), Catch::Contains(dir.described()));
     }
     CHECK_THROWS_AS(reader.clear_checkpoints(), Error);
     CHECK(reader.history().size() == 1);
 
-    TempDir empty;
-    try {
-        CheckpointManager missing(empty.path() / "nothing-here", options);
-        FAIL("no exception");
-    } catch (const Error& e) {
-        CHECK(e.code() == ErrorCode::NotFound);
-        CHECK_THAT(e.what(), Catch::Contains("nothing-here"));
+    if (dir.is_sqlite()) {
+        TempDir empty;
+        try {
+            CheckpointManager missing(empty.path() / "nothing-here", options);
+            FAIL("no exception");
+        } catch (const Error& e) {
+            CHECK(e.code() == ErrorCode::NotFound);
+            CHECK_THAT(e.what(), Catch::Contains("nothing-here"));
+        }
+        CHECK_FALSE(std::filesystem::exists(empty.path() / "nothing-here"));
+    } else {
+        TestLocation empty;  // a database without checkpoint's tables
+        try {
+            CheckpointManager missing(empty.location(), options);
+            FAIL("no exception");
+        } catch (const Error& e) {
+            CHECK(e.code() == ErrorCode::NotFound);
+            CHECK_THAT(e.what(), Catch::Contains(empty.described()));
+        }
+        CHECK(empty.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0");
     }
-    CHECK_FALSE(std::filesystem::exists(empty.path() / "nothing-here"));
 }
 
 TEST_CASE("logging: info on saves and clears, debug on lookups, error on failures", "[logging]") {
-    TempDir dir;
+    TestLocation dir;
     std::ostringstream lines;
     auto logger = std::make_shared<spdlog::logger>(
         "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(lines));
     logger->set_level(spdlog::level::info);
     Options options;
     options.logger = logger;
-    CheckpointManager manager(dir.path(), options);
+    CheckpointManager manager(dir.location(), options);
     manager.save_checkpoint("loaded");
     (void)manager.has_checkpoint("loaded");
     manager.clear_checkpoints();
@@ -446,21 +461,21 @@ TEST_CASE("logging: info on saves and clears, debug on lookups, error on failure
 
     Options read_only = options;
     read_only.read_only = true;
-    CheckpointManager reader(dir.path(), read_only);
+    CheckpointManager reader(dir.location(), read_only);
     CHECK_THROWS_AS(reader.save_checkpoint("x"), Error);
-    CHECK_THAT(lines.str(), Catch::Contains("[error]") && Catch::Contains("checkpoints.db"));
+    CHECK_THAT(lines.str(), Catch::Contains("[error]") && Catch::Contains(dir.described()));
 }
 
 TEST_CASE("a manager can be moved, and the moved-to one keeps the run", "[save]") {
-    TempDir dir;
-    CheckpointManager first(dir.path());
+    TestLocation dir;
+    CheckpointManager first(dir.location());
     first.save_checkpoint("a");
     const std::string run = first.run_id();
     CheckpointManager second(std::move(first));
     second.save_checkpoint("b");
     CHECK(second.run_id() == run);
     CHECK(second.history().back().run_id == run);
-    CheckpointManager third(dir.path());
+    CheckpointManager third(dir.location());
     third.save_checkpoint("c");
     third = std::move(second);  // closes third's run
     CHECK(third.run_id() == run);
@@ -470,8 +485,8 @@ TEST_CASE("a manager can be moved, and the moved-to one keeps the run", "[save]"
 }
 
 TEST_CASE("import_checkpoint records a completed stage once, at the given time", "[import]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     CHECK(manager.import_checkpoint("data_ingestion", "2024-03-01T10:20:30.000Z",
                                     "legacy file /old/data_ingestion.checkpoint"));
     CHECK(manager.has_checkpoint("data_ingestion"));
@@ -503,14 +518,14 @@ TEST_CASE("import_checkpoint records a completed stage once, at the given time",
 }
 
 TEST_CASE("runs count the stages each run completed and failed", "[runs]") {
-    TempDir dir;
+    TestLocation dir;
     {
-        CheckpointManager manager(dir.path());
+        CheckpointManager manager(dir.location());
         manager.save_checkpoint("a");
         manager.save_checkpoint("b");
         manager.fail_stage("c", "x");
     }
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("c");
     const auto runs = manager.runs();
     REQUIRE(runs.size() == 2);
@@ -521,13 +536,13 @@ TEST_CASE("runs count the stages each run completed and failed", "[runs]") {
 }
 
 TEST_CASE("history can cover every pipeline of the database", "[history]") {
-    TempDir dir;
+    TestLocation dir;
     Options first;
     first.pipeline = "first";
     Options second;
     second.pipeline = "second";
-    CheckpointManager a(dir.path(), first);
-    CheckpointManager b(dir.path(), second);
+    CheckpointManager a(dir.location(), first);
+    CheckpointManager b(dir.location(), second);
     a.save_checkpoint("x");
     b.save_checkpoint("y");
     a.clear_checkpoints();
@@ -542,8 +557,8 @@ TEST_CASE("history can cover every pipeline of the database", "[history]") {
 }
 
 TEST_CASE("threads saving at once share commits and each gets its own version", "[save]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     constexpr int threads = 8;
     constexpr int saves = 40;
     std::vector<std::thread> workers;
@@ -569,8 +584,8 @@ TEST_CASE("threads saving at once share commits and each gets its own version", 
 }
 
 TEST_CASE("time bounds must be real dates and times", "[history]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("s");
     for (const char* bad : {"2026-13-01", "2026-02-30", "2026-11-27T25:00", "2026-11-27T06:37:61",
                             "2026-11-27T06:60", "2026-00-10", "2026-11-27T06:37:48.1234Z"}) {

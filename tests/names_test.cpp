@@ -2,7 +2,7 @@
 // verbatim.
 #include <checkpoint/checkpoint_manager.hpp>
 
-#include "temp_dir.hpp"
+#include "test_location.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -13,7 +13,7 @@
 using checkpoint::CheckpointManager;
 using checkpoint::Error;
 using checkpoint::ErrorCode;
-using checkpoint::test::TempDir;
+using checkpoint::test::TestLocation;
 
 namespace {
 
@@ -38,8 +38,8 @@ ErrorCode code_of(const std::function<void()>& call) {
 }  // namespace
 
 TEST_CASE("invalid stage names are rejected and nothing is written", "[names]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     const std::string too_long(checkpoint::max_name_bytes + 1, 'x');
     const std::string with_nul("bad\0name", 8);
     const std::string overlong_slash = "\xC0\xAF";  // overlong encoding of '/'
@@ -61,8 +61,8 @@ TEST_CASE("invalid stage names are rejected and nothing is written", "[names]") 
 }
 
 TEST_CASE("the error message says what was wrong", "[names]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     try {
         manager.save_checkpoint(std::string(checkpoint::max_name_bytes + 5, 'y'));
         FAIL("no exception");
@@ -79,12 +79,12 @@ TEST_CASE("the error message says what was wrong", "[names]") {
 }
 
 TEST_CASE("hostile and unusual names are stored verbatim and create no file", "[names]") {
-    TempDir dir;
+    TestLocation dir;
     const auto before = [&] {
-        CheckpointManager opener(dir.path());  // creates the database
-        return entries(dir.path());
+        CheckpointManager opener(dir.location());  // creates the database
+        return entries(dir.scratch());
     }();
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
     const std::string max_length(checkpoint::max_name_bytes, 'z');
     const std::vector<std::string> names = {
         "it's \"quoted\"",
@@ -113,31 +113,33 @@ TEST_CASE("hostile and unusual names are stored verbatim and create no file", "[
     std::set<std::string> stored;
     for (const auto& row : manager.history()) stored.insert(row.stage);
     CHECK(stored == std::set<std::string>(names.begin(), names.end()));
-    // The directory holds the database files and nothing named after a stage.
-    for (const auto& entry : entries(dir.path())) {
+    // The directory holds the database files (SQLite) and nothing named after a stage.
+    for (const auto& entry : entries(dir.scratch())) {
         INFO(entry);
         CHECK(entry.rfind("checkpoints.db", 0) == 0);
     }
-    CHECK(before.count("checkpoints.db") == 1);
+    CHECK(before.count("checkpoints.db") == (dir.is_sqlite() ? 1 : 0));
     CHECK_FALSE(std::filesystem::exists("/etc/passwd.checkpoint"));
 }
 
 TEST_CASE("pipeline names follow the same rules", "[names]") {
-    TempDir dir;
+    TestLocation dir;
     checkpoint::Options options;
     options.pipeline = "";
-    CHECK(code_of([&] { CheckpointManager m(dir.path(), options); }) == ErrorCode::InvalidArgument);
+    CHECK(code_of([&] { CheckpointManager m(dir.location(), options); }) ==
+          ErrorCode::InvalidArgument);
     options.pipeline = std::string("a\0b", 3);
-    CHECK(code_of([&] { CheckpointManager m(dir.path(), options); }) == ErrorCode::InvalidArgument);
+    CHECK(code_of([&] { CheckpointManager m(dir.location(), options); }) ==
+          ErrorCode::InvalidArgument);
     options.pipeline = "nightly 'etl'; --";
-    CheckpointManager manager(dir.path(), options);
+    CheckpointManager manager(dir.location(), options);
     manager.save_checkpoint("s");
     CHECK(manager.latest("s")->pipeline == "nightly 'etl'; --");
 }
 
 TEST_CASE("failure messages are kept as valid UTF-8 and bounded", "[names]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.fail_stage("s", std::string("bad byte \xFF here\0and after", 25));
     auto latest = manager.latest("s");
     REQUIRE(latest);

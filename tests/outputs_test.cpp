@@ -7,6 +7,7 @@
 #include "files.hpp"
 #include "raw_db.hpp"
 #include "temp_dir.hpp"
+#include "test_location.hpp"
 
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -36,6 +37,7 @@ using checkpoint::test::RawDb;
 using checkpoint::test::read_file;
 using checkpoint::test::run_command;
 using checkpoint::test::TempDir;
+using checkpoint::test::TestLocation;
 using checkpoint::test::write_file;
 using namespace std::chrono_literals;
 using namespace std::string_literals;
@@ -106,11 +108,11 @@ unsigned permission_bits(const fs::path& file) {
 
 TEST_CASE("an output up to max_inline_output is stored in the database and loaded exactly",
           "[outputs]") {
-    TempDir dir;
+    TestLocation dir;
     const std::string bytes = binary_bytes(1024, 1);  // exactly the limit
     REQUIRE(bytes.find('\0') != std::string::npos);
     {
-        CheckpointManager manager(dir.path(), small_inline());
+        CheckpointManager manager(dir.location(), small_inline());
         manager.save_checkpoint("train", with_output(bytes));
         CHECK(manager.has_checkpoint("train"));
         CHECK(manager.load_output("train") == bytes);
@@ -124,7 +126,7 @@ TEST_CASE("an output up to max_inline_output is stored in the database and loade
         CHECK(output_files(manager).empty());  // no file for an inline output
     }
     // A resumed run (a new manager, a new process as far as the file knows) loads it back.
-    CheckpointManager resumed(dir.path());
+    CheckpointManager resumed(dir.location());
     const auto loaded = resumed.load_output("train");
     REQUIRE(loaded);
     CHECK(loaded->size() == bytes.size());
@@ -133,8 +135,8 @@ TEST_CASE("an output up to max_inline_output is stored in the database and loade
 }
 
 TEST_CASE("an empty output is an output, not a missing one", "[outputs]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("empty", with_output(""));
     const auto loaded = manager.load_output("empty");
     REQUIRE(loaded);
@@ -158,7 +160,7 @@ TEST_CASE("an empty output is an output, not a missing one", "[outputs]") {
 }
 
 TEST_CASE("an output over max_inline_output is a file named by its SHA-256, owner-only",
-          "[outputs]") {
+          "[outputs][sqlite]") {
     TempDir dir;
     const std::string bytes = binary_bytes(1025, 2);  // one byte over the limit
     const std::string sha = fingerprint_of(bytes);
@@ -198,7 +200,7 @@ TEST_CASE("an output over max_inline_output is a file named by its SHA-256, owne
 }
 
 TEST_CASE("the default inline limit is 1 MiB: 1 MiB stays inline, 1 MiB + 1 goes to a file",
-          "[outputs]") {
+          "[outputs][sqlite]") {
     TempDir dir;
     CheckpointManager manager(dir.path());
     REQUIRE(Options{}.max_inline_output == 1024 * 1024);
@@ -226,7 +228,7 @@ TEST_CASE("the default inline limit is 1 MiB: 1 MiB stays inline, 1 MiB + 1 goes
     CHECK(manager.load_output("over") == over);
 }
 
-TEST_CASE("the outputs directory follows Options::database_file", "[outputs]") {
+TEST_CASE("the outputs directory follows Options::database_file", "[outputs][sqlite]") {
     TempDir dir;
     Options options = small_inline();
     options.database_file = "other.db";
@@ -240,8 +242,8 @@ TEST_CASE("the outputs directory follows Options::database_file", "[outputs]") {
 }
 
 TEST_CASE("load_output(stage, version) loads every retained version", "[outputs]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path(), small_inline());
+    TestLocation dir;
+    CheckpointManager manager(dir.location(), small_inline());
     const std::string v1 = "first\0version"s;
     const std::string v2 = binary_bytes(5000, 6);  // a file
     const std::string v4 = binary_bytes(100, 7);   // inline
@@ -272,7 +274,7 @@ TEST_CASE("load_output(stage, version) loads every retained version", "[outputs]
     CHECK(rows[0].output->in_database);
     REQUIRE(rows[1].output);
     CHECK(rows[1].output->sha256 == fingerprint_of(v2));
-    CHECK_FALSE(rows[1].output->in_database);
+    CHECK(rows[1].output->in_database == dir.is_postgres());  // SQLite: over the limit, a file
     CHECK_FALSE(rows[2].output);
     REQUIRE(rows[3].output);
     CHECK(rows[3].output->size == 100);
@@ -285,8 +287,8 @@ TEST_CASE("load_output(stage, version) loads every retained version", "[outputs]
 
 TEST_CASE("load_output is empty when the stage is not completed, and old versions still load",
           "[outputs]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path(), small_inline());
+    TestLocation dir;
+    CheckpointManager manager(dir.location(), small_inline());
     const std::string small = "small output";
     const std::string big = binary_bytes(3000, 8);
     manager.save_checkpoint("a", with_output(small));
@@ -322,8 +324,8 @@ TEST_CASE("load_output is empty when the stage is not completed, and old version
 }
 
 TEST_CASE("a stale stage still loads its output", "[outputs]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path(), small_inline());
+    TestLocation dir;
+    CheckpointManager manager(dir.location(), small_inline());
     manager.save_checkpoint("up", with_output("u1"));
     SaveOptions down = with_output(binary_bytes(2000, 9));
     down.inputs = {"up"};
@@ -337,16 +339,16 @@ TEST_CASE("a stale stage still loads its output", "[outputs]") {
 }
 
 TEST_CASE("a read-only manager loads outputs and writes nothing", "[outputs]") {
-    TempDir dir;
+    TestLocation dir;
     const std::string big = binary_bytes(4000, 10);
     {
-        CheckpointManager writer(dir.path(), small_inline());
+        CheckpointManager writer(dir.location(), small_inline());
         writer.save_checkpoint("s", with_output(big));
         writer.save_checkpoint("t", with_output("tiny"));
     }
     Options read_only;
     read_only.read_only = true;
-    const CheckpointManager reader(dir.path(), read_only);
+    const CheckpointManager reader(dir.location(), read_only);
     CHECK(reader.load_output("s") == big);
     CHECK(reader.load_output("t") == "tiny");
     CHECK(reader.has_checkpoint("s"));
@@ -354,7 +356,7 @@ TEST_CASE("a read-only manager loads outputs and writes nothing", "[outputs]") {
 }
 
 TEST_CASE("a deleted, truncated or grown output file makes the stage stale and loading fail",
-          "[outputs]") {
+          "[outputs][sqlite]") {
     TempDir dir;
     CheckpointManager manager(dir.path(), small_inline());
     const std::string bytes = binary_bytes(8000, 11);
@@ -430,7 +432,8 @@ TEST_CASE("a deleted, truncated or grown output file makes the stage stale and l
     CHECK(manager.load_output("s") == bytes);
 }
 
-TEST_CASE("an output file altered without changing its size is detected when loaded", "[outputs]") {
+TEST_CASE("an output file altered without changing its size is detected when loaded",
+          "[outputs][sqlite]") {
     TempDir dir;
     CheckpointManager manager(dir.path(), small_inline());
     const std::string bytes = binary_bytes(6000, 13);
@@ -452,7 +455,7 @@ TEST_CASE("an output file altered without changing its size is detected when loa
     error_of(ErrorCode::OutputDamaged, [&] { (void)manager.load_output("s", 1); });
 }
 
-TEST_CASE("an inline output altered in the database is detected when loaded", "[outputs]") {
+TEST_CASE("an inline output altered in the database is detected when loaded", "[outputs][sqlite]") {
     TempDir dir;
     const std::string bytes = "inline output: " + binary_bytes(200, 14);
     std::string altered = bytes;
@@ -504,27 +507,36 @@ TEST_CASE("an inline output altered in the database is detected when loaded", "[
     error_of(ErrorCode::OutputDamaged, [&] { (void)manager.load_output("s", 1); });
 }
 
-TEST_CASE("an older version's inline output altered in output_data fails only that version",
+TEST_CASE("an older version's inline output altered in the database fails only that version",
           "[outputs]") {
     // The second direct check of inline outputs (the test above finds the bytes wherever
-    // the schema keeps them): here through the documented table, output_data, one bit of
-    // version 1 flipped, the size unchanged, version 2 left alone.
-    TempDir dir;
+    // the schema keeps them): here through the documented table, output_data (PostgreSQL:
+    // output_chunks), one bit of version 1 flipped, the size unchanged, version 2 left alone.
+    TestLocation dir;
     const std::string first = binary_bytes(300, 21);
     const std::string second = binary_bytes(300, 22);
     {
-        CheckpointManager manager(dir.path());
+        CheckpointManager manager(dir.location());
         manager.save_checkpoint("s", with_output(first));
         manager.save_checkpoint("s", with_output(second));
     }
     std::string altered = first;
     altered[150] = static_cast<char>(altered[150] ^ 0x01);
-    {
-        RawDb raw(dir / "checkpoints.db");
+    if (dir.is_postgres()) {  // PostgreSQL: output_chunks, one chunk each
+        REQUIRE(dir.query("SELECT count(*) FROM output_chunks") == "2");
+        dir.exec(
+            "UPDATE output_chunks SET data = set_byte(data, 150, get_byte(data, 150) # 1) "
+            "WHERE checkpoint_id = (SELECT id FROM checkpoints WHERE stage = 's' AND "
+            "version = 1)");
+        CHECK(dir.query("SELECT count(*) FROM output_chunks o JOIN checkpoints c ON c.id = "
+                        "o.checkpoint_id WHERE c.version = 1 AND encode(sha256(o.data), 'hex') = "
+                        "c.output_sha256") == "0");
+    } else {
+        RawDb raw(dir.location() / "checkpoints.db");
         REQUIRE(raw.value("SELECT count(*) FROM output_data") == "2");
         sqlite3* db = nullptr;
-        REQUIRE(sqlite3_open_v2((dir / "checkpoints.db").c_str(), &db, SQLITE_OPEN_READWRITE,
-                                nullptr) == SQLITE_OK);
+        REQUIRE(sqlite3_open_v2((dir.location() / "checkpoints.db").c_str(), &db,
+                                SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
         sqlite3_stmt* update = nullptr;
         REQUIRE(sqlite3_prepare_v2(db,
                                    "UPDATE output_data SET data = ?1 WHERE checkpoint_id = "
@@ -537,7 +549,7 @@ TEST_CASE("an older version's inline output altered in output_data fails only th
         sqlite3_finalize(update);
         sqlite3_close(db);
     }
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
     const std::string message =
         error_of(ErrorCode::OutputDamaged, [&] { (void)manager.load_output("s", 1); });
     CHECK_THAT(message, Catch::Contains("'s'"));
@@ -548,7 +560,8 @@ TEST_CASE("an older version's inline output altered in output_data fails only th
     CHECK(problems.size() == 1);
 }
 
-TEST_CASE("a damaged file already under an output's name is not trusted by a save", "[outputs]") {
+TEST_CASE("a damaged file already under an output's name is not trusted by a save",
+          "[outputs][sqlite]") {
     // A file named by the output's SHA-256 but holding other bytes (a leftover, a
     // tampered copy): the save must still leave a checkpoint whose output loads.
     TempDir dir;
@@ -572,7 +585,7 @@ TEST_CASE("a damaged file already under an output's name is not trusted by a sav
 }
 
 TEST_CASE("identical outputs are stored once, and pruning one user keeps the file for the other",
-          "[outputs]") {
+          "[outputs][sqlite]") {
     TempDir dir;
     const std::string shared = binary_bytes(4000, 17);
     const std::string other = binary_bytes(4000, 18);
@@ -630,7 +643,8 @@ TEST_CASE("identical outputs are stored once, and pruning one user keeps the fil
     CHECK(manager.verify().empty());
 }
 
-TEST_CASE("saving the same output again keeps one file and loads from every version", "[outputs]") {
+TEST_CASE("saving the same output again keeps one file and loads from every version",
+          "[outputs][sqlite]") {
     TempDir dir;
     CheckpointManager manager(dir.path(), small_inline());
     const std::string bytes = binary_bytes(3000, 19);
@@ -640,7 +654,7 @@ TEST_CASE("saving the same output again keeps one file and loads from every vers
         CHECK(manager.load_output("s", version) == bytes);
 }
 
-TEST_CASE("many file-backed saves leave no temporary file behind", "[outputs]") {
+TEST_CASE("many file-backed saves leave no temporary file behind", "[outputs][sqlite]") {
     TempDir dir;
     CheckpointManager manager(dir.path(), small_inline());
     std::set<std::string> expected;
@@ -657,7 +671,7 @@ TEST_CASE("many file-backed saves leave no temporary file behind", "[outputs]") 
 }
 
 TEST_CASE("verify() reports a missing, truncated or altered output, and is clean once repaired",
-          "[outputs]") {
+          "[outputs][sqlite]") {
     TempDir dir;
     CheckpointManager manager(dir.path(), small_inline());
     const std::string bytes = binary_bytes(6000, 20);
@@ -693,7 +707,7 @@ TEST_CASE("verify() reports a missing, truncated or altered output, and is clean
 TEST_CASE(
     "Options::max_inline_output: 0 puts every non-empty output in a file, and over 512 MiB "
     "is refused",
-    "[outputs]") {
+    "[outputs][sqlite]") {
     TempDir dir;
     {
         Options none_inline;
@@ -722,7 +736,7 @@ TEST_CASE(
 }
 
 TEST_CASE("an output file that cannot be written fails the save, which records nothing",
-          "[outputs]") {
+          "[outputs][sqlite]") {
     TempDir dir;
     CheckpointManager manager(dir.path(), small_inline());
     manager.save_checkpoint("before");
@@ -741,7 +755,7 @@ TEST_CASE("an output file that cannot be written fails the save, which records n
     CHECK(manager.verify().empty());
 }
 
-TEST_CASE("only the current version's output file matters to has_checkpoint", "[outputs]") {
+TEST_CASE("only the current version's output file matters to has_checkpoint", "[outputs][sqlite]") {
     TempDir dir;
     CheckpointManager manager(dir.path(), small_inline());
     const std::string old_bytes = binary_bytes(5000, 22);

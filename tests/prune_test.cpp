@@ -7,6 +7,7 @@
 #include "files.hpp"
 #include "raw_db.hpp"
 #include "temp_dir.hpp"
+#include "test_location.hpp"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -43,6 +44,7 @@ using checkpoint::test::exec_sql;
 using checkpoint::test::query_value;
 using checkpoint::test::read_file;
 using checkpoint::test::TempDir;
+using checkpoint::test::TestLocation;
 using checkpoint::test::write_file;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -80,8 +82,18 @@ std::string bytes_of(const std::string& name, std::size_t size = 500) {
     return bytes.substr(0, size);
 }
 
-std::set<std::string> output_files(const CheckpointManager& manager) {
+// The outputs stored as files: the output files (SQLite, with small_inline()), or on
+// PostgreSQL, which keeps every output in the database with its row, the distinct SHA-256
+// of the outputs that SQLite would have put in files (over small_inline()'s limit).
+std::set<std::string> output_files(const TestLocation& dir, const CheckpointManager& manager) {
     std::set<std::string> names;
+    if (dir.is_postgres()) {
+        for (const auto& sha : dir.rows("SELECT DISTINCT output_sha256 FROM checkpoints "
+                                        "WHERE output_size > " +
+                                        std::to_string(small_inline().max_inline_output)))
+            names.insert(sha);
+        return names;
+    }
     if (!fs::exists(manager.outputs_directory())) return names;
     for (const auto& entry : fs::directory_iterator(manager.outputs_directory()))
         names.insert(entry.path().filename().string());
@@ -160,11 +172,24 @@ PruneOptions older_than(std::chrono::seconds age) {
 
 // Moves the timestamps of the rows matching `where` to early 2020 (one second apart,
 // in id order, so the history stays ordered). No manager may be writing meanwhile.
-void make_old(const fs::path& db, const std::string& where) {
-    exec_sql(db,
+void make_old(const TestLocation& dir, const std::string& where) {
+    if (dir.is_postgres()) {
+        dir.exec(
+            "UPDATE checkpoints SET timestamp = to_char(timestamp '2020-01-01' + id * interval "
+            "'1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') WHERE " +
+            where);
+        return;
+    }
+    exec_sql(dir.location() / "checkpoints.db",
              "UPDATE checkpoints SET timestamp = strftime('%Y-%m-%dT%H:%M:%fZ', '2020-01-01', '+' "
              "|| id || ' seconds') WHERE " +
                  where);
+}
+
+// `count` output files deleted by a prune on SQLite; none on PostgreSQL, which has no
+// output files (its outputs go with their rows: bytes_freed counts them).
+std::int64_t files(const TestLocation& dir, std::int64_t count) {
+    return dir.is_sqlite() ? count : 0;
 }
 
 // Writes through a manager of its own, whose run has ended when this returns: the rows to
@@ -191,20 +216,20 @@ void set_age(const fs::path& file, std::chrono::seconds age) {
 
 TEST_CASE("keep_last keeps the newest completed versions and deletes older rows and outputs",
           "[prune]") {
-    TempDir dir;
+    TestLocation dir;
     const std::string v1 = bytes_of("v1", 2000), v2 = "two", v3 = bytes_of("v3", 3000), v4 = "four",
                       v5 = bytes_of("v5", 1000);
-    in_ended_run(dir.path(), small_inline(), [&](CheckpointManager& writer) {
+    in_ended_run(dir.location(), small_inline(), [&](CheckpointManager& writer) {
         for (const auto& bytes : {v1, v2, v3, v4, v5}) save_output(writer, "s", bytes);
         save_output(writer, "single", bytes_of("single"));
     });
-    CheckpointManager manager(dir.path(), small_inline());
-    REQUIRE(output_files(manager).size() == 4);
+    CheckpointManager manager(dir.location(), small_inline());
+    REQUIRE(output_files(dir, manager).size() == 4);
 
     const auto result = prune_checked(manager, keep_last(2));
     CHECK(result.rows_deleted == 3);
     CHECK(result.runs_deleted == 0);
-    CHECK(result.files_deleted == 2);
+    CHECK(result.files_deleted == files(dir, 2));
     CHECK(result.bytes_freed == static_cast<std::int64_t>(v1.size() + v2.size() + v3.size()));
     CHECK(versions_of(manager, "s") == std::vector<std::int64_t>{4, 5});
     CHECK(versions_of(manager, "single") == std::vector<std::int64_t>{1});
@@ -214,7 +239,7 @@ TEST_CASE("keep_last keeps the newest completed versions and deletes older rows 
     CHECK(manager.load_output("s", 5) == v5);
     CHECK(manager.load_output("s") == v5);
     CHECK(manager.load_output("single") == bytes_of("single"));
-    CHECK(output_files(manager) ==
+    CHECK(output_files(dir, manager) ==
           std::set<std::string>{fingerprint_of(v5), fingerprint_of(bytes_of("single"))});
 
     // Versions keep counting after a prune.
@@ -224,13 +249,13 @@ TEST_CASE("keep_last keeps the newest completed versions and deletes older rows 
     // Nothing more to do: a second prune deletes nothing.
     const auto again = prune_checked(manager, keep_last(3));
     CHECK(again.rows_deleted == 0);
-    CHECK(again.files_deleted == 0);
+    CHECK(again.files_deleted == files(dir, 0));
     CHECK(again.bytes_freed == 0);
 }
 
 TEST_CASE("keep_last keeps every row written after the oldest kept version", "[prune]") {
-    TempDir dir;
-    in_ended_run(dir.path(), Options{}, [](CheckpointManager& writer) {
+    TestLocation dir;
+    in_ended_run(dir.location(), Options{}, [](CheckpointManager& writer) {
         writer.save_checkpoint("s");      // v1
         writer.begin_stage("s");          // deleted with v1
         writer.save_checkpoint("s");      // v2: the oldest kept
@@ -248,7 +273,7 @@ TEST_CASE("keep_last keeps every row written after the oldest kept version", "[p
         writer.fail_stage("never", "no");
         writer.clear_checkpoint("never");
     });
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
 
     const auto result = prune_checked(manager, keep_last(2));
     CHECK(result.rows_deleted == 2);
@@ -272,11 +297,10 @@ TEST_CASE("keep_last keeps every row written after the oldest kept version", "[p
 
 TEST_CASE("older_than deletes old rows but never a stage's head or the last pipeline clear",
           "[prune]") {
-    TempDir dir;
-    const auto db = dir / "checkpoints.db";
+    TestLocation dir;
     std::string first_run;
     {
-        CheckpointManager old_run(dir.path(), small_inline());
+        CheckpointManager old_run(dir.location(), small_inline());
         first_run = old_run.run_id();
         save_output(old_run, "s", bytes_of("s1"));
         save_output(old_run, "s", bytes_of("s2"));
@@ -288,12 +312,12 @@ TEST_CASE("older_than deletes old rows but never a stage's head or the last pipe
         old_run.save_checkpoint("u");
         Options other_pipeline = small_inline();
         other_pipeline.pipeline = "other";
-        CheckpointManager other(dir.path(), other_pipeline);
+        CheckpointManager other(dir.location(), other_pipeline);
         save_output(other, "x", bytes_of("x1"));
         save_output(other, "x", bytes_of("x2"));
     }
-    make_old(db, "1 = 1");
-    CheckpointManager manager(dir.path(), small_inline());
+    make_old(dir, "1 = 1");
+    CheckpointManager manager(dir.location(), small_inline());
     save_output(manager, "s", bytes_of("s4"));  // new, the head of "s"
     save_output(manager, "u", bytes_of("u2"));  // new
 
@@ -301,7 +325,7 @@ TEST_CASE("older_than deletes old rows but never a stage's head or the last pipe
     // Deleted: s v1..v3, the older pipeline clear, u v1. Kept: alone (head), t (head), the
     // last clear, the new rows, and every row of the other pipeline.
     CHECK(result.rows_deleted == 5);
-    CHECK(result.files_deleted == 3);
+    CHECK(result.files_deleted == files(dir, 3));
     CHECK(versions_of(manager, "s") == std::vector<std::int64_t>{4});
     CHECK(versions_of(manager, "u") == std::vector<std::int64_t>{2});
     CHECK(versions_of(manager, "alone") == std::vector<std::int64_t>{1});
@@ -309,14 +333,13 @@ TEST_CASE("older_than deletes old rows but never a stage's head or the last pipe
     REQUIRE(alone);
     CHECK(alone->status == Status::Cleared);  // by a pipeline clear, still reported so
     CHECK(manager.load_output("alone", 1) == bytes_of("alone"));
-    CHECK(query_value(db,
-                      "SELECT count(*) FROM checkpoints WHERE pipeline = 'default' AND "
-                      "stage IS NULL") == "1");
-    CHECK(query_value(db, "SELECT count(*) FROM checkpoints WHERE pipeline = 'other'") == "2");
+    CHECK(dir.query("SELECT count(*) FROM checkpoints WHERE pipeline = 'default' AND "
+                    "stage IS NULL") == "1");
+    CHECK(dir.query("SELECT count(*) FROM checkpoints WHERE pipeline = 'other'") == "2");
     Options other_pipeline;
     other_pipeline.pipeline = "other";
     other_pipeline.read_only = true;
-    const CheckpointManager other(dir.path(), other_pipeline);
+    const CheckpointManager other(dir.location(), other_pipeline);
     CHECK(other.load_output("x", 1) == bytes_of("x1"));
     CHECK(other.load_output("x", 2) == bytes_of("x2"));
     // The first run still has rows (alone, t, the last clear): it stays.
@@ -327,14 +350,14 @@ TEST_CASE("older_than deletes old rows but never a stage's head or the last pipe
 }
 
 TEST_CASE("older_than with imported checkpoints dated in the past", "[prune]") {
-    TempDir dir;
-    in_ended_run(dir.path(), Options{}, [](CheckpointManager& writer) {
+    TestLocation dir;
+    in_ended_run(dir.location(), Options{}, [](CheckpointManager& writer) {
         CHECK(writer.import_checkpoint("legacy", "2019-03-01T10:00:00.000Z", "import a"));
         CHECK(writer.import_checkpoint("legacy", "2019-03-02T10:00:00.000Z", "import b"));
         writer.save_checkpoint("legacy");  // now: the head
         CHECK(writer.import_checkpoint("only-old", "2019-03-03T10:00:00.000Z", "import c"));
     });
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
 
     SECTION("older than a day: both imports of legacy") {
         CHECK(prune_checked(manager, older_than(std::chrono::hours(24))).rows_deleted == 2);
@@ -350,14 +373,13 @@ TEST_CASE("older_than with imported checkpoints dated in the past", "[prune]") {
 }
 
 TEST_CASE("keep_last and older_than together delete only rows that pass both", "[prune]") {
-    TempDir dir;
-    const auto db = dir / "checkpoints.db";
+    TestLocation dir;
     {
-        CheckpointManager writer(dir.path());
+        CheckpointManager writer(dir.location());
         for (int i = 0; i < 4; ++i) writer.save_checkpoint("s");  // v1..v4: made old below
     }
-    make_old(db, "1 = 1");
-    CheckpointManager manager(dir.path());
+    make_old(dir, "1 = 1");
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("s");  // v5, new
     manager.save_checkpoint("s");  // v6, new
     PruneOptions options;
@@ -381,16 +403,15 @@ TEST_CASE("keep_last and older_than together delete only rows that pass both", "
 }
 
 TEST_CASE("prune with no rule deletes no row", "[prune]") {
-    TempDir dir;
-    const auto db = dir / "checkpoints.db";
+    TestLocation dir;
     {
-        CheckpointManager writer(dir.path());
+        CheckpointManager writer(dir.location());
         for (int i = 0; i < 5; ++i) writer.save_checkpoint("s");
         writer.clear_checkpoints();
         writer.clear_checkpoints();
     }
-    make_old(db, "1 = 1");
-    CheckpointManager manager(dir.path());
+    make_old(dir, "1 = 1");
+    CheckpointManager manager(dir.location());
     const auto before = manager.history().size();
     const auto result = prune_checked(manager, PruneOptions{});
     CHECK(result.rows_deleted == 0);
@@ -399,13 +420,12 @@ TEST_CASE("prune with no rule deletes no row", "[prune]") {
 }
 
 TEST_CASE("the rows of a run that is still running are never pruned", "[prune]") {
-    TempDir dir;
-    const auto db = dir / "checkpoints.db";
+    TestLocation dir;
     // A worker process that holds its manager open (its run is running), fed through a FIFO.
     const auto fifo = dir / "commands";
     REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
     ChildProcess worker({"/bin/sh", "-c", "exec \"$0\" serve \"$1\" < \"$2\"",
-                         CHECKPOINT_TEST_WORKER, dir.path().string(), fifo.string()});
+                         CHECKPOINT_TEST_WORKER, dir.location().string(), fifo.string()});
     const int commands = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
     REQUIRE(commands >= 0);
     auto send = [&](const std::string& line) {
@@ -423,14 +443,14 @@ TEST_CASE("the rows of a run that is still running are never pruned", "[prune]")
     send("save w");
 
     std::string ended_run;
-    in_ended_run(dir.path(), Options{}, [&](CheckpointManager& writer) {
+    in_ended_run(dir.location(), Options{}, [&](CheckpointManager& writer) {
         ended_run = writer.run_id();
         for (int i = 0; i < 3; ++i) writer.save_checkpoint("x");
     });
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("w");  // v5, the head of w
     // Every row old, even the running run's.
-    make_old(db, "1 = 1");
+    make_old(dir, "1 = 1");
 
     PruneOptions both = keep_last(1);
     both.older_than = 1s;
@@ -452,21 +472,20 @@ TEST_CASE("the rows of a run that is still running are never pruned", "[prune]")
     CHECK(has_run(manager, ended_run));  // it still has x v3
     CHECK(has_run(manager, manager.run_id()));
     CHECK(manager.runs().size() == 2);
-    CHECK(query_value(db, "SELECT count(*) FROM runs") == "2");
+    CHECK(dir.query("SELECT count(*) FROM runs") == "2");
 }
 
 TEST_CASE("runs left without rows are deleted, ended or died", "[prune]") {
-    TempDir dir;
-    const auto db = dir / "checkpoints.db";
+    TestLocation dir;
     std::string ended_run;
     {
-        CheckpointManager first(dir.path());
+        CheckpointManager first(dir.location());
         ended_run = first.run_id();
         first.save_checkpoint("s");
     }
     // A process killed with a stage begun: its run died.
     {
-        ChildProcess begun({CHECKPOINT_TEST_WORKER, "begin", dir.path().string(), "s"});
+        ChildProcess begun({CHECKPOINT_TEST_WORKER, "begin", dir.location().string(), "s"});
         const auto line = begun.read_line(30s);
         REQUIRE(line);
         REQUIRE(*line == "begun");
@@ -474,12 +493,12 @@ TEST_CASE("runs left without rows are deleted, ended or died", "[prune]") {
         begun.wait();
     }
     std::string last_run;
-    in_ended_run(dir.path(), Options{}, [&](CheckpointManager& writer) {
+    in_ended_run(dir.location(), Options{}, [&](CheckpointManager& writer) {
         last_run = writer.run_id();
         writer.save_checkpoint("s");
         writer.save_checkpoint("s");
     });
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
     std::string died_run;
     for (const auto& run : manager.runs()) {
         if (run.outcome == RunOutcome::Died) died_run = run.run_id;
@@ -493,62 +512,63 @@ TEST_CASE("runs left without rows are deleted, ended or died", "[prune]") {
     CHECK_FALSE(has_run(manager, ended_run));
     CHECK_FALSE(has_run(manager, died_run));
     CHECK(has_run(manager, last_run));
-    CHECK(query_value(db, "SELECT count(*) FROM runs WHERE run_id IN ('" + ended_run + "', '" +
-                              died_run + "')") == "0");
+    CHECK(dir.query("SELECT count(*) FROM runs WHERE run_id IN ('" + ended_run + "', '" + died_run +
+                    "')") == "0");
     // The runs table's rows all have history rows again.
-    CHECK(query_value(db,
-                      "SELECT count(*) FROM runs r WHERE NOT EXISTS (SELECT 1 FROM "
-                      "checkpoints c WHERE c.run_id = r.run_id)") == "0");
+    CHECK(dir.query("SELECT count(*) FROM runs r WHERE NOT EXISTS (SELECT 1 FROM "
+                    "checkpoints c WHERE c.run_id = r.run_id)") == "0");
 }
 
 TEST_CASE("output files still referenced by any remaining row are kept", "[prune]") {
-    TempDir dir;
+    TestLocation dir;
     const std::string shared = bytes_of("shared", 3000);
     const std::string other = bytes_of("other", 3000);
     Options first_options = small_inline();
     first_options.pipeline = "first";
     Options second_options = small_inline();
     second_options.pipeline = "second";
-    in_ended_run(dir.path(), first_options, [&](CheckpointManager& writer) {
+    in_ended_run(dir.location(), first_options, [&](CheckpointManager& writer) {
         save_output(writer, "keeper", shared);  // another pipeline's head uses the file
     });
-    in_ended_run(dir.path(), second_options, [&](CheckpointManager& writer) {
+    in_ended_run(dir.location(), second_options, [&](CheckpointManager& writer) {
         save_output(writer, "s", shared);  // v1
         save_output(writer, "s", other);   // v2
         save_output(writer, "s", shared);  // v3: uses it again
         save_output(writer, "s", other);   // v4
     });
-    CheckpointManager second(dir.path(), second_options);
+    CheckpointManager second(dir.location(), second_options);
 
     // keep_last 1 deletes v1..v3: "other" is still v4's, "shared" still the first pipeline's.
     const auto result = prune_checked(second, keep_last(1));
     CHECK(result.rows_deleted == 3);
-    CHECK(result.files_deleted == 0);
-    CHECK(result.bytes_freed == 0);
-    CHECK(output_files(second) ==
+    CHECK(result.files_deleted == files(dir, 0));
+    // SQLite frees no file (both are still referenced); PostgreSQL deletes each pruned
+    // row's copy of its output with the row.
+    CHECK(result.bytes_freed == (dir.is_sqlite() ? 0 : 3 * 3000));
+    CHECK(output_files(dir, second) ==
           std::set<std::string>{fingerprint_of(shared), fingerprint_of(other)});
     {
         Options read_first = first_options;
         read_first.read_only = true;
-        const CheckpointManager first(dir.path(), read_first);
+        const CheckpointManager first(dir.location(), read_first);
         CHECK(first.load_output("keeper") == shared);
     }
     CHECK(second.load_output("s") == other);
 
     // Once the first pipeline moves on and prunes too, "shared" has no row left.
-    in_ended_run(dir.path(), first_options,
+    in_ended_run(dir.location(), first_options,
                  [&](CheckpointManager& writer) { save_output(writer, "keeper", other); });
-    CheckpointManager first(dir.path(), first_options);
+    CheckpointManager first(dir.location(), first_options);
     const auto last = prune_checked(first, keep_last(1));
     CHECK(last.rows_deleted == 1);
-    CHECK(last.files_deleted == 1);
+    CHECK(last.files_deleted == files(dir, 1));
     CHECK(last.bytes_freed == 3000);
-    CHECK(output_files(first) == std::set<std::string>{fingerprint_of(other)});
+    CHECK(output_files(dir, first) == std::set<std::string>{fingerprint_of(other)});
     CHECK(first.load_output("keeper") == other);
     CHECK(second.load_output("s") == other);
 }
 
-TEST_CASE("orphaned output files are removed once older than orphan_grace", "[prune]") {
+TEST_CASE("orphaned output files are removed once older than orphan_grace", "[prune][sqlite]") {
     TempDir dir;
     CheckpointManager manager(dir.path(), small_inline());
     const std::string current = bytes_of("current", 1000);
@@ -611,24 +631,24 @@ TEST_CASE("orphaned output files are removed once older than orphan_grace", "[pr
 }
 
 TEST_CASE("prune works when no output was ever stored", "[prune]") {
-    TempDir dir;
-    in_ended_run(dir.path(), Options{}, [](CheckpointManager& writer) {
+    TestLocation dir;
+    in_ended_run(dir.location(), Options{}, [](CheckpointManager& writer) {
         writer.save_checkpoint("s");
         writer.save_checkpoint("s");
     });
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
     PruneOptions options = keep_last(1);
     options.orphan_grace = 0s;
     const auto result = prune_checked(manager, options);
     CHECK(result.rows_deleted == 1);
-    CHECK(result.files_deleted == 0);
+    CHECK(result.files_deleted == files(dir, 0));
 }
 
 TEST_CASE("prune over many stages and versions", "[prune]") {
-    TempDir dir;
+    TestLocation dir;
     constexpr int stages = 40;
     constexpr int versions = 12;
-    in_ended_run(dir.path(), small_inline(), [&](CheckpointManager& writer) {
+    in_ended_run(dir.location(), small_inline(), [&](CheckpointManager& writer) {
         for (int v = 0; v < versions; ++v) {
             for (int s = 0; s < stages; ++s) {
                 const std::string stage = "stage-" + std::to_string(s);
@@ -638,13 +658,13 @@ TEST_CASE("prune over many stages and versions", "[prune]") {
             }
         }
     });
-    CheckpointManager manager(dir.path(), small_inline());
+    CheckpointManager manager(dir.location(), small_inline());
     const auto result = prune_checked(manager, keep_last(3));
     CHECK(result.rows_deleted == stages * (versions - 3));
     // Files were written for versions 0, 3, 6, 9 (0-based): 9 is still kept (the 3rd newest).
-    CHECK(result.files_deleted == stages * 3);
+    CHECK(result.files_deleted == files(dir, stages * 3));
     CHECK(manager.history().size() == static_cast<std::size_t>(stages * 3));
-    CHECK(output_files(manager).size() == static_cast<std::size_t>(stages));
+    CHECK(output_files(dir, manager).size() == static_cast<std::size_t>(stages));
     for (int s = 0; s < stages; ++s) {
         const std::string stage = "stage-" + std::to_string(s);
         CHECK(manager.load_output(stage, versions - 2) ==
@@ -654,18 +674,19 @@ TEST_CASE("prune over many stages and versions", "[prune]") {
 }
 
 TEST_CASE("invalid prune options are refused and nothing is deleted", "[prune]") {
-    TempDir dir;
-    const auto db = dir / "checkpoints.db";
+    TestLocation dir;
     {
-        CheckpointManager writer(dir.path(), small_inline());
+        CheckpointManager writer(dir.location(), small_inline());
         for (int i = 0; i < 3; ++i) save_output(writer, "s", bytes_of("s" + std::to_string(i)));
     }
-    make_old(db, "1 = 1");
-    CheckpointManager manager(dir.path(), small_inline());
+    make_old(dir, "1 = 1");
+    CheckpointManager manager(dir.location(), small_inline());
     const auto outputs = manager.outputs_directory();
-    write_file(outputs / "orphan.tmp", "x");
-    set_age(outputs / "orphan.tmp", 48h);
-    const auto files = output_files(manager);
+    if (dir.is_sqlite()) {  // an orphaned file, that a prune would delete
+        write_file(outputs / "orphan.tmp", "x");
+        set_age(outputs / "orphan.tmp", 48h);
+    }
+    const auto stored = output_files(dir, manager);
     const auto rows = manager.history().size();
 
     PruneOptions options;
@@ -683,20 +704,21 @@ TEST_CASE("invalid prune options are refused and nothing is deleted", "[prune]")
     }
     expect_error(ErrorCode::InvalidArgument, [&] { manager.prune(options); });
     CHECK(manager.history().size() == rows);
-    CHECK(output_files(manager) == files);
+    CHECK(output_files(dir, manager) == stored);
+    if (dir.is_sqlite()) CHECK(fs::exists(outputs / "orphan.tmp"));
     CHECK(manager.runs().size() == 1);  // the writer's: the refused prune recorded no run
 }
 
 TEST_CASE("a read-only manager may not prune", "[prune]") {
-    TempDir dir;
+    TestLocation dir;
     {
-        CheckpointManager writer(dir.path());
+        CheckpointManager writer(dir.location());
         writer.save_checkpoint("s");
         writer.save_checkpoint("s");
     }
     Options read_only;
     read_only.read_only = true;
-    CheckpointManager reader(dir.path(), read_only);
+    CheckpointManager reader(dir.location(), read_only);
     expect_error(ErrorCode::ReadOnly, [&] { reader.prune(keep_last(1)); });
     CHECK(reader.history().size() == 2);
 }

@@ -12,6 +12,7 @@
 #include "raw_db.hpp"
 #include "scale.hpp"
 #include "temp_dir.hpp"
+#include "test_location.hpp"
 
 #include <sqlite3.h>
 #include <catch2/catch.hpp>
@@ -40,6 +41,7 @@ using checkpoint::test::ChildProcess;
 using checkpoint::test::RawDb;
 using checkpoint::test::read_file;
 using checkpoint::test::TempDir;
+using checkpoint::test::TestLocation;
 using checkpoint::test::with_stderr_to;
 using namespace std::chrono_literals;
 
@@ -124,16 +126,24 @@ struct Totals {
     int worker_errors = 0;  // workers that ended with an error instead of being killed
 };
 
-// Checks the whole directory against everything acknowledged so far.
-void check_directory(const std::filesystem::path& dir, const std::vector<Ack>& acks,
-                     const std::set<std::string>& killed_runs,
+// Checks the whole directory (database) against everything acknowledged so far.
+void check_directory(const TestLocation& location, const std::filesystem::path& dir,
+                     const std::vector<Ack>& acks, const std::set<std::string>& killed_runs,
                      const std::set<std::string>& failed_runs, Totals& totals) {
-    const auto db_path = dir / "checkpoints.db";
-    if (!std::filesystem::exists(db_path)) {
+    const auto db_path = dir / "checkpoints.db";  // SQLite
+    location.settle();  // PostgreSQL: the server is done with the killed workers' sessions
+    if (location.is_postgres()) {
+        if (location.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND "
+                           "tablename = 'checkpoint_schema'") == "0") {
+            CHECK(acks.empty());  // every worker was killed before it migrated the database
+            return;
+        }
+        CHECK(location.query("SELECT count(*) FROM schema_migrations") ==
+              location.query("SELECT version FROM checkpoint_schema"));
+    } else if (!std::filesystem::exists(db_path)) {
         CHECK(acks.empty());  // every worker was killed before it created the file
         return;
-    }
-    {
+    } else {
         RawDb raw(db_path, SQLITE_OPEN_READONLY);
         REQUIRE(raw.value("PRAGMA integrity_check") == "ok");
         CHECK(raw.value("PRAGMA user_version") == std::to_string(checkpoint::schema_version()));
@@ -254,11 +264,14 @@ void check_directory(const std::filesystem::path& dir, const std::vector<Ack>& a
         }
         for (const auto& row : history) CHECK(run_ids.count(row.run_id) == 1);
     }
-    // A writer records the deaths in the file: plain SQL then sees them too.
+    // A writer records the deaths in the database: plain SQL then sees them too.
     REQUIRE_NOTHROW(CheckpointManager(dir));
-    RawDb raw(db_path, SQLITE_OPEN_READONLY);
-    for (const auto& run_id : raw.rows("SELECT run_id FROM runs WHERE outcome <> 'died' OR "
-                                       "ended_at IS NOT NULL")) {
+    const std::string not_died =
+        "SELECT run_id FROM runs WHERE outcome <> 'died' OR ended_at IS NOT NULL";
+    const auto run_ids = location.is_postgres()
+                             ? location.rows(not_died)
+                             : RawDb(db_path, SQLITE_OPEN_READONLY).rows(not_died);
+    for (const auto& run_id : run_ids) {
         INFO("run " << run_id << " is not recorded as died");
         CHECK(failed_runs.count(run_id) == 1);
     }
@@ -280,8 +293,9 @@ TEST_CASE("hundreds of kill -9 of concurrent mixed writers lose nothing acknowle
     std::mt19937 rng(seed);
     const auto started = std::chrono::steady_clock::now();
 
-    TempDir scratch;
-    const auto dir = scratch / "checkpoints";
+    TestLocation scratch;
+    // SQLite: a directory the first worker creates; PostgreSQL: an empty database.
+    const auto dir = scratch.is_sqlite() ? scratch / "checkpoints" : scratch.location();
 
     std::vector<Ack> acks;
     std::set<std::string> killed_runs;
@@ -384,7 +398,7 @@ TEST_CASE("hundreds of kill -9 of concurrent mixed writers lose nothing acknowle
         while (!workers.empty()) kill_worker(workers.size() - 1);
 
         INFO("after " << totals.kills << " kills, " << acks.size() << " acknowledged operations");
-        check_directory(dir, acks, killed_runs, failed_runs, totals);
+        check_directory(scratch, dir, acks, killed_runs, failed_runs, totals);
     }
 
     const auto seconds =

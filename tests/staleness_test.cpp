@@ -6,11 +6,13 @@
 #include "files.hpp"
 #include "raw_db.hpp"
 #include "temp_dir.hpp"
+#include "test_location.hpp"
 
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
+#include <pqxx/pqxx>
 
 #include <atomic>
 #include <cctype>
@@ -41,6 +43,7 @@ using checkpoint::test::query_value;
 using checkpoint::test::read_file;
 using checkpoint::test::run_command;
 using checkpoint::test::TempDir;
+using checkpoint::test::TestLocation;
 using checkpoint::test::write_file;
 using nlohmann::json;
 using namespace std::string_literals;
@@ -173,8 +176,8 @@ bool is_lower_hex(const std::string& text) {
 
 TEST_CASE("has_checkpoint(stage, fingerprint) is true only for the fingerprint saved",
           "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     SaveOptions save;
     save.fingerprint = Fingerprint().add("code v1").add("threshold=3").str();
     manager.save_checkpoint("train", save);
@@ -191,7 +194,7 @@ TEST_CASE("has_checkpoint(stage, fingerprint) is true only for the fingerprint s
 
     // A new manager (a resumed run) sees the same.
     {
-        CheckpointManager resumed(dir.path());
+        CheckpointManager resumed(dir.location());
         CHECK(resumed.has_checkpoint("train", save.fingerprint));
         CHECK_FALSE(resumed.has_checkpoint("train", "other"));
     }
@@ -221,8 +224,8 @@ TEST_CASE("has_checkpoint(stage, fingerprint) is true only for the fingerprint s
 
 TEST_CASE("fingerprints are checked like names: UTF-8, no NUL, at most max_name_bytes",
           "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("setup");
     const Snapshot before = snapshot(manager);
     for (const std::string& bad : {"with\0nul"s, "\xff\xfe"s, "caf\xc3"s,
@@ -248,7 +251,7 @@ TEST_CASE("fingerprints are checked like names: UTF-8, no NUL, at most max_name_
 
 TEST_CASE("a changed configuration reruns exactly that stage and the stages downstream of it",
           "[staleness]") {
-    TempDir dir;
+    TestLocation dir;
     // ingest -> clean -> features -> train -> report;  ingest -> stats -> report;
     // lookup (independent).
     const std::vector<StageSpec> stages{{"ingest", {}},
@@ -263,21 +266,21 @@ TEST_CASE("a changed configuration reruns exactly that stage and the stages down
         {"features", "f=10"}, {"train", "epochs=3"}, {"report", "html"}};
     using Ran = std::vector<std::string>;
     {
-        CheckpointManager manager(dir.path());
+        CheckpointManager manager(dir.location());
         CHECK(run_pipeline(manager, stages, config) ==
               Ran{"ingest", "lookup", "clean", "stats", "features", "train", "report"});
         CHECK(run_pipeline(manager, stages, config).empty());
     }
     // Each later run is a new process (a new manager), as after a restart.
     {
-        CheckpointManager manager(dir.path());
+        CheckpointManager manager(dir.location());
         CHECK(run_pipeline(manager, stages, config).empty());
         config["clean"] = "drop=none";
         CHECK(run_pipeline(manager, stages, config) == Ran{"clean", "features", "train", "report"});
         CHECK(run_pipeline(manager, stages, config).empty());
     }
     {
-        CheckpointManager manager(dir.path());
+        CheckpointManager manager(dir.location());
         config["stats"] = "median";
         CHECK(run_pipeline(manager, stages, config) == Ran{"stats", "report"});
         config["lookup"] = "l=2";
@@ -301,8 +304,8 @@ TEST_CASE("a changed configuration reruns exactly that stage and the stages down
 
 TEST_CASE("a checkpoint records the version and row of each input, in the order given",
           "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("raw");
     manager.save_checkpoint("raw");  // version 2
     manager.save_checkpoint("vocab");
@@ -325,7 +328,7 @@ TEST_CASE("a checkpoint records the version and row of each input, in the order 
     expect_fresh(manager, "tokens");
 
     // The same in the history and in a new manager.
-    CheckpointManager reopened(dir.path());
+    CheckpointManager reopened(dir.location());
     HistoryFilter of_tokens;
     of_tokens.stage = "tokens";
     const auto rows = reopened.history(of_tokens);
@@ -341,8 +344,8 @@ TEST_CASE("a checkpoint records the version and row of each input, in the order 
 
 TEST_CASE("a stage goes stale when an input is saved again, and downstream of it too",
           "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     // upstream-a -> middle-b -> bottom-c
     manager.save_checkpoint("upstream-a");
     manager.save_checkpoint("middle-b", consuming({"upstream-a"}));
@@ -365,7 +368,7 @@ TEST_CASE("a stage goes stale when an input is saved again, and downstream of it
     {
         Options read_only;
         read_only.read_only = true;
-        const CheckpointManager reader(dir.path(), read_only);
+        const CheckpointManager reader(dir.location(), read_only);
         CHECK_FALSE(reader.has_checkpoint("middle-b"));
         CHECK_FALSE(reader.has_checkpoint("bottom-c"));
         CHECK(reader.has_checkpoint("upstream-a"));
@@ -385,8 +388,8 @@ TEST_CASE("a stage goes stale when an input is saved again, and downstream of it
 }
 
 TEST_CASE("a stage goes stale when an input is cleared", "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("source-x");
     manager.save_checkpoint("consumer-y", consuming({"source-x"}));
     manager.save_checkpoint("final-z", consuming({"consumer-y"}));
@@ -419,8 +422,8 @@ TEST_CASE("a stage goes stale when an input is cleared", "[staleness]") {
 TEST_CASE("a stage goes stale while an input is failed or begun again", "[staleness]") {
     // has_checkpoint: "every input it recorded is still at the version it used and up to
     // date itself": an input whose last row is Failed or Started is not up to date.
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("source-x");
     manager.save_checkpoint("consumer-y", consuming({"source-x"}));
     manager.save_checkpoint("final-z", consuming({"consumer-y"}));
@@ -442,8 +445,8 @@ TEST_CASE("a stage goes stale while an input is failed or begun again", "[stalen
 }
 
 TEST_CASE("after a pipeline-wide clear, stages saved again in order are fresh", "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("a");
     manager.save_checkpoint("b", consuming({"a"}));
     manager.save_checkpoint("c", consuming({"b"}));
@@ -470,8 +473,8 @@ TEST_CASE("after a pipeline-wide clear, stages saved again in order are fresh", 
 }
 
 TEST_CASE("staleness in a diamond: only the paths from the changed stage", "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     // root -> left -> join;  root -> right -> join
     manager.save_checkpoint("root");
     manager.save_checkpoint("left", consuming({"root"}));
@@ -504,8 +507,8 @@ TEST_CASE("staleness in a diamond: only the paths from the changed stage", "[sta
 }
 
 TEST_CASE("a long chain goes stale from the top and comes back in order", "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     constexpr int length = 30;
     auto name = [](int i) { return "step-" + std::to_string(100 + i); };
     manager.save_checkpoint(name(0));
@@ -529,7 +532,8 @@ TEST_CASE("a long chain goes stale from the top and comes back in order", "[stal
     for (int i = 0; i < length; ++i) CHECK(manager.has_checkpoint(name(i)));
 }
 
-TEST_CASE("an input whose output file is damaged makes its consumers stale", "[staleness]") {
+TEST_CASE("an input whose output file is damaged makes its consumers stale",
+          "[staleness][sqlite]") {
     TempDir dir;
     Options options;
     options.max_inline_output = 16;
@@ -553,9 +557,9 @@ TEST_CASE("an input whose output file is damaged makes its consumers stale", "[s
 
 TEST_CASE("inputs that are not completed, the stage itself or duplicates are refused",
           "[staleness]") {
-    TempDir dir;
+    TestLocation dir;
     {
-        CheckpointManager setup(dir.path());
+        CheckpointManager setup(dir.location());
         setup.save_checkpoint("done");
         setup.save_checkpoint("self");
         setup.save_checkpoint("cleared");
@@ -565,12 +569,12 @@ TEST_CASE("inputs that are not completed, the stage itself or duplicates are ref
         setup.fail_stage("failed", "no");
         Options elsewhere;
         elsewhere.pipeline = "elsewhere";
-        CheckpointManager other(dir.path(), elsewhere);
+        CheckpointManager other(dir.location(), elsewhere);
         other.save_checkpoint("foreign");
     }
     Options options;
     options.max_inline_output = 16;
-    CheckpointManager manager(dir.path(), options);
+    CheckpointManager manager(dir.location(), options);
     const Snapshot before = snapshot(manager);
     const std::vector<std::vector<std::string>> refused{
         {"never-saved"},   {"cleared"},
@@ -609,8 +613,8 @@ TEST_CASE("inputs that are not completed, the stage itself or duplicates are ref
 
 TEST_CASE("clear_checkpoint WithDownstream clears exactly the transitive downstream",
           "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     // a -> b -> c -> f;  a -> d -> h <- e;  g consumed a once, no longer;  i independent.
     manager.save_checkpoint("a");
     manager.save_checkpoint("e");
@@ -661,8 +665,8 @@ TEST_CASE("clear_checkpoint WithDownstream clears exactly the transitive downstr
 
 TEST_CASE("clear_checkpoint WithDownstream of a leaf, a middle stage, an unsaved stage",
           "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("a");
     manager.save_checkpoint("b", consuming({"a"}));
     manager.save_checkpoint("c", consuming({"b"}));
@@ -701,8 +705,8 @@ TEST_CASE("clear_checkpoint WithDownstream of a leaf, a middle stage, an unsaved
 }
 
 TEST_CASE("clear_checkpoint StageOnly leaves the downstream stale but not cleared", "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("top");
     manager.save_checkpoint("under", consuming({"top"}));
     const auto before = manager.history().size();
@@ -717,20 +721,36 @@ TEST_CASE("clear_checkpoint StageOnly leaves the downstream stale but not cleare
 
 TEST_CASE("a clear with downstream stages is one transaction: readers see none or all of it",
           "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     constexpr int leaves = 60;
     manager.save_checkpoint("root");
     for (int i = 0; i < leaves; ++i)
         manager.save_checkpoint("leaf-" + std::to_string(100 + i), consuming({"root"}));
-    const auto db_path = dir / "checkpoints.db";
+    const auto db_path = dir.location() / "checkpoints.db";  // SQLite
 
     // Another connection polls the number of Cleared rows while the clear runs.
     std::atomic<bool> started{false};
     std::atomic<bool> done{false};
     std::vector<long> seen;
     std::string reader_error;
+    const std::string count_sql = "SELECT count(*) FROM checkpoints WHERE status = 'cleared'";
     std::thread reader([&] {
+        if (dir.is_postgres()) {
+            try {
+                pqxx::connection connection(dir.pg()->url());
+                for (bool last = false; !last;) {
+                    last = done;
+                    pqxx::nontransaction tx(connection);
+                    seen.push_back(tx.exec1(count_sql)[0].as<long>());
+                    started = true;
+                }
+            } catch (const std::exception& e) {
+                reader_error = e.what();
+                started = true;
+            }
+            return;
+        }
         sqlite3* db = nullptr;
         if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
             reader_error = "open failed";
@@ -740,8 +760,7 @@ TEST_CASE("a clear with downstream stages is one transaction: readers see none o
         }
         sqlite3_busy_timeout(db, 10'000);
         sqlite3_stmt* count = nullptr;
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM checkpoints WHERE status = 'cleared'", -1,
-                           &count, nullptr);
+        sqlite3_prepare_v2(db, count_sql.c_str(), -1, &count, nullptr);
         for (bool last = false; !last;) {
             last = done;
             if (sqlite3_step(count) == SQLITE_ROW) {
@@ -768,15 +787,14 @@ TEST_CASE("a clear with downstream stages is one transaction: readers see none o
         INFO("a reader saw " << count << " Cleared rows");
         CHECK((count == 0 || count == leaves + 1));
     }
-    CHECK(query_value(db_path,
-                      "SELECT count(DISTINCT run_id) FROM checkpoints WHERE status = "
-                      "'cleared'") == "1");
+    CHECK(dir.query("SELECT count(DISTINCT run_id) FROM checkpoints WHERE status = "
+                    "'cleared'") == "1");
 }
 
 // ---- Metadata ----
 
 TEST_CASE("metadata round-trips and is JSON text that sqlite3's json_extract reads",
-          "[staleness][metadata]") {
+          "[staleness][metadata][sqlite]") {
     TempDir dir;
     const json metadata = {
         {"rows", 1234},
@@ -841,12 +859,12 @@ TEST_CASE("metadata round-trips and is JSON text that sqlite3's json_extract rea
 
 TEST_CASE("metadata that is not an object, not UTF-8, or too large is refused",
           "[staleness][metadata]") {
-    TempDir dir;
+    TestLocation dir;
     {
-        CheckpointManager setup(dir.path());
+        CheckpointManager setup(dir.location());
         setup.save_checkpoint("setup");
     }
-    CheckpointManager manager(dir.path());
+    CheckpointManager manager(dir.location());
     const Snapshot before = snapshot(manager);
     const std::size_t frame = json{{"x", ""}}.dump().size();  // {"x":""}
     const std::vector<std::pair<std::string, json>> refused{
@@ -973,8 +991,8 @@ TEST_CASE("fingerprint_of is SHA-256 and fingerprint_of_file agrees with sha256s
 }
 
 TEST_CASE("only the current checkpoint's inputs count", "[staleness]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     manager.save_checkpoint("upstream-u");
     manager.save_checkpoint("consumer-c", consuming({"upstream-u"}));
     manager.save_checkpoint("upstream-u");
@@ -989,6 +1007,6 @@ TEST_CASE("only the current checkpoint's inputs count", "[staleness]") {
           std::vector<std::string>{"upstream-u"});
     expect_fresh(manager, "consumer-c");
     // And a new manager (a new process) agrees.
-    CheckpointManager reopened(dir.path());
+    CheckpointManager reopened(dir.location());
     expect_fresh(reopened, "consumer-c");
 }

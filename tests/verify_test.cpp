@@ -1,16 +1,16 @@
 // CheckpointManager::verify: a sound database has no problem; each kind of damage to our
-// tables, made through SQLite as a careless hand edit would, is reported.
+// tables, made through SQLite (psql) as a careless hand edit would, is reported. On both
+// backends (test_location.hpp).
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include "raw_db.hpp"
-#include "temp_dir.hpp"
+#include "test_location.hpp"
 
 #include <sqlite3.h>
 #include <catch2/catch.hpp>
 
 using checkpoint::CheckpointManager;
-using checkpoint::test::exec_sql;
-using checkpoint::test::TempDir;
+using checkpoint::test::TestLocation;
 
 namespace {
 
@@ -41,22 +41,24 @@ void populate(const std::filesystem::path& dir) {
 }  // namespace
 
 TEST_CASE("a sound database verifies clean", "[verify]") {
-    TempDir dir;
-    populate(dir.path());
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    populate(dir.location());
+    CheckpointManager manager(dir.location());
     CHECK(manager.verify().empty());
 }
 
 TEST_CASE("damage to the tables is reported", "[verify]") {
-    TempDir dir;
-    populate(dir.path());
-    const auto db = dir / "checkpoints.db";
+    TestLocation dir;
+    populate(dir.location());
     std::string damage;
     std::string expected;
+    // PostgreSQL enforces what SQLite only checks: the hand edit drops the constraint first.
+    const bool pg = dir.is_postgres();
     SECTION("a bogus status") {
-        damage =
-            "PRAGMA ignore_check_constraints = 1; "
-            "UPDATE checkpoints SET status = 'bogus' WHERE id = 1";
+        damage = pg ? "ALTER TABLE checkpoints DROP CONSTRAINT checkpoints_status_check; "
+                      "UPDATE checkpoints SET status = 'bogus' WHERE id = 1"
+                    : "PRAGMA ignore_check_constraints = 1; "
+                      "UPDATE checkpoints SET status = 'bogus' WHERE id = 1";
         expected = "checkpoints row 1: unknown status 'bogus'";
     }
     SECTION("a version going backwards") {
@@ -69,6 +71,8 @@ TEST_CASE("damage to the tables is reported", "[verify]") {
     }
     SECTION("a row whose run is gone") {
         damage = "DELETE FROM runs WHERE run_id = (SELECT run_id FROM checkpoints WHERE id = 1)";
+        if (pg)
+            damage = "ALTER TABLE checkpoints DROP CONSTRAINT checkpoints_run_id_fkey; " + damage;
         expected = "checkpoints row 1: run '";
     }
     SECTION("derived state out of step with the history") {
@@ -83,18 +87,19 @@ TEST_CASE("damage to the tables is reported", "[verify]") {
         damage = "DELETE FROM checkpoints WHERE id = (SELECT max(id) FROM checkpoints)";
         expected = "stage 'a' of pipeline 'other': derived state";
     }
-    exec_sql(db, damage);
-    CheckpointManager manager(dir.path());
+    dir.exec(damage);
+    CheckpointManager manager(dir.location());
     const auto problems = manager.verify();
     INFO(joined(problems));
     CHECK_THAT(joined(problems), Catch::Contains(expected));
 }
 
 TEST_CASE("tables altered by hand make reads throw Corrupt, not Internal", "[verify]") {
-    TempDir dir;
-    populate(dir.path());
-    exec_sql(dir / "checkpoints.db", "ALTER TABLE runs DROP COLUMN user");
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    populate(dir.location());
+    dir.exec(dir.is_postgres() ? "ALTER TABLE runs DROP COLUMN \"user\""
+                               : "ALTER TABLE runs DROP COLUMN user");
+    CheckpointManager manager(dir.location());
     try {
         manager.runs();
         FAIL("no exception");

@@ -1,5 +1,9 @@
 // A real child process for concurrency, crash and reader tests.
 //
+// DIR is what CheckpointManager takes: a checkpoint directory, or a postgresql:// URI (the
+// conformance suite on PostgreSQL, tests/support/test_location.hpp). The worker does
+// nothing with it but pass it on; its own files (--gate, --stop) are separate paths.
+//
 //   checkpoint_test_worker save DIR PREFIX COUNT [normal] [begin] [--gate FILE] [--stop FILE]
 //       saves PREFIX-0 ... PREFIX-(COUNT-1); after each save returns, prints "ack N" and
 //       flushes, so the parent knows which saves were acknowledged. Exits 0; on an error

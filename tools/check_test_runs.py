@@ -8,6 +8,11 @@ it (`ctest --output-junit FILE`). Fails (exit 1, naming each problem) when:
   - a Catch2 test case has no CTest entry, or an entry names no test case of its program
     (catch_discover_tests splits names at ';': such a name becomes two entries that each
     ran nothing);
+  - a conformance program (its SQLite entries have the CTest label "conformance":
+    tests/CMakeLists.txt registers it a second time with CHECKPOINT_TEST_BACKEND=postgres
+    and the label "postgres") has no PostgreSQL entries, lacks one
+    for a test case not tagged [sqlite] (`PROGRAM '~[sqlite]' --list-test-names-only`), or
+    has one for a test case that is (each backend's set must be exactly its own);
   - an entry did not run, or did not pass;
   - a Catch2 entry ran other than exactly one test case, or one with no assertion (Catch2
     2.13 takes a single -w option, and CMake passes -w NoTests);
@@ -54,6 +59,34 @@ def junit_results(path):
     return results
 
 
+def backend_of(test):
+    """'postgres' for an entry run with CHECKPOINT_TEST_BACKEND=postgres, else 'sqlite'."""
+    for prop in test.get("properties", []):
+        if prop.get("name") == "ENVIRONMENT":
+            values = prop.get("value", [])
+            if isinstance(values, str):
+                values = [values]
+            if "CHECKPOINT_TEST_BACKEND=postgres" in values:
+                return "postgres"
+    return "sqlite"
+
+
+def listed_cases(program, *spec):
+    listed = subprocess.run([program, *spec, "--list-test-names-only"], capture_output=True,
+                            text=True)
+    if listed.returncode < 0 or not listed.stdout.strip():
+        return None
+    return [line for line in listed.stdout.splitlines() if line.strip()]
+
+
+def labels_of(test):
+    for prop in test.get("properties", []):
+        if prop.get("name") == "LABELS":
+            values = prop.get("value", [])
+            return [values] if isinstance(values, str) else list(values)
+    return []
+
+
 def kind_of(command):
     program = os.path.basename(command[0])
     if program == "bash":
@@ -73,8 +106,10 @@ def main():
     results = junit_results(junit)
     problems = []
     counts = []  # (program, what ran)
-    catch_entries = defaultdict(list)  # program path -> [(entry name, spec)]
+    # (program path, backend) -> [(entry name, spec)]
+    catch_entries = defaultdict(list)
     python_parts = defaultdict(list)  # script -> [(part, parts, ran, total)]
+    conformance = set()  # the programs of the conformance suite (run on both backends)
 
     for test in ctest_tests(build_dir):
         name, command = test["name"], test.get("command", [])
@@ -87,7 +122,9 @@ def main():
             continue
         kind = kind_of(command)
         if kind == "catch2":
-            catch_entries[command[0]].append((name, command[1]))
+            catch_entries[(command[0], backend_of(test))].append((name, command[1]))
+            if "conformance" in labels_of(test):
+                conformance.add(command[0])
             summary = CATCH_SUMMARY.search(output)
             if "assertions: - none -" in output:
                 problems.append(f"{name}: its test case checked nothing (no assertion)")
@@ -118,21 +155,35 @@ def main():
         else:
             counts.append((name, "passed"))
 
-    for program, entries in sorted(catch_entries.items()):
-        listed = subprocess.run([program, "--list-test-names-only"], capture_output=True,
-                                text=True).stdout
-        cases = [line for line in listed.splitlines() if line.strip()]
+    for program in sorted(conformance):
+        if (program, "postgres") not in catch_entries:
+            problems.append(f"{os.path.basename(program)}: a conformance program with no "
+                            "PostgreSQL entries (CHECKPOINT_TEST_BACKEND=postgres)")
+    for (program, backend), entries in sorted(catch_entries.items()):
+        short = os.path.basename(program)
+        # The SQLite entries: every test case. The PostgreSQL ones: exactly those not tagged
+        # [sqlite] (what catch_discover_tests' TEST_SPEC "~[sqlite]" listed).
+        spec = ["~[sqlite]"] if backend == "postgres" else []
+        cases = listed_cases(program, *spec)
+        if cases is None:
+            problems.append(f"{short}: --list-test-names-only {' '.join(spec)} listed nothing")
+            cases = []
         expected = {catch_spec(case): case for case in cases}
         specs = [spec for _, spec in entries]
-        short = os.path.basename(program)
+        label = f"{short} [{backend}]" if program in conformance else short
         for spec, case in expected.items():
             if specs.count(spec) != 1:
-                problems.append(f"{short}: test case '{case}' has {specs.count(spec)} CTest "
+                problems.append(f"{label}: test case '{case}' has {specs.count(spec)} CTest "
                                 "entries instead of 1")
         for entry, spec in entries:
             if spec not in expected:
-                problems.append(f"{entry}: names no test case of {short}")
-        counts.append((short, f"{len(entries)} of {len(cases)} test cases"))
+                problems.append(f"{entry}: names no test case of {short} that runs on {backend}")
+        if backend == "postgres":
+            everything = listed_cases(program) or []
+            counts.append((label, f"{len(entries)} of {len(cases)} test cases "
+                                  f"({len(everything) - len(cases)} SQLite-only)"))
+        else:
+            counts.append((label, f"{len(entries)} of {len(cases)} test cases"))
 
     for script, parts in sorted(python_parts.items()):
         totals = {total for _, _, _, total in parts}

@@ -379,6 +379,13 @@ void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
         try {
             pqxx::work tx(s.connection());
             if (!s.run_recorded) s.record_run(tx);
+            const bool clears = std::any_of(writes.begin(), writes.end(), [](const Write* w) {
+                return w->kind == Write::Kind::PipelineClear;
+            });
+            PgParams()
+                .text(s.config.pipeline)
+                .exec(tx, clears ? pg_sql::lock_pipeline_alone.name
+                                 : pg_sql::lock_pipeline_shared.name);
             for (Write* write : writes) {
                 if (!isolate) {
                     s.apply(tx, *write);

@@ -33,6 +33,10 @@ constexpr const char* checks[] = {
     "  FROM checkpoints WHERE stage IS NOT NULL) v "
     "WHERE previous IS NOT NULL AND "
     "(CASE WHEN status = 'completed' THEN version <= previous ELSE version < previous END)",
+    // The foreign key guarantees it, unless a hand edit dropped it.
+    "SELECT 'checkpoints row ' || c.id || ': run ' || quote_literal(c.run_id) || "
+    "' is not in runs' FROM checkpoints c "
+    "WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = c.run_id)",
     "SELECT 'run ' || quote_literal(run_id) || ': started_at ' || quote_literal(started_at) || "
     "' is not ISO-8601 UTC with milliseconds' FROM runs "
     "WHERE NOT " CHECKPOINT_PG_TIMESTAMP_OK("started_at"),

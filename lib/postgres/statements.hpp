@@ -10,24 +10,36 @@ struct Statement {
 };
 
 // One history row for a stage, and its stage_heads row moved to it, in one statement. The
-// row lock that INSERT ... ON CONFLICT DO UPDATE takes on stage_heads is held before the
-// new id is drawn from the sequence (the SET list is evaluated under it), so a stage's
-// ids and versions grow together whatever the concurrency; a first save of a stage that
-// races another inserts once and takes the update path in the other.
+// row lock that UPDATE (or INSERT ... ON CONFLICT DO UPDATE) takes on stage_heads is held
+// before the new id is drawn from the sequence (the SET list is evaluated under it), so a
+// stage's ids and versions grow together whatever the concurrency. An existing stage takes
+// the UPDATE; a new one the INSERT, whose nextval is evaluated only when the UPDATE found no
+// row (so that, as on SQLite, a save draws one id, and ids have no gaps); a first save of a
+// stage that races another inserts once and takes the update path in the other.
+// First of all it takes its pipeline's row FOR SHARE (the CTE `lock`, which both paths read
+// before they draw an id), as every write transaction does: see lock_pipeline_shared.
 // $1 pipeline, $2 stage, $3 status, $4 1 for completed (the version grows) else 0,
 // $5 timestamp, $6 run_id, $7 duration_ms, $8 message, $9 metadata (jsonb text),
 // $10 fingerprint, $11 output_size, $12 output_sha256, $13 output_in_database,
 // $14 input_count, $15 checks.
 inline constexpr Statement append{
     "checkpoint_append",
-    "WITH head AS ("
+    "WITH lock AS MATERIALIZED ("
+    " SELECT pipeline FROM pipelines WHERE pipeline = $1 FOR SHARE), "
+    "moved AS ("
+    " UPDATE stage_heads h SET status = $3, version = h.version + $4,"
+    "  head_id = nextval(pg_get_serial_sequence('checkpoints', 'id')), checks = $15"
+    " FROM lock WHERE h.pipeline = $1 AND h.stage = $2 RETURNING head_id, version), "
+    "created AS ("
     " INSERT INTO stage_heads AS h (pipeline, stage, status, version, head_id, checks)"
-    " VALUES ($1, $2, $3, $4, nextval(pg_get_serial_sequence('checkpoints', 'id')), $15)"
+    " SELECT $1, $2, $3, $4, nextval(pg_get_serial_sequence('checkpoints', 'id')), $15"
+    " FROM lock WHERE NOT EXISTS (SELECT 1 FROM moved)"
     " ON CONFLICT (pipeline, stage) DO UPDATE SET status = excluded.status,"
     "  version = h.version + $4,"
     "  head_id = nextval(pg_get_serial_sequence('checkpoints', 'id')),"
     "  checks = excluded.checks"
-    " RETURNING head_id, version) "
+    " RETURNING head_id, version), "
+    "head AS (SELECT * FROM moved UNION ALL SELECT * FROM created) "
     "INSERT INTO checkpoints (id, pipeline, stage, status, version, timestamp, run_id,"
     " duration_ms, message, metadata, fingerprint, output_size, output_sha256,"
     " output_in_database, input_count) "
@@ -35,13 +47,38 @@ inline constexpr Statement append{
     " $13, $14 FROM head RETURNING id, version"};
 
 // A pipeline-wide clear: its row, and the pipeline's cleared_id moved to it (never back:
-// two clears racing keep the larger id).
+// two clears racing keep the larger id). It takes its pipeline's row alone (`lock`, read
+// before the row's id is drawn): see lock_pipeline_alone.
 inline constexpr Statement append_pipeline_clear{
     "checkpoint_append_pipeline_clear",
-    "WITH c AS (INSERT INTO checkpoints (pipeline, stage, status, version, timestamp, run_id)"
-    " VALUES ($1, NULL, 'cleared', 0, $2, $3) RETURNING id) "
+    "WITH lock AS MATERIALIZED ("
+    " SELECT pipeline FROM pipelines WHERE pipeline = $1 FOR NO KEY UPDATE), "
+    "c AS (INSERT INTO checkpoints (pipeline, stage, status, version, timestamp, run_id)"
+    " SELECT $1, NULL, 'cleared', 0, $2, $3 FROM lock RETURNING id) "
     "UPDATE pipelines p SET cleared_id = GREATEST(p.cleared_id, c.id) FROM c"
     " WHERE p.pipeline = $1 RETURNING c.id"};
+
+// Every write transaction locks its pipeline's row first (see "Ordering" in
+// migrations/postgres/0001_initial.sql): saves share the lock, a pipeline-wide clear takes
+// it alone. So no save draws its id while a clear is in flight, and a clear draws its id
+// only once every save that drew one before it has committed: within a pipeline, a save
+// that commits after a clear gets an id above the clear's (and stays current), and a clear
+// that commits after a save gets an id above the save's (and clears it).
+inline constexpr Statement lock_pipeline_shared{
+    "checkpoint_lock_pipeline_shared",
+    "SELECT cleared_id FROM pipelines WHERE pipeline = $1 FOR SHARE"};
+inline constexpr Statement lock_pipeline_alone{
+    "checkpoint_lock_pipeline_alone",
+    "SELECT cleared_id FROM pipelines WHERE pipeline = $1 FOR NO KEY UPDATE"};
+
+// The open runs of a host (the ones whose process may have died there).
+inline constexpr Statement open_runs_on_host{
+    "checkpoint_open_runs_on_host",
+    "SELECT run_id, pid, heartbeat_at FROM runs WHERE outcome = 'running' AND host = $1"};
+
+inline constexpr Statement mark_run_died{
+    "checkpoint_mark_run_died",
+    "UPDATE runs SET outcome = 'died' WHERE run_id = $1 AND outcome = 'running'"};
 
 inline constexpr Statement insert_run{
     "checkpoint_insert_run",
@@ -182,6 +219,10 @@ inline constexpr Statement runs{
 inline constexpr Statement all[] = {
     append,
     append_pipeline_clear,
+    lock_pipeline_shared,
+    lock_pipeline_alone,
+    open_runs_on_host,
+    mark_run_died,
     insert_run,
     insert_pipeline,
     close_run,
