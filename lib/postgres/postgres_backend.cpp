@@ -465,6 +465,22 @@ void PostgresBackend::Impl::write_one_statement(Write& write) {
                 apply(tx, write);
                 return;
             } catch (const pqxx::broken_connection& e) {
+                // The statement may have committed before the connection broke. A server
+                // that cannot be reached again is Unavailable (saying the outcome is not
+                // known); one that can, leaves only the unknown outcome (Io).
+                connection_.reset();
+                try {
+                    connection();
+                } catch (const Error& again) {
+                    if (again.code() != ErrorCode::Unavailable) throw;
+                    throw Error(ErrorCode::Unavailable,
+                                description + ": " + describe_write(write) +
+                                    " failed: the connection to the server was lost, and the "
+                                    "server cannot be reached again; whether the write was "
+                                    "recorded is unknown (look at latest() or the history once "
+                                    "the server is back). " +
+                                    again.what());
+                }
                 throw pqxx::in_doubt_error(e.what());
             }
         } catch (...) {
