@@ -15,9 +15,10 @@
 # trap); the tests make a fresh database on it per test case (tests/support/pg_database.hpp).
 # Any test failure, sanitizer report or fuzz crash fails the run. The phase times are
 # printed at the end (about 20 minutes in all on two cores, builds included, before the
-# PostgreSQL half of the conformance suite; that half adds about 2 minutes to each CTest
-# phase on a quiet machine: ctest -L postgres, 89 tests, 183 s of test time (95 s wall) under
-# ASan at scale 25, 300 s of test time in the plain run).
+# PostgreSQL half of the conformance suite). That half, `ctest -L postgres` (88 tests), took
+# alone on two cores: plain 50 s (99 s of test time), ASan at scale 25 32 s (63 s), TSan at
+# scale 10 25 s (48 s); about a minute per phase in all, two to three times that on a
+# machine busy with other builds.
 #   tools/test.sh           all four (what CI runs)
 #   tools/test.sh --quick   the plain suite only (1.), a few minutes: while developing
 #   tools/test.sh --long    all four, the sanitizer suites at full counts and fuzzing
