@@ -75,13 +75,22 @@ report() {
 }
 trap report EXIT
 
-# The lines in which the slow tests said at which scale they ran (CTest keeps the output
-# of passing tests in its log only).
+# The lines in which the slow tests said at which scale they ran, from the JUnit report of
+# the run (with --output-junit, CTest's LastTest.log keeps no test output).
 show_scales() {  # build directory
-    local log="$1/Testing/Temporary/LastTest.log"
-    [[ -f $log ]] || return 0
+    local junit="$1/ctest-junit.xml"
+    [[ -f $junit ]] || return 0
     echo "--- the slow tests ran at:"
-    sed -n 's/^\(.*CHECKPOINT_TEST_SCALE=.*\)$/  \1/p' "$log"
+    python3 - "$junit" <<'PYTHON'
+import sys
+import xml.etree.ElementTree as ElementTree
+for case in ElementTree.parse(sys.argv[1]).getroot().iter("testcase"):
+    backend = " (on PostgreSQL)" if "[postgres]" in case.get("name", "") else ""
+    for out in case.iter("system-out"):
+        for line in (out.text or "").splitlines():
+            if "CHECKPOINT_TEST_SCALE=" in line:
+                print("  " + line + backend)
+PYTHON
 }
 
 # Runs the CTest suite of a build directory, then checks that it ran every test case
