@@ -8,6 +8,7 @@
 
 #include <checkpoint/error.hpp>
 
+#include <poll.h>
 #include <algorithm>
 #include <utility>
 
@@ -95,8 +96,25 @@ void PostgresBackend::Impl::open() {
     }
 }
 
+namespace {
+
+// True when an idle connection's socket has something to read or is closed: between two
+// calls the server sends nothing unless it is going away (a restart, a terminated session),
+// so the connection is dead and a statement sent on it would fail, or leave its outcome
+// unknown. One poll() with no wait.
+bool idle_connection_closed(pqxx::connection_base& connection) {
+    const int socket = connection.sock();
+    if (socket < 0) return true;
+    pollfd descriptor{socket, POLLIN, 0};
+    return ::poll(&descriptor, 1, 0) > 0;
+}
+
+}  // namespace
+
 pqxx::connection_base& PostgresBackend::Impl::connection() {
-    if (connection_ && !connection_->get().is_open()) connection_.reset();
+    if (connection_ &&
+        (!connection_->get().is_open() || idle_connection_closed(connection_->get())))
+        connection_.reset();
     if (!connection_) {
         connection_.emplace(server, config.busy_timeout, config.read_only);
         // Durability::Normal: a commit does not wait for the server's WAL flush; a server
