@@ -139,9 +139,11 @@ def free_port():
 class Server:
     """checkpointctl serve on a port the kernel chose; stopped (SIGTERM) at cleanup."""
 
-    def __init__(self, test, directory, *extra):
+    def __init__(self, test, directory, *extra, location=None):
+        """`location`: the location options (default: --dir directory)."""
         self.err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([CTL, "serve", "--dir", str(directory), "--listen",
+        where = location or ["--dir", str(directory)]
+        self.proc = subprocess.Popen([CTL, "serve", *where, "--listen",
                                       "127.0.0.1:0", *extra], stdout=subprocess.PIPE,
                                      stderr=self.err, stdin=subprocess.DEVNULL, env=ENV)
         test.addCleanup(self.kill)
@@ -734,6 +736,53 @@ class ApiTest(DashboardTestCase):
                                stage="model_training"), history[-1]["duration_ms"] / 1000)
         self.assertEqual(value("checkpoint_stage_last_duration_seconds", pipeline="default",
                                stage=HOSTILE_STAGE) is not None, True)
+
+
+class PostgresApiTest(DashboardTestCase):
+    """The dashboard on PostgreSQL: the reference history copied to a fresh database on the
+    server tools/test.sh starts, served with --url, answers as checkpointctl --url does."""
+
+    def test_json_api_on_postgresql_matches_checkpointctl(self):
+        server_url = os.environ.get("CHECKPOINT_TEST_PG_URL")
+        if not server_url:
+            self.fail("CHECKPOINT_TEST_PG_URL is not set: run through tools/test.sh, or start a "
+                      'server with eval "$(tools/pg_server.sh start)"')
+        psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+        name = "dash_" + os.urandom(8).hex()
+        subprocess.run([psql, server_url, "-qAtc", f"CREATE DATABASE {name}"], check=True,
+                       capture_output=True, timeout=TIMEOUT)
+        self.addCleanup(subprocess.run, [psql, server_url, "-qAtc",
+                                         f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+                        capture_output=True, timeout=TIMEOUT)
+        url = server_url.rsplit("/", 1)[0] + "/" + name
+        copied = ctl("copy", "--from", self.copy(), "--to", url)
+        self.assertEqual(copied.returncode, 0, copied.stderr)
+        server = Server(self, None, location=["--url", url])
+        names = [p["pipeline"] for p in server.json("/api/pipelines")["pipelines"]]
+        self.assertEqual(sorted(names), sorted(["default", ODD_PIPELINE]))
+        for pipeline in ("default", ODD_PIPELINE):
+            with self.subTest(pipeline=pipeline):
+                q = urllib.parse.quote(pipeline)
+                args = ("--url", url, "--pipeline", pipeline)
+                stages = server.json(f"/api/stages?pipeline={q}")
+                status = ctl_json("status", *args)
+                self.assertEqual([{k: s[k] for k in status[0]} for s in stages["stages"]], status)
+                self.assertEqual(server.json(f"/api/runs?pipeline={q}")["runs"],
+                                 ctl_json("runs", *args))
+                history = ctl_json("history", *args)
+                page = server.json(f"/api/history?pipeline={q}&limit=1000")
+                self.assertEqual(page["rows"], list(reversed(history)))
+                rows, before = [], ""
+                while True:
+                    got = server.json(f"/api/history?pipeline={q}&limit=2{before}")
+                    rows += got["rows"]
+                    if got["next_before"] is None:
+                        break
+                    before = f"&before={got['next_before']}"
+                self.assertEqual(rows, list(reversed(history)))
+        status, content_type, body = server.get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn(b"checkpoint_", body)
 
 
 class ReadOnlyTest(DashboardTestCase):

@@ -609,10 +609,10 @@ TEST_CASE("time bounds must be real dates and times", "[history]") {
     }
 }
 
-TEST_CASE("pipelines() names every pipeline that wrote to the file, sorted", "[history]") {
-    TempDir dir;
+TEST_CASE("pipelines() names every pipeline that wrote to the database, sorted", "[history]") {
+    TestLocation dir;
     {
-        CheckpointManager empty(dir.path());
+        CheckpointManager empty(dir.location());
         CHECK(empty.pipelines().empty());  // opening writes nothing
     }
     Options zeta;
@@ -620,27 +620,27 @@ TEST_CASE("pipelines() names every pipeline that wrote to the file, sorted", "[h
     Options alpha;
     alpha.pipeline = "alpha";
     {
-        CheckpointManager z(dir.path(), zeta);
+        CheckpointManager z(dir.location(), zeta);
         z.save_checkpoint("x");
-        CheckpointManager a(dir.path(), alpha);
+        CheckpointManager a(dir.location(), alpha);
         a.begin_stage("y");
         a.clear_checkpoints();
-        CheckpointManager reader(dir.path());  // "default" never wrote
+        CheckpointManager reader(dir.location());  // "default" never wrote
         CHECK(reader.pipelines() == std::vector<std::string>{"alpha", "zeta \"odd\"\nname"});
     }
     Options read_only;
     read_only.read_only = true;
     read_only.pipeline = "nope";
-    const CheckpointManager reader(dir.path(), read_only);
+    const CheckpointManager reader(dir.location(), read_only);
     CHECK(reader.pipelines() == std::vector<std::string>{"alpha", "zeta \"odd\"\nname"});
 }
 
 TEST_CASE("history newest first, paged backwards with before_id", "[history]") {
-    TempDir dir;
-    CheckpointManager manager(dir.path());
+    TestLocation dir;
+    CheckpointManager manager(dir.location());
     Options other;
     other.pipeline = "other";
-    CheckpointManager elsewhere(dir.path(), other);
+    CheckpointManager elsewhere(dir.location(), other);
     for (int i = 0; i < 5; ++i) {
         manager.begin_stage("a");
         manager.save_checkpoint("a");

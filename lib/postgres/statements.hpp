@@ -71,15 +71,6 @@ inline constexpr Statement lock_pipeline_alone{
     "checkpoint_lock_pipeline_alone",
     "SELECT cleared_id FROM pipelines WHERE pipeline = $1 FOR NO KEY UPDATE"};
 
-// The open runs of a host (the ones whose process may have died there).
-inline constexpr Statement open_runs_on_host{
-    "checkpoint_open_runs_on_host",
-    "SELECT run_id, pid, heartbeat_at FROM runs WHERE outcome = 'running' AND host = $1"};
-
-inline constexpr Statement mark_run_died{
-    "checkpoint_mark_run_died",
-    "UPDATE runs SET outcome = 'died' WHERE run_id = $1 AND outcome = 'running'"};
-
 inline constexpr Statement insert_run{
     "checkpoint_insert_run",
     "INSERT INTO runs (run_id, pipeline, host, pid, \"user\", started_at, heartbeat_at) "
@@ -221,8 +212,6 @@ inline constexpr Statement all[] = {
     append_pipeline_clear,
     lock_pipeline_shared,
     lock_pipeline_alone,
-    open_runs_on_host,
-    mark_run_died,
     insert_run,
     insert_pipeline,
     close_run,
@@ -240,6 +229,8 @@ inline constexpr Statement all[] = {
     current,
     current_all,
     history_page,
+    history_page_desc,
+    pipelines,
     runs,
 };
 
