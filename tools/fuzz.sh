@@ -23,6 +23,7 @@ command -v clang++-14 >/dev/null || {
 build=build-fuzz
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCHECKPOINT_FUZZ=ON -DCHECKPOINT_BUILD_TESTS=OFF -DCHECKPOINT_BUILD_TOOLS=OFF \
+    -DCHECKPOINT_BUILD_PYTHON=OFF \
     -DBUILD_SHARED_LIBS=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)"
 
