@@ -74,15 +74,18 @@ bool PostgresBackend::renew_lease(const std::string& stage, std::int64_t token,
                                   std::chrono::milliseconds ttl) {
     Impl& s = *impl_;
     try {
-        pqxx::nontransaction tx(s.connection());
-        return PgParams()
-                   .text(s.config.pipeline)
-                   .text(stage)
-                   .integer(token)
-                   .text(s.run.run_id)
-                   .integer(ttl.count())
-                   .exec(tx, pg_sql::renew_lease.name)
-                   .size() == 1;
+        pqxx::work tx(s.connection());
+        tx.exec0("SET LOCAL synchronous_commit TO off");  // see release_lease
+        const bool renewed = PgParams()
+                                 .text(s.config.pipeline)
+                                 .text(stage)
+                                 .integer(token)
+                                 .text(s.run.run_id)
+                                 .integer(ttl.count())
+                                 .exec(tx, pg_sql::renew_lease.name)
+                                 .size() == 1;
+        tx.commit();
+        return renewed;
     } catch (...) {
         s.fail("renewing the lease on stage '" + stage + "'");
     }
@@ -91,13 +94,18 @@ bool PostgresBackend::renew_lease(const std::string& stage, std::int64_t token,
 void PostgresBackend::release_lease(const std::string& stage, std::int64_t token) {
     Impl& s = *impl_;
     try {
-        pqxx::nontransaction tx(s.connection());
+        // Not waiting for the WAL flush: a release (or renewal) lost in a server crash only
+        // lets the claim lapse by its ttl (or sooner). Claims are durable: the holders live
+        // on after a server crash, and a token must never be handed out twice.
+        pqxx::work tx(s.connection());
+        tx.exec0("SET LOCAL synchronous_commit TO off");
         PgParams()
             .text(s.config.pipeline)
             .text(stage)
             .integer(token)
             .text(s.run.run_id)
             .exec(tx, pg_sql::release_lease.name);
+        tx.commit();
     } catch (...) {
         s.fail("releasing the lease on stage '" + stage + "'");
     }

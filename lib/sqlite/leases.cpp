@@ -40,9 +40,15 @@ constexpr const char* sql_leases =
 
 using Clock = std::chrono::system_clock;
 
-// A transaction that need not be durable (a renewal, a release: lost in a crash, the claim
-// only lapses sooner). Durability::Full databases commit it with synchronous = NORMAL: no
-// fsync, and the next durable commit (WAL frames are ordered) makes it durable too.
+// A lease transaction need not be durable here. Durability::Full databases commit it with
+// synchronous = NORMAL: no fsync, and the next durable commit makes it durable too (WAL
+// frames are ordered). What a crash may lose: a renewal or a release (the claim then only
+// lapses sooner, or later by its ttl), or a claim. Every process that can use this file is
+// on this host, so a crash that loses a commit (the OS or the power failed) has killed every
+// holder too; and no row carries the lost claim's token, since any durable write under it
+// would have made the claim durable first. So the next claim may hand the same token out
+// again without two rows ever sharing it. (PostgreSQL's claims are durable: a server crash
+// does not end the holders, which live on other hosts.)
 class RelaxedSync {
 public:
     RelaxedSync(SQLite::Database& db, Durability durability)
@@ -83,6 +89,7 @@ LeaseClaim SqliteBackend::claim_lease(const std::string& stage, std::chrono::mil
     const std::string action = "claiming stage '" + stage + "'";
     s.require_writable(action);
     try {
+        RelaxedSync relaxed(*s.db, s.config.durability);
         SQLite::Transaction transaction(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
         const Clock::time_point now = Clock::now();
         const std::string now_text = format_timestamp(now);
