@@ -109,6 +109,18 @@ std::map<std::string, std::int64_t> check_completed_once(const TestLocation& loc
     return completed_token;
 }
 
+void check_status_shows_claim(const TestLocation& location, pid_t pid, std::int64_t token) {
+    const auto status = checkpoint::test::run_command(
+        {CHECKPOINT_CTL, "status", location.is_postgres() ? "--url" : "--dir",
+         location.location().string(), "--format", "csv"});
+    INFO("checkpointctl status: " << status.out << status.err);
+    REQUIRE(status.exit_code == 0);
+    CHECK(status.out.find("stage,running,") != std::string::npos);
+    CHECK(status.out.find("pid " + std::to_string(pid)) != std::string::npos);
+    CHECK(status.out.find("(lease token " + std::to_string(token) + ") until ") !=
+          std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("8 worker processes run a 200-stage DAG: every stage's work runs exactly once",
@@ -210,6 +222,15 @@ TEST_CASE("a worker stopped past its ttl cannot save when it comes back (zombie)
     REQUIRE(holding);
     REQUIRE(holding->rfind("holding ", 0) == 0);
     const std::int64_t zombie_token = std::stoll(holding->substr(8));
+
+    // checkpointctl status shows the stage running, with its holder and expiry.
+    if (std::string(CHECKPOINT_CTL).empty()) {
+        WARN(
+            "checkpointctl status not checked: the tools are not built "
+            "(CHECKPOINT_BUILD_TOOLS=OFF)");
+    } else {
+        check_status_shows_claim(location, zombie.pid(), zombie_token);
+    }
     zombie.kill(SIGSTOP);
 
     // Another worker waits for the claim to lapse, takes the stage over and finishes it.
