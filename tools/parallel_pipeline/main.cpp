@@ -39,11 +39,13 @@ struct Settings {
     int ttl_ms = 5000;
     std::string pipeline = "parallel_example";
     bool verbose = false;
+    bool normal = false;  // Durability::Normal
 };
 
 checkpoint::Options manager_options(const Settings& settings, const std::string& logger_name) {
     checkpoint::Options options;
     options.pipeline = settings.pipeline;
+    if (settings.normal) options.durability = checkpoint::Durability::Normal;
     options.logger = spdlog::stderr_color_st(logger_name);
     options.logger->set_level(settings.verbose ? spdlog::level::info : spdlog::level::warn);
     return options;
@@ -95,6 +97,8 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(10, 86400000));
     app.add_option("--pipeline", settings.pipeline, "pipeline name (default parallel_example)");
     app.add_flag("--verbose", settings.verbose, "log every claim and save");
+    app.add_flag("--normal", settings.normal,
+                 "Durability::Normal: no fsync per write (a power loss may lose the last ones)");
     CLI11_PARSE(app, argc, argv);
 
     std::fflush(stdout);

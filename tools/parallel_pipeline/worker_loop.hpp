@@ -95,7 +95,7 @@ inline int run_worker(checkpoint::CheckpointManager& manager, const Dag& dag,
         }
         // Nothing to claim now: the ready stages are held by others (who may finish, or
         // die and let their claims lapse) or blocked by their inputs. Poll with back-off.
-        const int pause_ms = std::min(100, 5 << std::min(idle_rounds++, 5));
+        const int pause_ms = std::min(20, 2 << std::min(idle_rounds++, 4));
         std::this_thread::sleep_for(
             std::chrono::milliseconds(pause_ms / 2 + rng() % (pause_ms / 2 + 1)));
     }
