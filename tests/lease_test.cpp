@@ -334,7 +334,7 @@ TEST_CASE("the heartbeat renews a lease until it is released", "[lease]") {
     TestLocation location;
     CheckpointManager holder(location.location());
     CheckpointManager other(location.location());
-    auto lease = holder.claim_stage("stage", options(300ms, 0ms, true));
+    auto lease = holder.claim_stage("stage", options(1500ms, 0ms, true));
     REQUIRE(lease);
     const auto first = lease_of(other, "stage");
     REQUIRE(first);

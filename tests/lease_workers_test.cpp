@@ -217,7 +217,7 @@ TEST_CASE("a worker stopped past its ttl cannot save when it comes back (zombie)
     const std::string gate = (location / "gate").string();
     ChildProcess zombie(with_stderr_to(
         (location / "zombie.err").string(),
-        {CHECKPOINT_LEASE_WORKER, "zombie", location.location().string(), "stage", "200", gate}));
+        {CHECKPOINT_LEASE_WORKER, "zombie", location.location().string(), "stage", "1000", gate}));
     const auto holding = zombie.read_line();
     REQUIRE(holding);
     REQUIRE(holding->rfind("holding ", 0) == 0);
