@@ -47,7 +47,7 @@ void append_line(const std::string& path, const std::string& line) {
 
 checkpoint::Options quiet_options() {
     checkpoint::Options options;
-    options.logger = spdlog::stderr_color_st("lease_worker");
+    options.logger = spdlog::stderr_color_mt("lease_worker");
     options.logger->set_level(spdlog::level::warn);
     return options;
 }

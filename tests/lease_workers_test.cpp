@@ -14,6 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <random>
@@ -55,6 +56,14 @@ std::unique_ptr<ChildProcess> start_worker(const TestLocation& location, int sta
     }
     return std::make_unique<ChildProcess>(
         with_stderr_to((location / "workers.err").string(), argv));
+}
+
+// True when process `pid` (our child, not yet reaped) has ended: a zombie.
+bool has_exited(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto paren = text.rfind(')');
+    return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'Z';
 }
 
 void require_exit_0(ChildProcess& worker, const TestLocation& location) {
@@ -180,6 +189,14 @@ TEST_CASE(
         REQUIRE(std::chrono::steady_clock::now() < deadline);
         const std::vector<std::string> events = read_lines(location / "events");
         if (events.size() == seen) {
+            // A worker that ended before it hung (an error, or nothing left to run) would
+            // never send its event: look for one, rather than wait for the deadline.
+            for (auto& [pid, worker] : workers) {
+                if (!has_exited(pid)) continue;
+                require_exit_0(*worker, location);
+                FAIL("worker " << pid << " ended before it hung: the pipeline completed after "
+                               << hung.size() << " of " << kills << " kills");
+            }
             std::this_thread::sleep_for(2ms);
             continue;
         }

@@ -46,7 +46,7 @@ checkpoint::Options manager_options(const Settings& settings, const std::string&
     checkpoint::Options options;
     options.pipeline = settings.pipeline;
     if (settings.normal) options.durability = checkpoint::Durability::Normal;
-    options.logger = spdlog::stderr_color_st(logger_name);
+    options.logger = spdlog::stderr_color_mt(logger_name);  // _mt: the heartbeat logs too
     options.logger->set_level(settings.verbose ? spdlog::level::info : spdlog::level::warn);
     return options;
 }
