@@ -13,3 +13,17 @@ std::unique_ptr<Backend> open_backend(const BackendConfig& config, RunIdentity r
 }
 
 }  // namespace checkpoint::detail
+
+namespace checkpoint::detail {
+
+Error lease_lost_error(const std::string& description, const std::string& action,
+                       const std::string& stage, std::int64_t token) {
+    return Error(ErrorCode::LeaseLost,
+                 description + ": " + action + " refused: the lease (token " +
+                     std::to_string(token) + ") on stage '" + stage +
+                     "' is lost — it lapsed (not renewed within its ttl) or another worker "
+                     "took the stage over. Nothing was written; stop working on the stage, and "
+                     "claim it again if it still needs to run");
+}
+
+}  // namespace checkpoint::detail

@@ -11,6 +11,8 @@
 
 #include "identity.hpp"
 
+#include <checkpoint/error.hpp>
+#include <checkpoint/lease.hpp>
 #include <checkpoint/options.hpp>
 #include <checkpoint/prune.hpp>
 #include <checkpoint/records.hpp>
@@ -66,6 +68,10 @@ struct Write {
     std::optional<std::int64_t> duration_ms;
     std::string message;
     std::string timestamp;  // Import only
+    // Stage writes made under a lease (fenced): inside the transaction the backend checks
+    // that this token is still the stage's current claim, held by this run and not lapsed
+    // (fence_failed() otherwise); the row records it in lease_token.
+    std::optional<std::int64_t> lease_token;
 
     // Completed Stage writes only (SaveOptions), already validated:
     std::string metadata;                 // compact JSON object text; empty: none
@@ -124,6 +130,16 @@ struct RawRow {
     std::vector<InputVersion> inputs;    // in SaveOptions order
 };
 
+// What Backend::claim_lease found: the new token, or the live claim that holds the stage.
+struct LeaseClaim {
+    std::optional<std::int64_t> token;  // set: the stage is now claimed with this token
+    StageLease holder;                  // otherwise: who holds it
+};
+
+// The error of a fenced write whose lease is no longer the stage's live claim.
+Error lease_lost_error(const std::string& description, const std::string& action,
+                       const std::string& stage, std::int64_t token);
+
 // Writes a copied history into an empty database, in one transaction: runs first, then
 // rows in id order; commit() derives the current state (stage heads, pipelines) from them.
 // Destroying it without commit() writes nothing.
@@ -172,6 +188,25 @@ public:
 
     // Deletes history rows as PruneOptions (already validated) says. Throws Error.
     virtual PruneResult prune(const PruneOptions& options) = 0;
+
+    // ---- Leases (the rules above them: lease.cpp, checkpoint_manager.cpp) ----
+    // Each is one write transaction; expiry is decided by the clock of the database
+    // (PostgreSQL's clock_timestamp()) or of the process holding the write lock (SQLite).
+
+    // Claims `stage` for this run for `ttl`, unless another claim on it is live: then
+    // returns that holder. The token is the stage's last token + 1. Records the run if
+    // needed. Throws Error.
+    virtual LeaseClaim claim_lease(const std::string& stage, std::chrono::milliseconds ttl) = 0;
+    // Extends the claim `token` of this run to ttl from now; false (and nothing written)
+    // when it is no longer the stage's live claim. Throws Error.
+    virtual bool renew_lease(const std::string& stage, std::int64_t token,
+                             std::chrono::milliseconds ttl) = 0;
+    // Ends the claim `token` of this run (nothing when it is no longer the stage's claim).
+    // Need not be durable: a release lost in a crash only leaves the claim to lapse.
+    // Throws Error.
+    virtual void release_lease(const std::string& stage, std::int64_t token) = 0;
+    // The unreleased claims of this pipeline, by stage, with `live` by the database's clock.
+    virtual std::vector<StageLease> leases() = 0;
 
     // ---- Reads ----
 

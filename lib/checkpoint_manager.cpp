@@ -3,6 +3,7 @@
 #include "backend.hpp"
 #include "clock.hpp"
 #include "identity.hpp"
+#include "lease_state.hpp"
 #include "logging.hpp"
 #include "migrations.hpp"
 #include "names.hpp"
@@ -14,6 +15,7 @@
 #include <exception>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -29,7 +31,7 @@ int schema_version() noexcept {
 }
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-struct CheckpointManager::Impl {
+struct CheckpointManager::Impl final : detail::LeaseHost {
     // A write waiting in the group-commit queue.
     struct Queued {
         detail::Write& write;
@@ -83,9 +85,78 @@ struct CheckpointManager::Impl {
             try {
                 std::rethrow_exception(write.error);
             } catch (const Error& e) {
+                if (e.code() == ErrorCode::LeaseLost && write.lease_token) {
+                    if (const auto lease = lease_of(write.stage)) lease->mark_lost();
+                }
                 logger->error("{}", e.what());
                 throw;
             }
+        }
+    }
+
+    // ---- Leases ----
+
+    // The lease this manager holds on `stage`, or nullptr.
+    std::shared_ptr<detail::LeaseState> lease_of(const std::string& stage) {
+        std::lock_guard lock(leases_mutex);
+        const auto found = held.find(stage);
+        return found == held.end() ? nullptr : found->second;
+    }
+
+    // Fences `write` when this manager holds a lease on its stage: the backend checks the
+    // token inside the write's transaction. A lease known to be lost fails at once.
+    void fence(detail::Write& write) {
+        if (write.status == Status::Cleared) return;  // clears are not fenced
+        const auto lease = lease_of(write.stage);
+        if (!lease) return;
+        if (lease->lost()) {
+            const Error error = detail::lease_lost_error(
+                store->description(),
+                "recording stage '" + write.stage + "' as " + std::string(to_string(write.status)),
+                write.stage, lease->token());
+            logger->error("{}", error.what());
+            throw error;
+        }
+        write.lease_token = lease->token();
+    }
+
+    bool renew_lease(const std::string& stage, std::int64_t token,
+                     std::chrono::milliseconds ttl) override {
+        std::lock_guard lock(mutex);
+        return store->renew_lease(stage, token, ttl);
+    }
+
+    void release_lease(const std::string& stage, std::int64_t token) override {
+        {
+            std::lock_guard lock(mutex);
+            store->release_lease(stage, token);
+        }
+        logger->debug("released the lease (token {}) on stage '{}'", token, stage);
+    }
+
+    void forget_lease(const std::string& stage, std::int64_t token) noexcept override {
+        std::lock_guard lock(leases_mutex);
+        const auto found = held.find(stage);
+        if (found != held.end() && found->second->token() == token) held.erase(found);
+    }
+
+    void warn(const std::string& message) noexcept override {
+        try {
+            logger->warn("{}", message);
+        } catch (...) {
+        }
+    }
+
+    // Releases every lease still held (the manager is going away). Never throws.
+    void release_all_leases() noexcept {
+        std::vector<std::shared_ptr<detail::LeaseState>> leases;
+        {
+            std::lock_guard lock(leases_mutex);
+            for (auto& entry : held) leases.push_back(entry.second);
+        }
+        for (const auto& lease : leases) {
+            lease->release_noexcept();
+            lease->detach();
         }
     }
 
@@ -201,6 +272,7 @@ struct CheckpointManager::Impl {
         write.status = status;
         write.duration_ms = duration_ms;
         write.message = std::move(message);
+        fence(write);
         submit(write);
         return *write.appended;
     }
@@ -219,6 +291,9 @@ struct CheckpointManager::Impl {
 
     std::mutex begun_mutex;
     std::unordered_map<std::string, SteadyTime> begun;  // stages begun in this run
+
+    std::mutex leases_mutex;                                                    // guards held
+    std::unordered_map<std::string, std::shared_ptr<detail::LeaseState>> held;  // by stage
 };
 
 CheckpointManager::CheckpointManager() : CheckpointManager("checkpoints") {}
@@ -237,6 +312,7 @@ CheckpointManager::CheckpointManager(std::filesystem::path checkpoint_dir, Optio
 
 CheckpointManager::~CheckpointManager() {
     if (!impl_) return;
+    impl_->release_all_leases();
     try {
         std::lock_guard lock(impl_->mutex);
         impl_->store->close_run(!impl_->failed_stages.empty());
@@ -306,6 +382,7 @@ void CheckpointManager::save_checkpoint(std::string_view stage, const SaveOption
         }
     }
     write.duration_ms = impl_->elapsed_since_begin(name);
+    impl_->fence(write);
     impl_->submit(write);
     impl_->set_begun(name, false);
     if (options.output) {
@@ -353,6 +430,108 @@ bool CheckpointManager::run_stage(std::string_view stage, const std::function<vo
     }
     save_checkpoint(stage);
     return true;
+}
+
+std::optional<Lease> CheckpointManager::claim_stage(std::string_view stage,
+                                                    const LeaseOptions& options) {
+    validate_name(stage, "stage name");
+    detail::check_lease_options(options);
+    const std::string name(stage);
+    if (impl_->lease_of(name)) {
+        throw Error(ErrorCode::InvalidArgument,
+                    "claiming stage '" + name + "' in " + impl_->store->location() +
+                        ": this manager holds a lease on it already; release that one first. "
+                        "Nothing was claimed");
+    }
+    const bool forever = options.wait == std::chrono::milliseconds::max();
+    const auto started = std::chrono::steady_clock::now();
+    for (int attempt = 1;; ++attempt) {
+        if (has_checkpoint(stage)) return std::nullopt;
+        detail::LeaseClaim claim;
+        try {
+            std::lock_guard lock(impl_->mutex);
+            claim = impl_->store->claim_lease(name, options.ttl);
+        } catch (const Error& e) {
+            impl_->logger->error("{}", e.what());
+            throw;
+        }
+        if (claim.token) {
+            auto state = std::make_shared<detail::LeaseState>(*impl_, name, *claim.token, options);
+            {
+                std::lock_guard lock(impl_->leases_mutex);
+                impl_->held[name] = state;
+            }
+            Lease lease(state);
+            // Completed by another holder between the check above and the claim: nobody
+            // can complete it while this claim holds, so this check is the last word.
+            if (has_checkpoint(stage)) return std::nullopt;  // ~Lease releases it
+            state->start_heartbeat();
+            impl_->logger->info("claimed stage '{}' (lease token {}, ttl {} ms) in {}", name,
+                                *claim.token, options.ttl.count(), impl_->store->location());
+            return lease;
+        }
+        const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - started);
+        const std::chrono::milliseconds remaining =
+            forever ? std::chrono::milliseconds::max() : options.wait - waited;
+        if (remaining.count() <= 0) {
+            const StageLease& holder = claim.holder;
+            const Error error(
+                ErrorCode::Busy,
+                "claiming stage '" + name + "' in " + impl_->store->location() +
+                    ": another worker holds it (host " + holder.host + ", pid " +
+                    std::to_string(holder.pid) + ", run " + holder.run_id + ", lease token " +
+                    std::to_string(holder.token) + ", until " + holder.expires_at +
+                    " unless renewed) and LeaseOptions::wait (" +
+                    std::to_string(options.wait.count()) +
+                    " ms) ran out. Nothing was claimed; try again later, or wait longer");
+            impl_->logger->debug("{}", error.what());
+            throw error;
+        }
+        if (attempt == 1) {
+            impl_->logger->debug("stage '{}' is claimed by run {} (host {}, pid {}): waiting", name,
+                                 claim.holder.run_id, claim.holder.host, claim.holder.pid);
+        }
+        std::this_thread::sleep_for(detail::claim_backoff(attempt, options.ttl, remaining));
+    }
+}
+
+bool CheckpointManager::run_stage(std::string_view stage, const std::function<void()>& fn,
+                                  const LeaseOptions& lease_options) {
+    std::optional<Lease> lease = claim_stage(stage, lease_options);
+    if (!lease) {
+        impl_->logger->info("skipped stage '{}': already completed", stage);
+        return false;
+    }
+    begin_stage(stage);
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        try {
+            fail_stage(stage, e.what());
+        } catch (const Error&) {  // logged; the caller gets fn's exception
+        }
+        throw;
+    } catch (...) {
+        try {
+            fail_stage(stage, "unknown exception (not derived from std::exception)");
+        } catch (const Error&) {
+        }
+        throw;
+    }
+    save_checkpoint(stage);
+    lease.reset();  // releases the claim (a failure is logged: the claim then lapses)
+    return true;
+}
+
+std::vector<StageLease> CheckpointManager::leases() const {
+    try {
+        std::lock_guard lock(impl_->mutex);
+        return impl_->store->leases();
+    } catch (const Error& e) {
+        impl_->logger->error("{}", e.what());
+        throw;
+    }
 }
 
 void CheckpointManager::clear_checkpoints() {

@@ -32,6 +32,8 @@ std::string_view to_string(ErrorCode code) noexcept {
             return "output_damaged";
         case ErrorCode::Unavailable:
             return "unavailable";
+        case ErrorCode::LeaseLost:
+            return "lease_lost";
     }
     return "unknown";
 }

@@ -12,6 +12,7 @@
 #include <checkpoint/error.hpp>
 #include <checkpoint/export.hpp>
 #include <checkpoint/fingerprint.hpp>
+#include <checkpoint/lease.hpp>
 #include <checkpoint/options.hpp>
 #include <checkpoint/prune.hpp>
 #include <checkpoint/records.hpp>
@@ -124,6 +125,33 @@ public:
     // returns true; if fn throws, records fail_stage(stage, <the exception's what()>) and
     // rethrows the exception unchanged.
     bool run_stage(std::string_view stage, const std::function<void()>& fn);
+
+    // ---- Leases: parallel workers (see lease.hpp and "Leases" in the README). ----
+
+    // Claims `stage` for this manager, so that among all the workers that claim it (any
+    // process, any host sharing the database) one at a time runs it. Returns the Lease when
+    // this caller may now run the stage; std::nullopt when the stage is completed and up
+    // to date (has_checkpoint), also when it became so while waiting for another holder.
+    // While another live claim holds the stage, waits (polling with a bounded back-off)
+    // until it is released or lapses, for at most options.wait. Each claim gets the next
+    // fencing token of the stage. While the Lease is held, this manager's begin_stage,
+    // save_checkpoint and fail_stage of the stage are fenced (see Lease).
+    // Throws Error(InvalidArgument) for a bad name or options, or when this manager holds a
+    // lease on the stage already; Error(Busy) when `wait` ran out while another live lease
+    // held it; Error as for writes (a claim is a write).
+    std::optional<Lease> claim_stage(std::string_view stage, const LeaseOptions& options = {});
+
+    // run_stage with a lease: claim_stage(stage, lease); std::nullopt -> returns false
+    // without calling fn. Otherwise begin_stage, fn(), save_checkpoint (both fenced),
+    // release, and returns true; if fn throws, records fail_stage (fenced; a failure of it
+    // is logged) and rethrows fn's exception unchanged. Throws Error(LeaseLost) when the
+    // claim was lost before the save (the save wrote nothing; another worker has the stage).
+    bool run_stage(std::string_view stage, const std::function<void()>& fn,
+                   const LeaseOptions& lease);
+
+    // The unreleased claims of this pipeline's stages, ordered by stage, with whether each
+    // is live by the database's clock. Only reads.
+    std::vector<StageLease> leases() const;
 
     // Atomically resets every stage of this pipeline to not-completed. One history row
     // records the clear (with an empty stage); the cost does not depend on how many

@@ -30,6 +30,9 @@ enum class ErrorCode {
                          // login, has no free connection, or the database does not exist;
                          // the message names host:port and database (never the password)
                          // and says what to check. Nothing of the failed call was written
+    LeaseLost = 15,      // the stage's lease (claim_stage) lapsed or another worker took the
+                         // stage over: the fenced write or renewal was refused and wrote
+                         // nothing. Stop working on the stage; claim it again if need be
 };
 
 // The stable lower-case name of a code ("invalid_argument", "disk_full", ...).

@@ -62,6 +62,9 @@ struct Checkpoint {
     // the same run (begin_stage or run_stage); otherwise empty.
     std::optional<std::chrono::milliseconds> duration;
     std::string message;  // for Failed: the failure message; otherwise empty
+    // The fencing token of the lease (CheckpointManager::claim_stage) the row was written
+    // under; empty for rows written without a lease.
+    std::optional<std::int64_t> lease_token;
 
     // The rest is set on Completed rows saved with SaveOptions (empty otherwise).
     nlohmann::json metadata = nlohmann::json::object();  // the user's JSON object

@@ -28,6 +28,7 @@ bool is_retryable(const pqxx::sql_error& e) {
 // own, so it needs no BEGIN and COMMIT (two round trips fewer).
 bool is_one_statement(const Write& write) {
     if (write.kind == Write::Kind::PipelineClear) return true;
+    if (write.lease_token) return false;  // the fencing check comes first
     return write.kind == Write::Kind::Stage && write.inputs.empty() && !write.output;
 }
 
@@ -229,7 +230,9 @@ void PostgresBackend::Impl::record_run(pqxx::transaction_base& tx) {
 Appended PostgresBackend::Impl::append_row(pqxx::transaction_base& tx, const std::string& stage,
                                            Status status, std::optional<std::int64_t> duration_ms,
                                            const std::string& message, const std::string& timestamp,
-                                           const Write* save) {
+                                           const Write* save,
+                                           std::optional<std::int64_t> lease_token) {
+    if (!lease_token && save) lease_token = save->lease_token;
     PgParams params;
     params.text(config.pipeline)
         .text(stage)
@@ -254,7 +257,7 @@ Appended PostgresBackend::Impl::append_row(pqxx::transaction_base& tx, const std
     } else {
         params.null().null().null().null().null().integer(0);
     }
-    params.boolean(checks);
+    params.boolean(checks).optional_integer(lease_token);
     const pqxx::result result = params.exec(tx, pg_sql::append.name);
     if (result.size() != 1)
         throw Error(ErrorCode::Internal, description + ": appending a row returned no row");
@@ -264,11 +267,12 @@ Appended PostgresBackend::Impl::append_row(pqxx::transaction_base& tx, const std
 void PostgresBackend::Impl::apply(pqxx::transaction_base& tx, Write& write) {
     switch (write.kind) {
         case Write::Kind::Stage:
+            if (write.lease_token) check_lease(tx, write);
             if (write.status == Status::Completed) {
                 apply_completed(tx, write);
             } else {
                 write.appended = append_row(tx, write.stage, write.status, write.duration_ms,
-                                            write.message, utc_now());
+                                            write.message, utc_now(), nullptr, write.lease_token);
             }
             return;
         case Write::Kind::ClearDownstream:

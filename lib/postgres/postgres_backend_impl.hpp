@@ -112,7 +112,12 @@ struct PostgresBackend::Impl final : StalenessFacts {
     void write_one_statement(Write& write);
     Appended append_row(pqxx::transaction_base& tx, const std::string& stage, Status status,
                         std::optional<std::int64_t> duration_ms, const std::string& message,
-                        const std::string& timestamp, const Write* save = nullptr);
+                        const std::string& timestamp, const Write* save = nullptr,
+                        std::optional<std::int64_t> lease_token = std::nullopt);
+    // Inside a write transaction (postgres_leases.cpp): throws Error(LeaseLost) unless
+    // write.lease_token is the stage's live claim, held by this run; locks the lease row
+    // until the transaction ends.
+    void check_lease(pqxx::transaction_base& tx, const Write& write);
     void apply_completed(pqxx::transaction_base& tx, Write& write);
     void apply_clear_downstream(pqxx::transaction_base& tx, Write& write);
     std::string describe_write(const Write& write) const;

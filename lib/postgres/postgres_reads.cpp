@@ -50,6 +50,7 @@ Checkpoint PostgresBackend::Impl::read_checkpoint(const pqxx::row& row, Liveness
     checkpoint.output = stored_output(row, 14);
     if (!row[17].is_null())
         checkpoint.inputs = parse_inputs(row[17].as<std::string>(), description);
+    if (!row[19].is_null()) checkpoint.lease_token = row[19].as<std::int64_t>();
     const RunFacts run{parse_outcome(row[11].as<std::string>(), description),
                        row[9].as<std::string>(), row[10].as<std::int64_t>(), text_of(row[18])};
     checkpoint.status = reported_status(stored, open_attempt, run, liveness);
@@ -257,7 +258,7 @@ void PostgresBackend::for_each_history(const HistoryFilter& filter,
             for (const auto& row : page) {
                 if (filter.limit && produced >= *filter.limit) return;
                 cursor = row[0].as<std::int64_t>();
-                const bool open_attempt = row[19].as<bool>();
+                const bool open_attempt = row[20].as<bool>();
                 const Checkpoint checkpoint = s.read_checkpoint(row, liveness, open_attempt);
                 if (filter.status && checkpoint.status != *filter.status) continue;
                 in_visit = true;

@@ -21,7 +21,7 @@ struct Statement {
 // $1 pipeline, $2 stage, $3 status, $4 1 for completed (the version grows) else 0,
 // $5 timestamp, $6 run_id, $7 duration_ms, $8 message, $9 metadata (jsonb text),
 // $10 fingerprint, $11 output_size, $12 output_sha256, $13 output_in_database,
-// $14 input_count, $15 checks.
+// $14 input_count, $15 checks, $16 lease_token.
 inline constexpr Statement append{
     "checkpoint_append",
     "WITH lock AS MATERIALIZED ("
@@ -42,9 +42,9 @@ inline constexpr Statement append{
     "head AS (SELECT * FROM moved UNION ALL SELECT * FROM created) "
     "INSERT INTO checkpoints (id, pipeline, stage, status, version, timestamp, run_id,"
     " duration_ms, message, metadata, fingerprint, output_size, output_sha256,"
-    " output_in_database, input_count) "
+    " output_in_database, input_count, lease_token) "
     "SELECT head.head_id, $1, $2, $3, head.version, $5, $6, $7, $8, $9::jsonb, $10, $11, $12,"
-    " $13, $14 FROM head RETURNING id, version"};
+    " $13, $14, $16::bigint FROM head RETURNING id, version"};
 
 // A pipeline-wide clear: its row, and the pipeline's cleared_id moved to it (never back:
 // two clears racing keep the larger id). It takes its pipeline's row alone (`lock`, read
@@ -159,7 +159,8 @@ inline constexpr Statement downstream{
     "id, pipeline, stage, status, version, timestamp, run_id, duration_ms, message, host, " \
     "pid, run_outcome, metadata::text, fingerprint, output_size, output_sha256, "           \
     "output_in_database, inputs::text, "                                                    \
-    "(SELECT heartbeat_at FROM runs r WHERE r.run_id = v.run_id)"
+    "(SELECT heartbeat_at FROM runs r WHERE r.run_id = v.run_id), "                         \
+    "(SELECT l.lease_token FROM checkpoints l WHERE l.id = v.id)"
 
 inline constexpr Statement current{"checkpoint_current",
                                    "SELECT " CHECKPOINT_PG_COLUMNS
@@ -207,7 +208,71 @@ inline constexpr Statement runs{
     "(SELECT count(*) FROM checkpoints c WHERE c.run_id = r.run_id AND c.status = 'failed'), "
     "heartbeat_at FROM runs r WHERE pipeline = $1 ORDER BY started_at, run_id"};
 
+// ---- Leases (postgres_leases.cpp). Expiry is decided by the server's clock:
+// clock_timestamp() in the stored timestamp form, taken once the lease row is locked. ----
+#define CHECKPOINT_PG_NOW \
+    "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+// The stage's lease row, created (token 0, unheld) when missing.
+inline constexpr Statement create_lease{
+    "checkpoint_create_lease",
+    "INSERT INTO stage_leases (pipeline, stage, token) VALUES ($1, $2, 0) "
+    "ON CONFLICT DO NOTHING"};
+
+// Takes the stage for run $3 (host $4, pid $5) for $6 ms unless a live claim holds it: the
+// UPDATE locks the row, then re-checks the condition on its latest version.
+inline constexpr Statement take_lease{
+    "checkpoint_take_lease",
+    "UPDATE stage_leases SET token = token + 1, run_id = $3, host = $4, pid = $5,"
+    " claimed_at = " CHECKPOINT_PG_NOW
+    ","
+    " expires_at = to_char((clock_timestamp() + $6::bigint * interval '1 millisecond')"
+    "  AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    " WHERE pipeline = $1 AND stage = $2 AND (run_id IS NULL OR expires_at <= " CHECKPOINT_PG_NOW
+    ") RETURNING token"};
+
+inline constexpr Statement lease_holder{
+    "checkpoint_lease_holder",
+    "SELECT token, run_id, host, pid, claimed_at, expires_at FROM stage_leases "
+    "WHERE pipeline = $1 AND stage = $2 AND run_id IS NOT NULL"};
+
+// Extends claim $3 of run $4 to $5 ms from now, if it is the stage's live claim.
+inline constexpr Statement renew_lease{
+    "checkpoint_renew_lease",
+    "UPDATE stage_leases SET"
+    " expires_at = to_char((clock_timestamp() + $5::bigint * interval '1 millisecond')"
+    "  AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    " WHERE pipeline = $1 AND stage = $2 AND token = $3 AND run_id = $4"
+    " AND expires_at > " CHECKPOINT_PG_NOW " RETURNING token"};
+
+inline constexpr Statement release_lease{
+    "checkpoint_release_lease",
+    "UPDATE stage_leases SET run_id = NULL, host = NULL, pid = NULL, claimed_at = NULL,"
+    " expires_at = NULL WHERE pipeline = $1 AND stage = $2 AND token = $3 AND run_id = $4"};
+
+// The fencing check of a write made under claim $3 of run $4: the row stays locked (FOR
+// SHARE) until the write commits, so no claim can take the stage over in between.
+inline constexpr Statement check_lease{
+    "checkpoint_check_lease",
+    "SELECT 1 FROM stage_leases WHERE pipeline = $1 AND stage = $2 AND token = $3"
+    " AND run_id = $4 AND expires_at > " CHECKPOINT_PG_NOW " FOR SHARE"};
+
+inline constexpr Statement leases{"checkpoint_leases",
+                                  "SELECT stage, token, run_id, host, pid, claimed_at, expires_at,"
+                                  " expires_at > " CHECKPOINT_PG_NOW
+                                  " FROM stage_leases"
+                                  " WHERE pipeline = $1 AND run_id IS NOT NULL ORDER BY stage"};
+
+#undef CHECKPOINT_PG_NOW
+
 inline constexpr Statement all[] = {
+    create_lease,
+    take_lease,
+    lease_holder,
+    renew_lease,
+    release_lease,
+    check_lease,
+    leases,
     append,
     append_pipeline_clear,
     lock_pipeline_shared,

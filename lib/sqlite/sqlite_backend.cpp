@@ -52,10 +52,11 @@ constexpr const char* sql_input_states =
 constexpr const char* sql_append =
     "INSERT INTO checkpoints "
     "(pipeline, stage, status, version, timestamp, run_id, duration_ms, message, "
-    "metadata, fingerprint, output_size, output_sha256, output_in_database, input_count) "
+    "metadata, fingerprint, output_size, output_sha256, output_in_database, input_count, "
+    "lease_token) "
     "VALUES (?1, ?2, ?3, "
     "COALESCE((SELECT version FROM stage_heads WHERE pipeline = ?1 AND stage = ?2), 0) + ?4, "
-    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id, version";
+    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id, version";
 
 constexpr const char* sql_insert_input =
     "INSERT INTO checkpoint_inputs "
@@ -101,11 +102,13 @@ constexpr const char* sql_open_runs_on_host =
 constexpr const char* sql_mark_run_died =
     "UPDATE runs SET outcome = 'died' WHERE run_id = ?1 AND outcome = 'running'";
 
+// Selected from a view aliased `v` (history or current_state).
 constexpr const char* checkpoint_columns =
     "id, pipeline, stage, status, version, timestamp, run_id, duration_ms, message, "
     "host, pid, run_outcome, metadata, fingerprint, output_size, output_sha256, "
-    "output_in_database, inputs";
-constexpr int checkpoint_column_count = 18;
+    "output_in_database, inputs, "
+    "(SELECT l.lease_token FROM checkpoints l WHERE l.id = v.id)";
+constexpr int checkpoint_column_count = 19;
 
 constexpr const char* sql_runs =
     "SELECT run_id, pipeline, host, pid, user, started_at, ended_at, outcome, "
@@ -140,6 +143,7 @@ Checkpoint read_checkpoint(SQLite::Statement& row, const std::string& descriptio
     checkpoint.output = stored_output(row, 14);
     if (!row.getColumn(17).isNull())
         checkpoint.inputs = parse_inputs(row.getColumn(17).getString(), description);
+    if (!row.getColumn(18).isNull()) checkpoint.lease_token = row.getColumn(18).getInt64();
     const RunFacts run{parse_outcome(row.getColumn(11).getString(), description),
                        row.getColumn(9).getString(),
                        row.getColumn(10).getInt64(),
@@ -237,7 +241,7 @@ void SqliteBackend::Impl::open() {
         row_outputs.emplace(*db, sql_row_outputs);
         input_states.emplace(*db, sql_input_states);
         current.emplace(*db, std::string("SELECT ") + checkpoint_columns +
-                                 " FROM current_state WHERE pipeline = ?1 AND stage = ?2");
+                                 " FROM current_state v WHERE pipeline = ?1 AND stage = ?2");
         if (!config.read_only) {
             append.emplace(*db, sql_append);
             move_head.emplace(*db, sql_move_head);
@@ -358,7 +362,9 @@ void SqliteBackend::Impl::record_run_if_needed() {
 Appended SqliteBackend::Impl::append_row(const std::string& stage, Status status,
                                          std::optional<std::int64_t> duration_ms,
                                          const std::string& message, const std::string& timestamp,
-                                         const Write* save) {
+                                         const Write* save,
+                                         std::optional<std::int64_t> lease_token) {
+    if (!lease_token && save) lease_token = save->lease_token;
     Appended appended;
     const std::string status_text(to_string(status));
     {
@@ -372,6 +378,7 @@ Appended SqliteBackend::Impl::append_row(const std::string& stage, Status status
         if (duration_ms) append->bind(7, *duration_ms);
         if (!message.empty()) append->bindNoCopy(8, message);
         append->bind(14, 0);
+        if (lease_token) append->bind(15, *lease_token);
         if (save) {
             if (!save->metadata.empty()) append->bindNoCopy(9, save->metadata);
             if (!save->fingerprint.empty()) append->bindNoCopy(10, save->fingerprint);
@@ -404,11 +411,12 @@ Appended SqliteBackend::Impl::append_row(const std::string& stage, Status status
 void SqliteBackend::Impl::apply(Write& write) {
     switch (write.kind) {
         case Write::Kind::Stage:
+            if (write.lease_token) check_lease(write);
             if (write.status == Status::Completed) {
                 apply_completed(write);
             } else {
                 write.appended = append_row(write.stage, write.status, write.duration_ms,
-                                            write.message, utc_now());
+                                            write.message, utc_now(), nullptr, write.lease_token);
             }
             return;
         case Write::Kind::ClearDownstream:
@@ -600,7 +608,7 @@ std::vector<Checkpoint> SqliteBackend::current_all() {
     Impl& s = *impl_;
     try {
         SQLite::Statement query(*s.db, std::string("SELECT ") + checkpoint_columns +
-                                           " FROM current_state WHERE pipeline = ?1 "
+                                           " FROM current_state v WHERE pipeline = ?1 "
                                            "ORDER BY stage");
         query.bind(1, s.config.pipeline);
         std::vector<Checkpoint> result;
@@ -623,7 +631,7 @@ void SqliteBackend::for_each_history(const HistoryFilter& filter,
     bool in_visit = false;
     try {
         const std::string select =
-            std::string("SELECT ") + checkpoint_columns + ", open_attempt FROM history WHERE ";
+            std::string("SELECT ") + checkpoint_columns + ", open_attempt FROM history v WHERE ";
         const std::string pipeline = filter.all_pipelines ? "?1 IS NOT NULL"
                                      // Without a stage, scan in id order ("+" keeps SQLite off
                                      // the stage index, which would need a sort of the whole

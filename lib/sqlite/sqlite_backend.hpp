@@ -29,6 +29,12 @@ public:
     void close_run(bool failed) override;
     PruneResult prune(const PruneOptions& options) override;
 
+    LeaseClaim claim_lease(const std::string& stage, std::chrono::milliseconds ttl) override;
+    bool renew_lease(const std::string& stage, std::int64_t token,
+                     std::chrono::milliseconds ttl) override;
+    void release_lease(const std::string& stage, std::int64_t token) override;
+    std::vector<StageLease> leases() override;
+
     HeadState head_state(const std::string& stage, bool with_fingerprint) override;
     std::optional<OutputLocation> output_of(const std::string& stage,
                                             std::optional<std::int64_t> version) override;

@@ -99,7 +99,11 @@ struct SqliteBackend::Impl final : StalenessFacts {
     std::exception_ptr unknown_outcome_error(const Write& write) const;
     Appended append_row(const std::string& stage, Status status,
                         std::optional<std::int64_t> duration_ms, const std::string& message,
-                        const std::string& timestamp, const Write* save = nullptr);
+                        const std::string& timestamp, const Write* save = nullptr,
+                        std::optional<std::int64_t> lease_token = std::nullopt);
+    // Inside a write transaction (leases.cpp): throws Error(LeaseLost) unless
+    // write.lease_token is the stage's live claim, held by this run.
+    void check_lease(const Write& write);
     void apply_completed(Write& write);
     void apply_clear_downstream(Write& write);
 

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -60,16 +61,32 @@ int run_status(const Settings& settings) {
     RecordWriter out(std::cout, resolve_format(settings.format, Format::Table, Format::Csv),
                      status_columns);
     // A completed stage that is not up to date (has_checkpoint false) reads "stale", with
-    // the library's reason.
+    // the library's reason. A stage under a live lease (claim_stage) reads "running", with
+    // the holder's run and, as the reason, its host, pid, token and expiry.
+    std::map<std::string, checkpoint::StageLease> claims;
+    for (auto& lease : manager.leases())
+        if (lease.live) claims.emplace(lease.stage, std::move(lease));
     const auto write = [&](const checkpoint::Checkpoint& state) {
-        out.write(status_record(state));
+        std::vector<Field> record = status_record(state);
+        const auto claim = claims.find(state.stage);
+        if (claim != claims.end()) {
+            record = lease_status_record(claim->second, state.version, state.timestamp);
+            claims.erase(claim);
+        }
+        out.write(record);
     };
     if (settings.stages.empty()) {
         for (const auto& state : manager.stages()) write(state);
+        // Claimed before their first row.
+        for (const auto& [stage, lease] : claims)
+            out.write(lease_status_record(lease, std::int64_t{0}, lease.claimed_at));
     } else {
         for (const auto& stage : settings.stages) {
             if (const auto state = manager.latest(stage)) {
                 write(*state);
+            } else if (const auto claim = claims.find(stage); claim != claims.end()) {
+                out.write(
+                    lease_status_record(claim->second, std::int64_t{0}, claim->second.claimed_at));
             } else {
                 out.write({stage, std::string("not run"), {}, {}, {}, {}});
             }

@@ -83,6 +83,18 @@ std::vector<Field> status_record(const checkpoint::Checkpoint& state) {
             state.run_id,  state.stale ? text_or_null(state.stale_reason) : Field{}};
 }
 
+std::vector<Field> lease_status_record(const checkpoint::StageLease& lease, std::int64_t version,
+                                       const std::string& last_change) {
+    return {lease.stage,
+            std::string("running"),
+            version,
+            last_change,
+            lease.run_id,
+            "claimed by host " + lease.host + ", pid " + std::to_string(lease.pid) +
+                " (lease token " + std::to_string(lease.token) + ") until " + lease.expires_at +
+                " unless renewed"};
+}
+
 const std::vector<std::string> run_columns = {"run_id", "started_at", "ended_at", "host",   "pid",
                                               "user",   "completed",  "failed",   "outcome"};
 

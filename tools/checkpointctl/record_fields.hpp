@@ -5,6 +5,7 @@
 
 #include "record_writer.hpp"
 
+#include <checkpoint/lease.hpp>
 #include <checkpoint/records.hpp>
 
 #include <string>
@@ -20,6 +21,10 @@ std::vector<Field> checkpoint_record(const checkpoint::Checkpoint& row);
 // stage that is not up to date.
 extern const std::vector<std::string> status_columns;
 std::vector<Field> status_record(const checkpoint::Checkpoint& state);
+// A stage under a live lease: "running", the holder's run, and (as the reason) its host,
+// pid, token and expiry.
+std::vector<Field> lease_status_record(const checkpoint::StageLease& lease, std::int64_t version,
+                                       const std::string& last_change);
 // The status a stage reads as: to_string(status), or "stale".
 std::string reported_status(const checkpoint::Checkpoint& state);
 
