@@ -83,6 +83,9 @@ std::vector<Field> status_record(const checkpoint::Checkpoint& state) {
             state.run_id,  state.stale ? text_or_null(state.stale_reason) : Field{}};
 }
 
+const std::vector<std::string> pipeline_columns = {"pipeline", "stages", "completed", "runs",
+                                                   "last_activity"};
+
 const std::vector<std::string> run_columns = {"run_id", "started_at", "ended_at", "host",   "pid",
                                               "user",   "completed",  "failed",   "outcome"};
 
