@@ -227,7 +227,7 @@ bool confirmed(const Settings& settings, const std::string& what, const std::str
                   << " without confirmation: stdin is not a terminal; pass --yes\n";
         return false;
     }
-    std::cerr << "This will " << what << ". Continue? [y/N] " << std::flush;
+    std::cerr << "This will " << what << ". Type 'yes' (or 'y') to continue: " << std::flush;
     std::string answer;
     std::getline(std::cin, answer);
     const auto begin = answer.find_first_not_of(" \t\r");
