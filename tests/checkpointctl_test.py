@@ -1072,7 +1072,7 @@ class OptionPlacementTest(CtlTestCase):
                         "history": [r for r in db_history(db, OTHER)
                                     if r["status"] == "completed"],
                         "runs": db_runs(db, OTHER),
-                        "dump": db_history(db)}[command]
+                        "dump": db_history(db, OTHER)}[command]  # --pipeline narrows it
             for spelling, output in zip(spellings, outputs):
                 self.assertEqual(output, expected, spelling)
 
@@ -1899,7 +1899,6 @@ class ErrorTest(CtlTestCase):
             ["--dir", directory, "history", "--run", ""],
             ["--dir", directory, "history", "--since", ""],
             ["--dir", directory, "backup"],
-            ["--version", "extra"],
             ["--dir", directory, "clear", "extra-argument", "--yes"],
             ["--dir", directory, "--db", db, "status"],
             ["status", "--dir", directory, "--db", db],
@@ -2370,7 +2369,7 @@ class HistoryColumnsTest(CtlTestCase):
         line = result.stdout.decode().splitlines()[-1]
         # inputs as stage@version;..., the newline in a name escaped as in every table cell,
         # cut to 32 columns (csv and json hold it whole)
-        self.assertIn("  features @v;2\\nü@1;report@1;raw, \u2026", line)
+        self.assertIn("  features @v;2\\nü@1;report@1;raw\u2026", line)
         result = ctl("history", "--dir", directory, "--format", "table", "--stage", RAW,
                      "--columns", ",".join(columns))
         self.check_table(result, columns,
@@ -2761,7 +2760,7 @@ class PruneTest(CtlTestCase):
                 self.assertIn("--yes", err)
                 self.assertIn("nothing was pruned", err)
                 self.assertEqual(self.snapshot(db), before)
-        for answer in ("no", "", "y"):
+        for answer in ("no", "", "n", "yes!"):
             with self.subTest(answer=answer):
                 code, out, err, prompt = on_terminal(args, answer=answer)
                 self.assertIn(b"Type 'yes'", prompt)
@@ -3000,6 +2999,34 @@ class PostgresTest(CtlTestCase):
         empty = self.tmp / "empty"
         empty.mkdir()
         self.assert_error(ctl("--dir", empty, "status", env=env), EXIT_NOT_FOUND)
+
+    def test_issue_15_commands_on_postgresql(self):
+        directory, db = self.reference_copy()
+        self.assert_ok(ctl("copy", "--from", directory, "--to", self.url))
+        # pipelines, --last, --columns, dump --pipeline and verify --format json: as on SQLite
+        # (output_location differs: PostgreSQL keeps every output in the database)
+        same = "id,pipeline,stage,status,version,timestamp,run_id,message,inputs"
+        for args in (["pipelines"], ["history", "--last", "3", "--columns", same],
+                     ["history", "--columns", "id,stage,status"],
+                     ["dump", "--pipeline", OTHER, "--columns", same],
+                     ["status", "--pipeline", OTHER]):
+            with self.subTest(args=args):
+                there = ctl("--url", self.url, *args, "--format", "json")
+                self.assert_ok(there)
+                self.assertEqual(there.stdout,
+                                 ctl("--dir", directory, *args, "--format", "json").stdout)
+        verify = ctl("--url", self.url, "verify", "--format", "json")
+        self.assert_ok(verify)
+        self.assertEqual(json.loads(verify.stdout), [])
+        # an unknown pipeline, a stage never recorded: not found
+        self.assert_error(ctl("--url", self.url, "status", "--pipeline", "nope"), EXIT_NOT_FOUND,
+                          "pipeline 'nope' has no rows")
+        self.assert_error(ctl("--url", self.url, "clear", "--stage", "nope", "--yes"),
+                          EXIT_NOT_FOUND, "never recorded")
+        # backup is for SQLite: PostgreSQL is backed up with pg_dump; nothing is created
+        result = ctl("--url", self.url, "backup", self.tmp / "bk")
+        self.assert_error(result, EXIT_USAGE, "pg_dump")
+        self.assertFalse((self.tmp / "bk").exists())
 
     def test_url_with_dir_or_db_is_a_usage_error(self):
         self.assert_usage(ctl("--url", self.url, "--dir", self.tmp, "status"))

@@ -461,22 +461,23 @@ int run_import_legacy(const Settings& settings) {
         // The canonical path: the same directory spelled differently is the same source.
         const std::string source =
             "imported from legacy file " + std::filesystem::weakly_canonical(legacy.file).string();
-        // A file without a Timestamp line is dated by its modification time, which a copy or
-        // a touch changes: imported before from the same file is enough, whatever the time.
-        if (!legacy.timestamp_written) {
-            checkpoint::HistoryFilter filter;
-            filter.stage = legacy.stage;
-            filter.status = checkpoint::Status::Completed;
-            bool seen = false;
-            manager.for_each_history(filter, [&](const checkpoint::Checkpoint& row) {
-                seen = seen || row.message == source;
-            });
-            if (seen) {
-                ++already;
-                continue;
-            }
-        }
         try {
+            // A file without a Timestamp line is dated by its modification time, which a copy
+            // or a touch changes: imported before from the same file is enough, whatever the
+            // time.
+            if (!legacy.timestamp_written) {
+                checkpoint::HistoryFilter filter;
+                filter.stage = legacy.stage;
+                filter.status = checkpoint::Status::Completed;
+                bool seen = false;
+                manager.for_each_history(filter, [&](const checkpoint::Checkpoint& row) {
+                    seen = seen || row.message == source;
+                });
+                if (seen) {
+                    ++already;
+                    continue;
+                }
+            }
             if (manager.import_checkpoint(legacy.stage, legacy.timestamp, source)) {
                 ++imported;
                 std::cout << "imported " << legacy.stage << " (completed " << legacy.timestamp

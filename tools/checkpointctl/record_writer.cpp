@@ -16,7 +16,8 @@ std::size_t cell_limit(const std::string& column) {
         column == "started_at" || column == "ended_at" || column == "last_activity")
         return 0;
     if (column == "output_sha256") return 12;
-    if (column == "message" || column == "reason") return 32;
+    if (column == "message" || column == "reason" || column == "metadata" || column == "inputs")
+        return 32;
     return 24;
 }
 

@@ -32,9 +32,11 @@ bool takes_next_value(const CLI::App& command, const std::string& arg) {
     if (arg.find('=') != std::string::npos) return false;
     for (const CLI::Option* option : command.get_options()) {
         for (const auto& name : option->get_lnames())
-            if (arg == "--" + name) return option->get_type_size_max() > 0;
+            if (arg == "--" + name)
+                return option->get_expected_max() > 0 && option->get_type_size_max() > 0;
         for (const auto& name : option->get_snames())
-            if (arg == "-" + name) return option->get_type_size_max() > 0;
+            if (arg == "-" + name)
+                return option->get_expected_max() > 0 && option->get_type_size_max() > 0;
     }
     return false;
 }
