@@ -439,7 +439,7 @@ TEST_CASE("reading the history of a long run costs the same per row whatever its
 // the writing process has closed (a PASSIVE checkpoint), and that checkpoint never makes a
 // sqlite3 shell reader (no busy timeout) see "database is locked".
 TEST_CASE(
-    "the sqlite3 shell never sees a lock while writers open, save and close; the file "
+    "the sqlite3 shell never sees a lock while writers open and save and close and the file "
     "alone then holds every row",
     "[reader][sqlite]") {
     TempDir scratch;
