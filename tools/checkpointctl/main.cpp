@@ -1,8 +1,9 @@
 // checkpointctl — audit and operate a checkpoint database without writing code.
 //
-// Exit codes: 0 success; 1 error; 2 usage; 3 verification found problems; 4 database not
-// found; 5 not a checkpoint database, damaged or unsafe; 6 schema version mismatch; 7 busy;
-// 8 database server unavailable; 9 serve cannot listen on the address.
+// Exit codes: 0 success; 1 error; 2 usage; 3 verification found problems; 4 database (or
+// --pipeline, or clear's --stage) not found; 5 not a checkpoint database, damaged or
+// unsafe; 6 schema version mismatch; 7 busy; 8 database server unavailable; 9 serve cannot
+// listen on the address.
 #include "command_line.hpp"
 #include "dashboard_server.hpp"
 #include "database.hpp"
@@ -97,18 +98,33 @@ const std::vector<std::string> history_table_columns = {"id",      "stage",     
 const std::vector<std::string> dump_table_columns = {"id",     "pipeline", "stage",
                                                      "status", "version",  "timestamp"};
 
+// 'a', 'b', 'c' (at most 20 names, then "and N more"); names are shown escaped, as in a table.
+template <typename Names>
+std::string quoted_list(const Names& names) {
+    std::string text;
+    std::size_t shown = 0;
+    for (const auto& name : names) {
+        if (shown == 20) {
+            text += " and " + std::to_string(names.size() - shown) + " more";
+            break;
+        }
+        text += (text.empty() ? "'" : ", '") + escaped_text(name) + "'";
+        ++shown;
+    }
+    return text;
+}
+
 // Refuses (NotFound, exit 4) a --pipeline that never wrote to the database: a typo there
 // must not read as "no stage has run".
 void require_pipeline(const CheckpointManager& manager, const Settings& settings) {
     const auto pipelines = manager.pipelines();
     if (std::find(pipelines.begin(), pipelines.end(), settings.pipeline) != pipelines.end()) return;
-    std::string known;
-    for (const auto& name : pipelines) known += (known.empty() ? "'" : ", '") + name + "'";
-    throw checkpoint::Error(
-        checkpoint::ErrorCode::NotFound,
-        "pipeline '" + settings.pipeline + "' has no rows in " + manager.location() +
-            (known.empty() ? std::string(" (it holds no pipeline)")
-                           : "; its pipelines: " + known + " (see `checkpointctl pipelines`)"));
+    throw checkpoint::Error(checkpoint::ErrorCode::NotFound,
+                            "pipeline '" + escaped_text(settings.pipeline) + "' has no rows in " +
+                                manager.location() +
+                                (pipelines.empty() ? std::string(" (it holds no pipeline)")
+                                                   : "; its pipelines: " + quoted_list(pipelines) +
+                                                         " (see `checkpointctl pipelines`)"));
 }
 
 int run_status(const Settings& settings) {
@@ -235,22 +251,6 @@ bool confirmed(const Settings& settings, const std::string& what, const std::str
     answer.erase(answer.find_last_not_of(" \t\r") + 1);
     for (char& c : answer) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return answer == "y" || answer == "yes";
-}
-
-// 'a', 'b', 'c' (at most 20 names, then "and N more"); names are shown escaped, as in a table.
-template <typename Names>
-std::string quoted_list(const Names& names) {
-    std::string text;
-    std::size_t shown = 0;
-    for (const auto& name : names) {
-        if (shown == 20) {
-            text += " and " + std::to_string(names.size() - shown) + " more";
-            break;
-        }
-        text += (text.empty() ? "'" : ", '") + escaped_text(name) + "'";
-        ++shown;
-    }
-    return text;
 }
 
 // The stages downstream of `stages` now, as the library defines them: those whose current
@@ -623,7 +623,8 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("checkpointctl ") + CHECKPOINT_VERSION);
     app.footer(
-        "Exit codes: 0 ok, 1 error, 2 usage, 3 verification failed, 4 database not found,\n"
+        "Exit codes: 0 ok, 1 error, 2 usage, 3 verification failed, 4 database, pipeline or\n"
+        "stage not found,\n"
         "5 not a checkpoint database, damaged or unsafe, 6 schema version mismatch, 7 busy,\n"
         "8 database server unavailable, 9 serve cannot listen on the address.\n"
         "Example: checkpointctl --dir checkpoints history --format csv");
