@@ -3,6 +3,7 @@
 #include "command_line.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <numeric>
 
 namespace checkpointctl {
@@ -131,9 +132,8 @@ int report_parse_error(CLI::App& app, const CLI::ParseError& error, int argc,
         return app.exit(error, out, err) == 0 ? exit_ok : exit_usage;
     }
     const CLI::App* command = named_command(app, argc, argv);
-    if (const auto* extras = dynamic_cast<const CLI::ExtrasError*>(&error)) {
-        (void)extras;
-        // CLI11 names the arguments in its message; find them again on the command line.
+    if (dynamic_cast<const CLI::ExtrasError*>(&error)) {
+        // An argument nothing took: find the first unknown option on the command line.
         std::vector<std::string> candidates = option_names(app);
         if (command) {
             const auto more = option_names(*command);
