@@ -224,8 +224,10 @@ public:
     // while other processes go on writing, and blocks none of them. Works on a read-only
     // manager. Throws Error(InvalidArgument) when `destination` already holds the database
     // file or on PostgreSQL (use pg_dump there), Error(Io) or Error(DiskFull) when the copy
-    // cannot be written (a partial copy is removed), Error(OutputDamaged) when an output file
-    // a copied row names is missing or altered in the source. Thread-safe.
+    // cannot be written (the unfinished database file is removed; output files already
+    // copied stay, and a new backup into the same directory reuses them),
+    // Error(OutputDamaged) when an output file a copied row names is missing or altered in
+    // the source. Thread-safe.
     void backup(const std::filesystem::path& destination) const;
 
     // ---- Identity. ----

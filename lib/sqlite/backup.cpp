@@ -84,8 +84,11 @@ void SqliteBackend::backup(const std::filesystem::path& destination) {
         }
         const int stepped = sqlite3_backup_step(backup, -1);
         const int finished = sqlite3_backup_finish(backup);
-        if (stepped == SQLITE_BUSY || stepped == SQLITE_LOCKED)
-            s.fail("backing up into " + destination.string());
+        if (stepped == SQLITE_BUSY || stepped == SQLITE_LOCKED) {
+            throw Error(ErrorCode::Busy, where +
+                                             " failed: the database stayed locked by another "
+                                             "connection; nothing was left behind. Retry");
+        }
         check(stepped, "copying the pages");
         check(finished, "copying the pages");
     }
