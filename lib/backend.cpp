@@ -4,12 +4,22 @@
 #include "postgres/postgres_backend.hpp"
 #include "sqlite/sqlite_backend.hpp"
 
+#include <checkpoint/error.hpp>
+
 namespace checkpoint::detail {
 
 std::unique_ptr<Backend> open_backend(const BackendConfig& config, RunIdentity run) {
     if (is_postgres_location(config.directory.native()))
         return std::make_unique<PostgresBackend>(config, std::move(run));
     return std::make_unique<SqliteBackend>(config, std::move(run));
+}
+
+void Backend::backup(const std::filesystem::path&) {
+    throw Error(ErrorCode::InvalidArgument,
+                description() +
+                    ": backup copies SQLite databases only; back up a PostgreSQL database "
+                    "with pg_dump (or copy its history into an SQLite directory with "
+                    "`checkpointctl copy`)");
 }
 
 }  // namespace checkpoint::detail

@@ -165,6 +165,9 @@ public:
     virtual const std::filesystem::path& path() const noexcept = 0;
     // The schema version this library writes to this kind of database.
     virtual int schema_version() const noexcept = 0;
+    // When opening created the database (0) or migrated it: the schema version it had;
+    // std::nullopt when it was up to date (or read-only).
+    virtual std::optional<int> migrated_from() const noexcept { return std::nullopt; }
     // Where outputs stored outside the database go; empty for a backend that keeps every
     // output in the database.
     virtual const std::filesystem::path& outputs_directory() const noexcept = 0;
@@ -235,6 +238,8 @@ public:
     // Every pipeline that has written to the database (any pipeline), sorted by its bytes.
     virtual std::vector<std::string> pipelines() = 0;
     virtual std::vector<std::string> verify() = 0;
+    // CheckpointManager::backup's copy. The default (a server database) refuses it.
+    virtual void backup(const std::filesystem::path& destination);
 
     // ---- Copies (copy_history) ----
 

@@ -88,7 +88,7 @@ struct CheckpointManager::Impl final : detail::LeaseHost {
                 if (e.code() == ErrorCode::LeaseLost && write.lease_token) {
                     if (const auto lease = lease_of(write.stage)) lease->mark_lost();
                 }
-                logger->error("{}", e.what());
+                logger->debug("{}", e.what());
                 throw;
             }
         }
@@ -114,7 +114,7 @@ struct CheckpointManager::Impl final : detail::LeaseHost {
                 store->description(),
                 "recording stage '" + write.stage + "' as " + std::string(to_string(write.status)),
                 write.stage, lease->token());
-            logger->error("{}", error.what());
+            logger->debug("{}", error.what());
             throw error;
         }
         write.lease_token = lease->token();
@@ -222,12 +222,12 @@ struct CheckpointManager::Impl final : detail::LeaseHost {
             return false;
         }
         if (!state.stale_reason.empty()) {
-            logger->info("stage '{}' is stale: {}", name, state.stale_reason);
+            logger->debug("stage '{}' is stale: {}", name, state.stale_reason);
             return false;
         }
         if (fingerprint && state.fingerprint != *fingerprint) {
-            logger->info("stage '{}' has another fingerprint ('{}', not '{}'): it must run again",
-                         name, state.fingerprint, *fingerprint);
+            logger->debug("stage '{}' has another fingerprint ('{}', not '{}'): it must run again",
+                          name, state.fingerprint, *fingerprint);
             return false;
         }
         logger->debug("has_checkpoint('{}') = true", name);
@@ -257,7 +257,7 @@ struct CheckpointManager::Impl final : detail::LeaseHost {
             }
             return std::move(location->data);
         } catch (const Error& e) {
-            logger->error("{}", e.what());
+            logger->debug("{}", e.what());
             throw;
         }
     }
@@ -303,8 +303,17 @@ CheckpointManager::CheckpointManager(std::filesystem::path checkpoint_dir, Optio
     try {
         impl_ = std::make_unique<Impl>(std::move(checkpoint_dir), std::move(options));
     } catch (const Error& e) {
-        logger->error("{}", e.what());
+        logger->debug("{}", e.what());
         throw;
+    }
+    if (const auto from = impl_->store->migrated_from()) {
+        if (*from == 0) {
+            impl_->logger->info("created {} (schema version {})", impl_->store->location(),
+                                impl_->store->schema_version());
+        } else {
+            impl_->logger->info("migrated {} from schema version {} to {}",
+                                impl_->store->location(), *from, impl_->store->schema_version());
+        }
     }
     impl_->logger->debug("opened {} (pipeline '{}', run {})", impl_->store->location(),
                          impl_->options.pipeline, impl_->run_id);
@@ -339,8 +348,8 @@ void CheckpointManager::save_checkpoint(std::string_view stage) {
     const auto appended =
         impl_->write_stage(name, Status::Completed, impl_->elapsed_since_begin(name));
     impl_->set_begun(name, false);
-    impl_->logger->info("saved stage '{}' version {} in {}", name, appended.version,
-                        impl_->store->location());
+    impl_->logger->debug("saved stage '{}' version {} in {}", name, appended.version,
+                         impl_->store->location());
 }
 
 void CheckpointManager::save_checkpoint(std::string_view stage, const SaveOptions& options) {
@@ -377,7 +386,7 @@ void CheckpointManager::save_checkpoint(std::string_view stage, const SaveOption
         try {
             impl_->store->prepare_output(write);
         } catch (const Error& e) {
-            impl_->logger->error("saving stage '{}': {}", name, e.what());
+            impl_->logger->debug("saving stage '{}': {}", name, e.what());
             throw;
         }
     }
@@ -386,13 +395,13 @@ void CheckpointManager::save_checkpoint(std::string_view stage, const SaveOption
     impl_->submit(write);
     impl_->set_begun(name, false);
     if (options.output) {
-        impl_->logger->info("saved stage '{}' version {} with a {}-byte output ({}) in {}", name,
-                            write.appended->version, options.output->size(),
-                            write.output_in_database ? "in the database" : "in a file",
-                            impl_->store->location());
+        impl_->logger->debug("saved stage '{}' version {} with a {}-byte output ({}) in {}", name,
+                             write.appended->version, options.output->size(),
+                             write.output_in_database ? "in the database" : "in a file",
+                             impl_->store->location());
     } else {
-        impl_->logger->info("saved stage '{}' version {} in {}", name, write.appended->version,
-                            impl_->store->location());
+        impl_->logger->debug("saved stage '{}' version {} in {}", name, write.appended->version,
+                             impl_->store->location());
     }
 }
 
@@ -401,7 +410,7 @@ void CheckpointManager::begin_stage(std::string_view stage) {
     const std::string name(stage);
     impl_->write_stage(name, Status::Started);
     impl_->set_begun(name, true);
-    impl_->logger->info("started stage '{}'", name);
+    impl_->logger->debug("started stage '{}'", name);
 }
 
 void CheckpointManager::fail_stage(std::string_view stage, std::string_view message) {
@@ -415,7 +424,7 @@ void CheckpointManager::fail_stage(std::string_view stage, std::string_view mess
 
 bool CheckpointManager::run_stage(std::string_view stage, const std::function<void()>& fn) {
     if (has_checkpoint(stage)) {
-        impl_->logger->info("skipped stage '{}': already completed", stage);
+        impl_->logger->debug("skipped stage '{}': already completed", stage);
         return false;
     }
     begin_stage(stage);
@@ -452,7 +461,7 @@ std::optional<Lease> CheckpointManager::claim_stage(std::string_view stage,
             std::lock_guard lock(impl_->mutex);
             claim = impl_->store->claim_lease(name, options.ttl);
         } catch (const Error& e) {
-            impl_->logger->error("{}", e.what());
+            impl_->logger->debug("{}", e.what());
             throw;
         }
         if (claim.token) {
@@ -466,7 +475,7 @@ std::optional<Lease> CheckpointManager::claim_stage(std::string_view stage,
             // can complete it while this claim holds, so this check is the last word.
             if (has_checkpoint(stage)) return std::nullopt;  // ~Lease releases it
             state->start_heartbeat();
-            impl_->logger->info("claimed stage '{}' (lease token {}, ttl {} ms) in {}", name,
+            impl_->logger->debug("claimed stage '{}' (lease token {}, ttl {} ms) in {}", name,
                                 *claim.token, options.ttl.count(), impl_->store->location());
             return lease;
         }
@@ -500,7 +509,7 @@ bool CheckpointManager::run_stage(std::string_view stage, const std::function<vo
                                   const LeaseOptions& lease_options) {
     std::optional<Lease> lease = claim_stage(stage, lease_options);
     if (!lease) {
-        impl_->logger->info("skipped stage '{}': already completed", stage);
+        impl_->logger->debug("skipped stage '{}': already completed", stage);
         return false;
     }
     begin_stage(stage);
@@ -529,7 +538,7 @@ std::vector<StageLease> CheckpointManager::leases() const {
         std::lock_guard lock(impl_->mutex);
         return impl_->store->leases();
     } catch (const Error& e) {
-        impl_->logger->error("{}", e.what());
+        impl_->logger->debug("{}", e.what());
         throw;
     }
 }
@@ -538,15 +547,15 @@ void CheckpointManager::clear_checkpoints() {
     detail::Write write;
     write.kind = detail::Write::Kind::PipelineClear;
     impl_->submit(write);
-    impl_->logger->info("cleared every stage of pipeline '{}' (history row {}) in {}",
-                        impl_->options.pipeline, write.appended->id, impl_->store->location());
+    impl_->logger->debug("cleared every stage of pipeline '{}' (history row {}) in {}",
+                         impl_->options.pipeline, write.appended->id, impl_->store->location());
 }
 
 void CheckpointManager::clear_checkpoint(std::string_view stage) {
     validate_name(stage, "stage name");
     const std::string name(stage);
     impl_->write_stage(name, Status::Cleared);
-    impl_->logger->info("cleared stage '{}' in {}", name, impl_->store->location());
+    impl_->logger->debug("cleared stage '{}' in {}", name, impl_->store->location());
 }
 
 std::vector<std::string> CheckpointManager::clear_checkpoint(std::string_view stage,
@@ -560,8 +569,8 @@ std::vector<std::string> CheckpointManager::clear_checkpoint(std::string_view st
     write.kind = detail::Write::Kind::ClearDownstream;
     write.stage = std::string(stage);
     impl_->submit(write);
-    impl_->logger->info("cleared stage '{}' and {} downstream stage(s) in {}", write.stage,
-                        write.cleared.size() - 1, impl_->store->location());
+    impl_->logger->debug("cleared stage '{}' and {} downstream stage(s) in {}", write.stage,
+                         write.cleared.size() - 1, impl_->store->location());
     return write.cleared;
 }
 
@@ -572,10 +581,10 @@ PruneResult CheckpointManager::prune(const PruneOptions& options) {
         std::lock_guard lock(impl_->mutex);
         result = impl_->store->prune(options);
     } catch (const Error& e) {
-        impl_->logger->error("{}", e.what());
+        impl_->logger->debug("{}", e.what());
         throw;
     }
-    impl_->logger->info(
+    impl_->logger->debug(
         "pruned pipeline '{}': {} history rows, {} runs, {} output files, {} bytes, in {}",
         impl_->options.pipeline, result.rows_deleted, result.runs_deleted, result.files_deleted,
         result.bytes_freed, impl_->store->location());
@@ -598,8 +607,8 @@ bool CheckpointManager::import_checkpoint(std::string_view stage, std::string_vi
     write.message = detail::sanitize_message(source);
     impl_->submit(write);
     if (write.appended) {
-        impl_->logger->info("imported stage '{}' (completed {}) as version {} from {}", write.stage,
-                            write.timestamp, write.appended->version, write.message);
+        impl_->logger->debug("imported stage '{}' (completed {}) as version {} from {}",
+                             write.stage, write.timestamp, write.appended->version, write.message);
     } else {
         impl_->logger->debug("stage '{}' from {} was imported before", write.stage, write.message);
     }
@@ -660,6 +669,14 @@ std::vector<std::string> CheckpointManager::pipelines() const {
 std::vector<std::string> CheckpointManager::verify() const {
     std::lock_guard lock(impl_->mutex);
     return impl_->store->verify();
+}
+
+void CheckpointManager::backup(const std::filesystem::path& destination) const {
+    if (destination.empty())
+        throw Error(ErrorCode::InvalidArgument, "backup: the destination directory is empty");
+    std::lock_guard lock(impl_->mutex);
+    impl_->store->backup(destination);
+    impl_->logger->debug("backed up {} into {}", impl_->store->location(), destination.string());
 }
 
 const std::string& CheckpointManager::run_id() const noexcept {

@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 import unittest
 import urllib.parse
 from pathlib import Path
@@ -85,6 +86,11 @@ ORIGINAL_STATUS_COLUMNS = ["stage", "status", "version", "last_change", "run_id"
 STATUS_COLUMNS = ORIGINAL_STATUS_COLUMNS + ["reason"]
 RUNS_COLUMNS = ["run_id", "started_at", "ended_at", "host", "pid", "user", "completed", "failed",
                 "outcome"]
+# A history (and dump) table without --columns: what fits a 120-column terminal.
+HISTORY_TABLE_COLUMNS = ["id", "stage", "status", "version", "timestamp", "message"]
+DUMP_TABLE_COLUMNS = ["id", "pipeline", "stage", "status", "version", "timestamp"]
+PIPELINE_COLUMNS = ["pipeline", "stages", "completed", "runs", "last_activity"]
+SQLITE3 = os.environ.get("SQLITE3") or shutil.which("sqlite3")
 FORMATS = ("csv", "json", "ndjson")
 
 # Names and messages that break naive CSV / JSON / table writers.
@@ -483,13 +489,69 @@ def as_csv(records):
     return [{k: "" if v is None else text_form(k, v) for k, v in r.items()} for r in records]
 
 
+def char_width(c):
+    """Terminal columns of one character, from Python's own Unicode tables (independent of
+    the tool's): 2 for East Asian Wide and Fullwidth, 0 for combining marks and format
+    characters, else 1."""
+    if ord(c) < 0x300:
+        return 1
+    if unicodedata.category(c) in ("Mn", "Me", "Cf") or 0xFE00 <= ord(c) <= 0xFE0F:
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
+def display_width(text):
+    return sum(char_width(c) for c in text)
+
+
+def cut_to_width(text, width):
+    if display_width(text) <= width:
+        return text
+    kept, used = "", 0
+    for c in text:
+        if used + char_width(c) > width - 1:
+            break
+        kept += c
+        used += char_width(c)
+    return kept + "\u2026"
+
+
+def escaped(text):
+    """A name or message as a table shows it: one line, unambiguous."""
+    out = []
+    for c in text:
+        if c == "\\":
+            out.append("\\\\")
+        elif c in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[c])
+        elif ord(c) < 0x20 or ord(c) == 0x7F or 0x80 <= ord(c) < 0xA0:
+            out.append("".join(f"\\x{b:02X}" for b in c.encode()))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+# Table cells are cut to these widths (csv and json hold the values whole).
+UNCUT_COLUMNS = {"run_id", "timestamp", "last_change", "started_at", "ended_at", "last_activity"}
+
+
 def table_cell(value, column=None):
     if value is None:
         return "-"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     text = text_form(column, value)
     if isinstance(text, Reason):
         return text
-    return text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    cell = escaped(text)
+    structured = column in ("metadata", "inputs")
+    if not structured and (cell in ("", "-") or cell[0] in ' "' or cell[-1] == " "):
+        cell = '"' + cell.replace('"', '\\"') + '"'
+    if column == "output_sha256":
+        return cell[:12]
+    if column in UNCUT_COLUMNS:
+        return cell
+    return cut_to_width(cell, 32 if column in ("message", "reason", "metadata", "inputs") else 24)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -628,15 +690,27 @@ class CtlTestCase(unittest.TestCase):
         lines = lines[:-1]
         self.assertEqual(lines[0].split(), columns)
         self.assertEqual(len(lines), len(expected) + 1, text)
+        # where each column starts, in terminal columns: the same on every line
+        starts, end = [], 0
+        for column in columns:
+            starts.append(lines[0].index(column, end))
+            end = starts[-1] + len(column)
         for line, record in zip(lines[1:], expected):
             position = 0
-            for column in columns:
+            for column, start in zip(columns, starts):
                 cell = table_cell(record[column], column)
                 if isinstance(cell, Reason):  # the library's words: in the rest of the line
-                    self.assertEqual(line[position:].strip(), cell, line)
+                    rest = line[position:].strip()
+                    if rest.endswith("\u2026"):  # cut to its width
+                        self.assertEqual(display_width(rest), 32, line)
+                    else:
+                        self.assertEqual(rest, cell, line)
                     continue
                 found = line.find(cell, position)
                 self.assertGreaterEqual(found, 0, f"cell {cell!r} of {column} in {line!r}")
+                if column != columns[0]:
+                    self.assertEqual(display_width(line[:found]), start,
+                                     f"{column} misaligned in {line!r}")
                 position = found + len(cell)
 
 
@@ -818,13 +892,20 @@ class FormatTest(CtlTestCase):
         self.assertEqual({r["pipeline"] for r in expected}, {"default", OTHER})
         self.check_every_format(["dump", "--dir", directory], HISTORY_COLUMNS, expected,
                                 ["timestamp"])
-        # --pipeline does not narrow a dump; without --format it is NDJSON
-        for args in (["dump", "--dir", directory], ["dump", "--dir", directory, "--pipeline",
-                                                    OTHER]):
+        # without --format it is NDJSON; --pipeline narrows it to that pipeline
+        for args, rows in ((["dump", "--dir", directory], expected),
+                           (["dump", "--dir", directory, "--pipeline", OTHER], db_history(db, OTHER)),
+                           (["--pipeline", "default", "dump", "--dir", directory],
+                            db_history(db, "default"))):
             result = ctl(*args)
             self.assert_ok(result)
-            self.assertEqual(parse_output("ndjson", result.stdout, HISTORY_COLUMNS), expected)
-        self.check_table(ctl("dump", "--dir", directory, "--format", "table"), HISTORY_COLUMNS,
+            self.assertEqual(parse_output("ndjson", result.stdout, HISTORY_COLUMNS), rows)
+        self.assertTrue(db_history(db, OTHER) and db_history(db, OTHER) != expected)
+        self.assert_error(ctl("dump", "--dir", directory, "--pipeline", "nope"), EXIT_NOT_FOUND,
+                          "pipeline 'nope' has no rows")
+        self.check_table(ctl("dump", "--dir", directory, "--format", "table", "--columns",
+                             ",".join(HISTORY_COLUMNS)), HISTORY_COLUMNS, expected)
+        self.check_table(ctl("dump", "--dir", directory, "--format", "table"), DUMP_TABLE_COLUMNS,
                          expected)
 
     def test_dump_of_a_long_history(self):
@@ -840,14 +921,16 @@ class FormatTest(CtlTestCase):
                              as_csv(expected) if fmt == "csv" else expected)
         # more rows than a table samples for its widths: every row still printed, aligned
         result = ctl("dump", "--dir", directory, "--format", "table")
-        self.check_table(result, HISTORY_COLUMNS, expected)
+        self.check_table(result, DUMP_TABLE_COLUMNS, expected)
 
     def test_tables(self):
         directory, db = self.reference_copy()
         self.check_table(ctl("status", "--dir", directory, "--format", "table"),
                          STATUS_COLUMNS, db_status(db))
+        self.check_table(ctl("history", "--dir", directory, "--format", "table", "--columns",
+                             ",".join(HISTORY_COLUMNS)), HISTORY_COLUMNS, db_history(db, "default"))
         self.check_table(ctl("history", "--dir", directory, "--format", "table"),
-                         HISTORY_COLUMNS, db_history(db, "default"))
+                         HISTORY_TABLE_COLUMNS, db_history(db, "default"))
         self.check_table(ctl("runs", "--dir", directory, "--pipeline", OTHER, "--format",
                              "table"), RUNS_COLUMNS, db_runs(db, OTHER))
         table = ctl("history", "--dir", directory, "--format", "table").stdout.decode()
@@ -856,9 +939,10 @@ class FormatTest(CtlTestCase):
 
     def test_default_format_is_csv_when_piped_and_a_table_on_a_terminal(self):
         directory, db = self.reference_copy()
-        for command, columns, expected in (("status", STATUS_COLUMNS, db_status(db)),
-                                           ("history", HISTORY_COLUMNS, db_history(db, "default")),
-                                           ("runs", RUNS_COLUMNS, db_runs(db))):
+        for command, columns, expected, table in (
+                ("status", STATUS_COLUMNS, db_status(db), STATUS_COLUMNS),
+                ("history", HISTORY_COLUMNS, db_history(db, "default"), HISTORY_TABLE_COLUMNS),
+                ("runs", RUNS_COLUMNS, db_runs(db), RUNS_COLUMNS)):
             with self.subTest(command=command):
                 result = ctl(command, "--dir", directory)
                 self.assert_ok(result)
@@ -867,14 +951,27 @@ class FormatTest(CtlTestCase):
                                                    stdout_terminal=True)
                 self.assertEqual(code, 0, err)
                 lines = output.decode().replace("\r\n", "\n").split("\n")
-                self.assertEqual(lines[0].split(), columns, output)
+                self.assertEqual(lines[0].split(), table, output)
                 self.assertEqual(len([line for line in lines if line]), len(expected) + 1)
 
-    def test_empty_pipeline_in_every_format(self):
+    def test_unknown_pipeline_is_not_found(self):
+        # A typo in --pipeline must not read as "no stage has run": exit 4, naming the
+        # pipelines there are.
         directory, _ = self.reference_copy()
-        for command, columns in (("status", STATUS_COLUMNS), ("history", HISTORY_COLUMNS),
-                                 ("runs", RUNS_COLUMNS)):
-            base = [command, "--dir", directory, "--pipeline", "nothing-here"]
+        for command in ("status", "history", "runs"):
+            for fmt in ("csv", "json", "table"):
+                with self.subTest(command=command, format=fmt):
+                    result = ctl(command, "--dir", directory, "--pipeline", "nothing-here",
+                                 "--format", fmt)
+                    self.assert_error(result, EXIT_NOT_FOUND,
+                                      "pipeline 'nothing-here' has no rows in ")
+                    self.assertIn("'default'", result.stderr.decode())
+
+    def test_empty_pipeline_in_every_format(self):
+        # A pipeline that exists but whose history matches nothing: empty, in every format.
+        directory, _ = self.reference_copy()
+        for command, columns in (("history", HISTORY_COLUMNS),):
+            base = [command, "--dir", directory, "--status", "started", "--since", "2999-01-01"]
             result = ctl(*base, "--format", "csv")
             self.assert_ok(result)
             self.assertEqual(result.stdout, (",".join(columns) + "\r\n").encode())
@@ -884,7 +981,7 @@ class FormatTest(CtlTestCase):
             result = ctl(*base, "--format", "ndjson")
             self.assert_ok(result)
             self.assertEqual(result.stdout, b"")
-            result = ctl(*base, "--format", "table")
+            result = ctl(*base, "--format", "table", "--columns", ",".join(columns))
             self.assert_ok(result)
             self.assertEqual(result.stdout.decode().split(), columns)
 
@@ -975,7 +1072,7 @@ class OptionPlacementTest(CtlTestCase):
                         "history": [r for r in db_history(db, OTHER)
                                     if r["status"] == "completed"],
                         "runs": db_runs(db, OTHER),
-                        "dump": db_history(db)}[command]
+                        "dump": db_history(db, OTHER)}[command]  # --pipeline narrows it
             for spelling, output in zip(spellings, outputs):
                 self.assertEqual(output, expected, spelling)
 
@@ -1211,6 +1308,7 @@ class ClearTest(CtlTestCase):
         self.assertEqual(code, 0, err)
         self.assertIn(b"Type 'yes'", prompt)
         self.assertIn(b"'default'", prompt)
+        self.assertIn(b"clear 'twice' of pipeline 'default'", prompt)  # names the stage
         self.assertIn(b"cleared stage 'twice'", out)
         self.assertEqual({s["stage"]: s["status"] for s in db_status(db)}["twice"], "cleared")
         self.assertEqual({s["stage"]: s["status"] for s in db_status(db)}["ok-0"], "completed")
@@ -1219,12 +1317,13 @@ class ClearTest(CtlTestCase):
                                               str(directory)], answer="yes")
         self.assertEqual(code, 0, err)
         self.assertIn(b"every stage", prompt)
+        self.assertIn(b"(now 's3', 's4')", prompt)  # the stages not cleared already
         self.assertEqual({s["status"] for s in db_status(db, OTHER)}, {"cleared"})
 
     def test_clear_on_a_terminal_answered_no(self):
         directory, db = self.reference_copy()
         before = self.snapshot(db)
-        for answer in ("no", "", "y", "YES please"):
+        for answer in ("no", "", "n", "YES please", "yess", "ye"):
             with self.subTest(answer=answer):
                 code, out, err, prompt = on_terminal(["clear", "--dir", str(directory)],
                                                      answer=answer)
@@ -1233,6 +1332,37 @@ class ClearTest(CtlTestCase):
                 self.assertEqual(out, b"")
                 self.assertIn(b"nothing was cleared", err)
                 self.assertEqual(self.snapshot(db), before)
+
+    def test_clear_on_a_terminal_accepts_y_and_yes_in_any_case(self):
+        directory, db = self.reference_copy()
+        for stage, answer in (("twice", "y"), ("ok-0", "YES"), ("ok-2", " Y ")):
+            with self.subTest(answer=answer):
+                code, out, err, prompt = on_terminal(["clear", "--dir", str(directory),
+                                                      "--stage", stage], answer=answer)
+                self.assertEqual(code, 0, err)
+                self.assertIn(f"cleared stage '{stage}'".encode(), out)
+                self.assertEqual({s["stage"]: s["status"] for s in db_status(db)}[stage],
+                                 "cleared")
+
+    def test_clear_of_a_stage_never_recorded_is_refused_unless_forced(self):
+        directory, db = self.reference_copy()
+        before = self.snapshot(db)
+        result = ctl("clear", "--dir", directory, "--stage", "twcie", "--yes")
+        self.assert_error(result, EXIT_NOT_FOUND, "'twcie' never recorded")
+        self.assertIn("did you mean 'twice'", result.stderr.decode())
+        self.assertIn("--force", result.stderr.decode())
+        self.assertEqual(self.snapshot(db), before)
+        # a stage named "-" is a stage, not a pipeline-wide clear: shown quoted in tables
+        result = ctl("clear", "--dir", directory, "--stage", "-", "--yes", "--force")
+        self.assert_ok(result)
+        rows = db_history(db)
+        self.assertEqual((rows[-1]["stage"], rows[-1]["status"]), ("-", "cleared"))
+        table = ctl("history", "--dir", directory, "--format", "table", "--last", "1")
+        self.assert_ok(table)
+        self.assertRegex(table.stdout.decode().splitlines()[1], r'^\d+\s+"-"\s+cleared\s')
+        self.assert_ok(ctl("clear", "--dir", directory, "--yes"))
+        table = ctl("history", "--dir", directory, "--format", "table", "--last", "1")
+        self.assertRegex(table.stdout.decode().splitlines()[1], r"^\d+\s+-\s+cleared\s")
 
     def test_clear_of_a_missing_database_creates_nothing(self):
         missing = self.tmp / "typo"
@@ -1253,6 +1383,9 @@ class BusyTest(CtlTestCase):
             self.assertEqual(result.returncode, EXIT_BUSY, self.describe(result))
             self.assert_no_crash(result)
             self.assertIn(b"busy timeout (200 ms)", result.stderr)
+            # the option to raise is the tool's, not the library's
+            self.assertIn(b"raise --busy-timeout", result.stderr)
+            self.assertNotIn(b"Options::", result.stderr)
             self.assertEqual(result.stdout, b"")
             # Readers are never blocked by a writer (WAL).
             status = ctl("status", "--dir", directory, "--format", "csv", "--busy-timeout", "200")
@@ -1471,14 +1604,17 @@ class ImportLegacyTest(CtlTestCase):
         (legacy / "utc.checkpoint").write_text("COMPLETED\nTimestamp: 2024-03-31T01:30:00Z\n")
         (legacy / "dated.checkpoint").write_text("COMPLETED")
         os.utime(legacy / "dated.checkpoint", ns=(1_600_000_000_123_456_789,) * 2)
+        # empty: the original design treated a file's existence as completion
+        (legacy / "empty.checkpoint").write_text("")
+        os.utime(legacy / "empty.checkpoint", ns=(1_600_000_100_000_000_000,) * 2)
         expected.update({"summer": "2024-07-01T10:34:56.789Z",
                          "winter": "2024-01-15T11:00:00.000Z",
                          "utc": "2024-03-31T01:30:00.000Z",
-                         "dated": "2020-09-13T12:26:40.123Z"})
+                         "dated": "2020-09-13T12:26:40.123Z",
+                         "empty": "2020-09-13T12:28:20.000Z"})
         # what must be reported and skipped
         bad = {
             "garbage.checkpoint": "INCOMPLETE",
-            "empty.checkpoint": "",
             "badtime.checkpoint": "COMPLETED\nTimestamp: half past nine\n",
             "feb30.checkpoint": "COMPLETED\nTimestamp: 2024-02-30T10:00:00\n",
             "extra.checkpoint": "COMPLETED\nsomething else\n",
@@ -1509,6 +1645,10 @@ class ImportLegacyTest(CtlTestCase):
         self.assertRegex(result.stdout.decode(),
                          rf"(?m)^{len(expected)} imported, 0 already imported, "
                          rf"{len(skipped)} skipped$")
+        self.assertRegex(result.stdout.decode(),
+                         r"(?m)^imported empty \(completed 2020-09-13T12:28:20.000Z, the file's "
+                         r"modification time\): the file is empty, which the original design "
+                         r"counted as completed$")
         db = directory / "checkpoints.db"
         self.assertEqual(self.completed_rows(db),
                          sorted((stage, ts, 1) for stage, ts in expected.items()))
@@ -1519,13 +1659,21 @@ class ImportLegacyTest(CtlTestCase):
                          {stage: ("completed", ts) for stage, ts in expected.items()})
         self.assertEqual(status, db_status(db))
 
-        # again: nothing imported twice
+        # again: nothing imported twice, the same files skipped (and reported): success
         history = db_history(db)
         result = ctl("import-legacy", legacy, "--dir", directory)
-        self.assertEqual(result.returncode, EXIT_ERROR, self.describe(result))
+        self.assert_ok(result)
         self.assertRegex(result.stdout.decode(),
                          rf"(?m)^0 imported, {len(expected)} already imported, "
                          rf"{len(skipped)} skipped$")
+        self.assertEqual(len(result.stderr.decode().splitlines()), len(skipped))
+        self.assertEqual(db_history(db), history)
+        # a file dated by its modification time, touched since: not imported again
+        for name in ("dated.checkpoint", "empty.checkpoint"):
+            os.utime(legacy / name, ns=(1_700_000_000_000_000_000,) * 2)
+        result = ctl("import-legacy", legacy, "--dir", directory)
+        self.assert_ok(result)
+        self.assertRegex(result.stdout.decode(), rf"(?m)^0 imported, {len(expected)} already")
         self.assertEqual(db_history(db), history)
         # without the bad files: success, still nothing new
         for name in skipped:
@@ -1740,7 +1888,17 @@ class ErrorTest(CtlTestCase):
             ["--dir", directory, "history", "--status", "bogus"],
             ["--dir", directory, "status", "--format", "xml"],
             ["--dir", directory, "history", "--format"],
-            ["--dir", directory, "verify", "--format", "json"],
+            ["--dir", directory, "verify", "--format", "csv"],
+            ["--dir", directory, "history", "--limit", "99999999999"],
+            ["--dir", directory, "history", "--limit", "1e3"],
+            ["--dir", directory, "history", "--last", "0"],
+            ["--dir", directory, "history", "--last", "-3"],
+            ["--dir", directory, "history", "--last", "2", "--limit", "2"],
+            ["--dir", directory, "history", "--columns", "id,bogus"],
+            ["--dir", directory, "history", "--stage", ""],
+            ["--dir", directory, "history", "--run", ""],
+            ["--dir", directory, "history", "--since", ""],
+            ["--dir", directory, "backup"],
             ["--dir", directory, "clear", "extra-argument", "--yes"],
             ["--dir", directory, "--db", db, "status"],
             ["status", "--dir", directory, "--db", db],
@@ -1752,11 +1910,315 @@ class ErrorTest(CtlTestCase):
         before = self.snapshot_db(db)
         for args in cases:
             with self.subTest(args=args):
-                self.assert_usage(ctl(*args))
+                result = ctl(*args)
+                self.assert_usage(result)
+                # every usage error starts with the tool's name, and shows the usage
+                err = result.stderr.decode()
+                self.assertTrue(err.startswith("checkpointctl: "), err)
+                self.assertIn("usage: checkpointctl", err)
         self.assertEqual(self.snapshot_db(db), before, "a usage error changed the database")
 
     def snapshot_db(self, db):
         return db_count(db, "checkpoints"), db_count(db, "runs"), sha256(db)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 15: self-contained files, backups, reads that create nothing, a sharper tool
+
+
+def sqlite3_shell(db, sql, *options):
+    """The real sqlite3 shell, as an operator runs it (no busy timeout)."""
+    return subprocess.run([SQLITE3, "-bail", "-batch", *options, str(db), sql],
+                          capture_output=True, timeout=TIMEOUT)
+
+
+def listing(directory):
+    return sorted(p.name for p in Path(directory).iterdir())
+
+
+# Stage names that break naive tables: long, wide, escaped, ambiguous.
+LONG_STAGE = "a_stage_with_a_very_long_name_" + "x" * 40
+CJK_STAGE = "日本語のステージ名"
+EMOJI_STAGES = "🚀🚀 rocket"
+BACKSLASH_N = "back\\nslash"     # a backslash and an n
+NEWLINE = "back\nslash"           # a newline
+CONTROL = "ctl\x01\x7fchar"
+DASH = "-"
+SPACED = " spaced "
+ODD_TABLE_STAGES = [LONG_STAGE, CJK_STAGE, EMOJI_STAGES, BACKSLASH_N, NEWLINE, CONTROL, DASH,
+                    SPACED, "ü", "e\u0301cole"]
+
+
+class FilesAndToolsTest(CtlTestCase):
+    def test_version(self):
+        result = ctl("--version")
+        self.assert_ok(result)
+        self.assertRegex(result.stdout.decode(), r"^checkpointctl \d+\.\d+\.\d+\n$")
+        self.assertEqual(list(self.tmp.iterdir()), [])
+
+    def test_unknown_command_and_option_say_what_and_suggest(self):
+        directory, db = self.reference_copy()
+        cases = [
+            (["stauts"], "checkpointctl: unknown command 'stauts' (did you mean 'status'?)"),
+            (["--dir", directory, "histroy"],
+             "checkpointctl: unknown command 'histroy' (did you mean 'history'?)"),
+            (["frobnicate"], "checkpointctl: unknown command 'frobnicate'"),
+            (["status", "--fromat", "csv"],
+             "checkpointctl: unknown option '--fromat' (did you mean '--format'?)"),
+            (["history", "--limt", "3"],
+             "checkpointctl: unknown option '--limt' (did you mean '--limit'?)"),
+            (["runs", "--zzzzzz"], "checkpointctl: unknown option '--zzzzzz'"),
+            (["history", "--columns", "id,stgae"],
+             "checkpointctl: --columns: unknown column 'stgae' (did you mean 'stage'?)"),
+        ]
+        for args, first_line in cases:
+            with self.subTest(args=args):
+                result = ctl(*args)
+                self.assert_usage(result)
+                lines = result.stderr.decode().splitlines()
+                self.assertEqual(lines[0], first_line)
+                self.assertTrue(lines[1].startswith("usage: checkpointctl"), lines)
+        # the list of commands follows an unknown command (new subcommands included)
+        err = ctl("stauts").stderr.decode()
+        for command in ("status", "history", "pipelines", "backup", "verify"):
+            self.assertIn(command, err)
+
+    def test_history_last_and_columns(self):
+        directory, db = self.reference_copy()
+        everything = db_history(db, "default")
+        for last in (1, 3, len(everything), len(everything) + 5):
+            self.check_every_format(["history", "--dir", directory, "--last", last],
+                                    HISTORY_COLUMNS, everything[-last:], ["timestamp"])
+        failed = [r for r in everything if r["status"] == "completed"]
+        self.check_every_format(["history", "--dir", directory, "--status", "completed",
+                                 "--last", 2], HISTORY_COLUMNS, failed[-2:], ["timestamp"])
+        columns = ["stage", "id", "run_id"]
+        self.check_every_format(["history", "--dir", directory, "--columns", ",".join(columns)],
+                                columns, [{c: r[c] for c in columns} for r in everything])
+        self.check_table(ctl("history", "--dir", directory, "--format", "table", "--columns",
+                             "stage,id,run_id", "--last", 4), columns, everything[-4:])
+        # the other listings take --columns too
+        self.check_every_format(["status", "--dir", directory, "--columns", "status,stage"],
+                                ["status", "stage"],
+                                [{"status": r["status"], "stage": r["stage"]}
+                                 for r in db_status(db)])
+        self.check_every_format(["runs", "--dir", directory, "--columns", "outcome"], ["outcome"],
+                                [{"outcome": r["outcome"]} for r in db_runs(db)])
+
+    def odd_names_database(self):
+        directory = self.tmp / "odd"
+        run_fixture(directory, [save(name) for name in ODD_TABLE_STAGES] + [
+            dict(op="begin", stage="failing"),
+            dict(op="fail", stage="failing", message="a very long failure message " * 8),
+            dict(op="clear_all"), save(CJK_STAGE), save(DASH)])
+        return directory, directory / "checkpoints.db"
+
+    def test_tables_fit_120_columns_stay_aligned_and_escape_names(self):
+        directory, db = self.odd_names_database()
+        history = db_history(db)
+        result = ctl("history", "--dir", directory, "--format", "table")
+        self.check_table(result, HISTORY_TABLE_COLUMNS, history)  # aligned, as display widths
+        lines = result.stdout.decode().splitlines()
+        for line in lines:
+            self.assertLessEqual(display_width(line), 120, line)
+        self.check_table(ctl("status", "--dir", directory, "--format", "table"), STATUS_COLUMNS,
+                         db_status(db))
+        self.check_table(ctl("dump", "--dir", directory, "--format", "table"),
+                         DUMP_TABLE_COLUMNS, history)
+        text = result.stdout.decode()
+        # escaped, and each unambiguous
+        self.assertIn("back\\\\nslash", text)   # the backslash doubled
+        self.assertIn("back\\nslash ", text)     # the newline as \n
+        self.assertIn("ctl\\x01\\x7Fchar", text)
+        self.assertIn('" spaced "', text)
+        # a stage named "-" is quoted; the pipeline-wide clear's absent stage is a bare -
+        stage_cells = [line.split()[1] for line in lines[1:]]
+        self.assertEqual(stage_cells.count('"-"'), 2)
+        self.assertEqual(stage_cells.count("-"), 1)
+        # cut with … (the whole value in csv and json)
+        self.assertIn(LONG_STAGE[:23] + "\u2026", text)
+        self.assertNotIn(LONG_STAGE, text)
+        csv_rows = parse_output("csv", ctl("history", "--dir", directory, "--format",
+                                           "csv").stdout, HISTORY_COLUMNS)
+        self.assertIn(LONG_STAGE, [r["stage"] for r in csv_rows])
+        # the CJK and emoji names are whole: two columns a character, aligned
+        self.assertIn(CJK_STAGE, text)
+        self.assertIn(EMOJI_STAGES, text)
+
+    def test_display_width_table_matches_pythons_unicode_data(self):
+        # the tool's own width table against Python's unicodedata, through real tables: one
+        # stage per character class, each line's columns must line up
+        directory = self.tmp / "widths"
+        samples = ["漢字", "한글", "カタカナ", "ｆｕｌｌ", "😀", "🎉x", "✅", "⌚", "a\u0300b", "x\u200dy",
+                   "☃", "é", "—", "Ω", "中文字符串"]
+        run_fixture(directory, [save(name) for name in samples])
+        db = directory / "checkpoints.db"
+        self.check_table(ctl("status", "--dir", directory, "--format", "table", "--columns",
+                             "stage,status,version"), ["stage", "status", "version"],
+                         db_status(db))
+
+    def test_pipelines(self):
+        directory, db = self.reference_copy()
+        expected = []
+        for pipeline in sorted({r["pipeline"] for r in db_history(db)}, key=str.encode):
+            status = db_status(db, pipeline)
+            runs = db_runs(db, pipeline)
+            times = [s["last_change"] for s in status] + [r["started_at"] for r in runs] + [
+                r["ended_at"] for r in runs if r["ended_at"]]
+            expected.append({"pipeline": pipeline, "stages": len(status),
+                             "completed": sum(s["status"] == "completed" for s in status),
+                             "runs": len(runs), "last_activity": max(times)})
+        self.assertEqual(len(expected), 2)
+        self.check_every_format(["pipelines", "--dir", directory], PIPELINE_COLUMNS, expected,
+                                ["last_activity"])
+        self.check_table(ctl("pipelines", "--dir", directory, "--format", "table"),
+                         PIPELINE_COLUMNS, expected)
+
+    def test_verify_as_json_and_its_messages(self):
+        directory, db = self.reference_copy()
+        result = ctl("verify", "--dir", directory, "--format", "json")
+        self.assert_ok(result)
+        self.assertEqual(json.loads(result.stdout), [])
+        # damage: a version that goes back, and an output file two rows share gone
+        conn = sqlite3.connect(db)
+        twice = conn.execute("SELECT id FROM checkpoints WHERE stage = 'twice' AND "
+                             "status = 'completed' ORDER BY id").fetchall()
+        conn.execute("UPDATE checkpoints SET version = 1 WHERE id = ?", (twice[-1][0],))
+        digest, = conn.execute("SELECT output_sha256 FROM checkpoints WHERE "
+                               "output_in_database = 0 LIMIT 1").fetchone()
+        first, = conn.execute("SELECT min(id) FROM checkpoints WHERE output_sha256 = ?",
+                              (digest,)).fetchone()
+        conn.execute("INSERT INTO checkpoints (pipeline, stage, status, version, timestamp, "
+                     "run_id, output_size, output_sha256, output_in_database, input_count) "
+                     "SELECT pipeline, stage || ' copy', 'completed', 1, timestamp, run_id, "
+                     "output_size, output_sha256, 0, 0 FROM checkpoints WHERE id = ?", (first,))
+        conn.commit()
+        conn.close()
+        (outputs_directory(db) / digest).unlink()
+        result = ctl("verify", "--dir", directory, "--format", "json")
+        self.assertEqual(result.returncode, EXIT_VERIFY, self.describe(result))
+        problems = json.loads(result.stdout)
+        self.assertIsInstance(problems, list)
+        self.assertTrue(all(isinstance(p, str) for p in problems))
+        text = "\n".join(problems)
+        self.assertIn(f"checkpoints row {twice[-1][0]}: stage 'twice' completed as version 1, "
+                      "but an earlier row of the stage already reached version 1", text)
+        self.assertIn(f"checkpoints row {first} (and 1 later row with the same output): ", text)
+        self.assertNotIn(" rows from ", text)
+        # the text form says the same, a problem a line
+        plain = ctl("verify", "--dir", directory)
+        self.assertEqual(plain.returncode, EXIT_VERIFY)
+        self.assertEqual(plain.stdout.decode().splitlines(), problems)
+
+    def test_file_alone_holds_every_row_after_a_clean_exit(self):
+        # `cp checkpoints.db elsewhere/` after the writers exit, read with the sqlite3 shell
+        directory = self.tmp / "ck"
+        run_worker("save", directory, "s", 40, "begin")
+        run_fixture(directory, [save("with-output", output="x" * 300)], "--max-inline", 64)
+        self.assert_ok(ctl("clear", "--dir", directory, "--stage", "s-3", "--yes"))
+        db = directory / "checkpoints.db"
+        self.assertIn("checkpoints.db-wal", listing(directory))  # kept (persistent WAL)
+        rows = db_count(db, "checkpoints")
+        self.assertEqual(rows, 40 * 2 + 1 + 1)
+        elsewhere = self.tmp / "elsewhere"
+        elsewhere.mkdir()
+        shutil.copy(db, elsewhere / "checkpoints.db")
+        result = sqlite3_shell(elsewhere / "checkpoints.db", "select count(*) from checkpoints")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, f"{rows}\n".encode())
+        self.assertEqual(result.stderr, b"")
+        # and the copy, with its outputs, is a sound database
+        shutil.copytree(outputs_directory(db), outputs_directory(elsewhere / "checkpoints.db"))
+        self.assert_ok(ctl("verify", "--db", elsewhere / "checkpoints.db"))
+
+    def test_read_commands_create_nothing(self):
+        directory, db = self.reference_copy()
+        before = listing(directory)
+        self.assertEqual(before, ["checkpoints.db", "checkpoints.db-outputs"])
+        digest = db_files(db)
+        commands = [["status"], ["history"], ["runs"], ["dump"], ["verify"], ["pipelines"],
+                    ["history", "--last", "2"], ["status", "--format", "json"],
+                    ["backup", self.tmp / "bk"], ["migrate"]]
+        for command in commands:
+            for location in (["--dir", directory], ["--db", db]):
+                with self.subTest(args=command + location):
+                    shutil.rmtree(self.tmp / "bk", ignore_errors=True)
+                    self.assert_ok(ctl(*command, *location))
+                    self.assertEqual(listing(directory), before)
+                    self.assertEqual(db_files(db), digest)
+
+    def test_backup_of_a_database_with_outputs(self):
+        directory, db = self.reference_copy()
+        dest = self.tmp / "backups" / "monday"
+        result = ctl("backup", "--dir", directory, dest)
+        self.assert_ok(result)
+        self.assertIn(str(dest / "checkpoints.db"), result.stdout.decode())
+        self.assertEqual(listing(dest), ["checkpoints.db", "checkpoints.db-outputs"])
+        self.assertEqual(listing(dest / "checkpoints.db-outputs"),
+                         listing(outputs_directory(db)))
+        self.assertEqual(db_history(dest / "checkpoints.db"), db_history(db))
+        self.assertEqual(db_history(dest / "checkpoints.db", OTHER), db_history(db, OTHER))
+        self.assert_ok(ctl("verify", "--dir", dest))
+        self.assertEqual(stat_mode(dest / "checkpoints.db"), 0o600)
+        # one self-contained file: the sqlite3 shell reads it alone
+        copy = self.tmp / "alone.db"
+        shutil.copy(dest / "checkpoints.db", copy)
+        result = sqlite3_shell(copy, "select count(*) from checkpoints")
+        self.assertEqual(result.stdout, f"{db_count(db, 'checkpoints')}\n".encode())
+        # never over an existing backup
+        before = sha256(dest / "checkpoints.db")
+        result = ctl("backup", "--dir", directory, dest)
+        self.assert_error(result, EXIT_USAGE, "already exists")
+        self.assertEqual(sha256(dest / "checkpoints.db"), before)
+        self.assertEqual(listing(dest), ["checkpoints.db", "checkpoints.db-outputs"])
+        # a missing database: not found, nothing created
+        self.assert_error(ctl("backup", "--dir", self.tmp / "typo", self.tmp / "b2"),
+                          EXIT_NOT_FOUND)
+        self.assertFalse((self.tmp / "b2").exists())
+
+    def test_backup_while_a_writer_runs(self):
+        # A writer child saves stages with output files (300 bytes, above its inline limit)
+        # without pause; its acknowledgements go to a file, so it never waits for us.
+        directory = self.tmp / "live"
+        out, err = self.tmp / "worker.out", self.tmp / "worker.err"
+        with open(out, "wb") as out_file, open(err, "wb") as err_file:
+            proc = subprocess.Popen([WORKER, "save-output", directory, "w", "0", "300",
+                                     "--inline-limit", "100", "--dup", "7"],
+                                    stdout=out_file, stderr=err_file, env=ENV)
+        try:
+            def acked():
+                return out.read_bytes().count(b"\n")
+
+            def wait_acks(count):
+                deadline = time.monotonic() + TIMEOUT
+                while acked() < count:
+                    self.assertIsNone(proc.poll(), f"the writer stopped: {err.read_text()}")
+                    self.assertLess(time.monotonic(), deadline, "the writer made no progress")
+                    time.sleep(0.01)
+
+            wait_acks(5)
+            copies = []
+            for n in range(3):
+                before = acked()
+                dest = self.tmp / f"backup-{n}"
+                result = ctl("backup", "--dir", directory, dest)
+                self.assert_ok(result)
+                copies.append((dest, before))
+                wait_acks(acked() + 3)  # the writer goes on
+            for dest, before in copies:
+                with self.subTest(backup=dest.name):
+                    self.assertEqual(listing(dest), ["checkpoints.db", "checkpoints.db-outputs"])
+                    self.assert_ok(ctl("verify", "--dir", dest))
+                    self.assertGreaterEqual(db_count(dest / "checkpoints.db", "checkpoints"),
+                                            before)
+        finally:
+            proc.kill()
+            proc.wait(timeout=TIMEOUT)
+        self.assertNotIn(b"error", err.read_bytes())
+
+
+def stat_mode(path):
+    return os.stat(path).st_mode & 0o777
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1898,18 +2360,24 @@ class HistoryColumnsTest(CtlTestCase):
 
     def test_table_shows_metadata_and_inputs_as_text(self):
         directory, db = self.reference_copy()
-        result = ctl("history", "--dir", directory, "--format", "table", "--stage", "summary")
+        columns = ["id", "stage", "metadata", "inputs"]
+        result = ctl("history", "--dir", directory, "--format", "table", "--stage", "summary",
+                     "--columns", ",".join(columns))
         expected = [r for r in db_history(db, "default") if r["stage"] in ("summary", None)]
         self.assertEqual(len(expected), 1)
-        self.check_table(result, HISTORY_COLUMNS, expected)
+        self.check_table(result, columns, expected)
         line = result.stdout.decode().splitlines()[-1]
-        # inputs as stage@version;..., the newline in a name escaped as in every table cell
-        self.assertIn("  features @v;2\\nü@1;report@1;raw, \"data\"@1", line)
-        result = ctl("history", "--dir", directory, "--format", "table", "--stage", RAW)
-        self.check_table(result, HISTORY_COLUMNS,
+        # inputs as stage@version;..., the newline in a name escaped as in every table cell,
+        # cut to 32 columns (csv and json hold it whole)
+        self.assertIn("  features @v;2\\nü@1;report@1;raw\u2026", line)
+        result = ctl("history", "--dir", directory, "--format", "table", "--stage", RAW,
+                     "--columns", ",".join(columns))
+        self.check_table(result, columns,
                          [r for r in db_history(db, "default") if r["stage"] == RAW])
-        # metadata as its JSON text: quotes and JSON's \n escape as they are
-        self.assertIn('"source":"commas, \\"quotes\\"\\nline two', result.stdout.decode())
+        # metadata as its JSON text (its backslashes shown doubled, as every backslash)
+        cell = table_cell(ODD_METADATA, "metadata")
+        self.assertTrue(cell.startswith('{"nested":{"empty":{}') and cell.endswith("\u2026"))
+        self.assertIn(cell, result.stdout.decode())
 
     def test_dump_streams_in_constant_memory(self):
         """The peak memory of dump does not grow with the history (rows with 2 KB of
@@ -2292,7 +2760,7 @@ class PruneTest(CtlTestCase):
                 self.assertIn("--yes", err)
                 self.assertIn("nothing was pruned", err)
                 self.assertEqual(self.snapshot(db), before)
-        for answer in ("no", "", "y"):
+        for answer in ("no", "", "n", "yes!"):
             with self.subTest(answer=answer):
                 code, out, err, prompt = on_terminal(args, answer=answer)
                 self.assertIn(b"Type 'yes'", prompt)
@@ -2425,8 +2893,14 @@ class ClearDownstreamTest(CtlTestCase):
     def test_a_stage_without_downstream_and_a_stage_never_saved(self):
         directory, db = self.build()
         last = db_history(db)[-1]["id"]
+        # a stage never recorded is refused (a typo), unless --force
+        files = db_files(db)
         result = ctl("clear", "--dir", directory, "--stage", "c", "--stage", "never",
                      "--downstream", "--yes")
+        self.assert_error(result, EXIT_NOT_FOUND, "'never' never recorded")
+        self.assertEqual(db_files(db), files)
+        result = ctl("clear", "--dir", directory, "--stage", "c", "--stage", "never",
+                     "--downstream", "--yes", "--force")
         self.assert_ok(result)
         self.assertEqual(result.stdout.decode(), "cleared stage 'c'\ncleared stage 'never'\n")
         self.assertEqual([(r["stage"], r["status"]) for r in self.new_rows(db, last)],
@@ -2525,6 +2999,34 @@ class PostgresTest(CtlTestCase):
         empty = self.tmp / "empty"
         empty.mkdir()
         self.assert_error(ctl("--dir", empty, "status", env=env), EXIT_NOT_FOUND)
+
+    def test_issue_15_commands_on_postgresql(self):
+        directory, db = self.reference_copy()
+        self.assert_ok(ctl("copy", "--from", directory, "--to", self.url))
+        # pipelines, --last, --columns, dump --pipeline and verify --format json: as on SQLite
+        # (output_location differs: PostgreSQL keeps every output in the database)
+        same = "id,pipeline,stage,status,version,timestamp,run_id,message,inputs"
+        for args in (["pipelines"], ["history", "--last", "3", "--columns", same],
+                     ["history", "--columns", "id,stage,status"],
+                     ["dump", "--pipeline", OTHER, "--columns", same],
+                     ["status", "--pipeline", OTHER]):
+            with self.subTest(args=args):
+                there = ctl("--url", self.url, *args, "--format", "json")
+                self.assert_ok(there)
+                self.assertEqual(there.stdout,
+                                 ctl("--dir", directory, *args, "--format", "json").stdout)
+        verify = ctl("--url", self.url, "verify", "--format", "json")
+        self.assert_ok(verify)
+        self.assertEqual(json.loads(verify.stdout), [])
+        # an unknown pipeline, a stage never recorded: not found
+        self.assert_error(ctl("--url", self.url, "status", "--pipeline", "nope"), EXIT_NOT_FOUND,
+                          "pipeline 'nope' has no rows")
+        self.assert_error(ctl("--url", self.url, "clear", "--stage", "nope", "--yes"),
+                          EXIT_NOT_FOUND, "never recorded")
+        # backup is for SQLite: PostgreSQL is backed up with pg_dump; nothing is created
+        result = ctl("--url", self.url, "backup", self.tmp / "bk")
+        self.assert_error(result, EXIT_USAGE, "pg_dump")
+        self.assertFalse((self.tmp / "bk").exists())
 
     def test_url_with_dir_or_db_is_a_usage_error(self):
         self.assert_usage(ctl("--url", self.url, "--dir", self.tmp, "status"))

@@ -63,7 +63,10 @@ TEST_CASE("damage to the tables is reported", "[verify]") {
     }
     SECTION("a version going backwards") {
         damage = "UPDATE checkpoints SET version = 1 WHERE id = 2";
-        expected = "checkpoints row 2: stage 'a' version 1 is not above the earlier version 1";
+        expected =
+            "checkpoints row 2: stage 'a' completed as version 1, but an earlier row of the "
+            "stage already reached version 1 (each completed version must be above every "
+            "earlier one)";
     }
     SECTION("a malformed timestamp") {
         damage = "UPDATE checkpoints SET timestamp = '27/11/2026 06:37' WHERE id = 3";

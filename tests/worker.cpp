@@ -4,7 +4,8 @@
 // conformance suite on PostgreSQL, tests/support/test_location.hpp). The worker does
 // nothing with it but pass it on; its own files (--gate, --stop) are separate paths.
 //
-//   checkpoint_test_worker save DIR PREFIX COUNT [normal] [begin] [--gate FILE] [--stop FILE]
+//   checkpoint_test_worker save DIR PREFIX COUNT [normal] [begin] [leak] [--gate FILE]
+//                               [--stop FILE]
 //       saves PREFIX-0 ... PREFIX-(COUNT-1); after each save returns, prints "ack N" and
 //       flushes, so the parent knows which saves were acknowledged. Exits 0; on an error
 //       prints "error: ..." on stderr and exits 1.
@@ -15,6 +16,13 @@
 //                      released at the same moment
 //         --stop FILE  stop early, still exiting 0, once FILE exists (checked before each
 //                      save)
+//         leak         never destroy the manager: the process exits 0 without closing it
+//                      (as a program that calls exit() with its manager still alive)
+//
+//   checkpoint_test_worker reopen DIR PREFIX COUNT [--stop FILE]
+//       COUNT times (0: until FILE exists): opens a manager, saves PREFIX-N, destroys the
+//       manager (closing its connection), then prints "ack N" and flushes. Exits 0; on an
+//       error prints "error: ..." on stderr and exits 1.
 //
 //   checkpoint_test_worker begin DIR STAGE
 //       calls begin_stage(STAGE), prints "begun" and flushes, then sleeps until killed.
@@ -70,6 +78,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -81,8 +90,9 @@
 namespace {
 
 constexpr const char* usage =
-    "usage: checkpoint_test_worker save DIR PREFIX COUNT [normal] [begin] [--gate FILE] "
+    "usage: checkpoint_test_worker save DIR PREFIX COUNT [normal] [begin] [leak] [--gate FILE] "
     "[--stop FILE]\n"
+    "       checkpoint_test_worker reopen DIR PREFIX COUNT [--stop FILE]\n"
     "       checkpoint_test_worker begin DIR STAGE\n"
     "       checkpoint_test_worker fail DIR STAGE MESSAGE [--pipeline NAME]\n"
     "       checkpoint_test_worker serve DIR [--pipeline NAME]\n"
@@ -110,6 +120,7 @@ void wait_for_gate(const std::filesystem::path& file) {
 int save(int argc, char** argv) {
     checkpoint::Options options;
     bool begin_first = false;
+    bool leak = false;
     std::filesystem::path gate;
     std::filesystem::path stop;
     for (int i = 5; i < argc; ++i) {
@@ -118,6 +129,8 @@ int save(int argc, char** argv) {
             options.durability = checkpoint::Durability::Normal;
         } else if (arg == "begin") {
             begin_first = true;
+        } else if (arg == "leak") {
+            leak = true;
         } else if (arg == "--gate" && i + 1 < argc) {
             gate = argv[++i];
         } else if (arg == "--stop" && i + 1 < argc) {
@@ -131,7 +144,8 @@ int save(int argc, char** argv) {
         say("ready");
         wait_for_gate(gate);
     }
-    checkpoint::CheckpointManager manager(argv[2], options);
+    auto owned = std::make_unique<checkpoint::CheckpointManager>(argv[2], options);
+    checkpoint::CheckpointManager& manager = *owned;
     const std::string prefix = argv[3];
     const long count = std::strtol(argv[4], nullptr, 10);
     for (long i = 0; i < count; ++i) {
@@ -139,6 +153,33 @@ int save(int argc, char** argv) {
         const std::string stage = prefix + "-" + std::to_string(i);
         if (begin_first) manager.begin_stage(stage);
         manager.save_checkpoint(stage);
+        say("ack " + std::to_string(i));
+    }
+    if (leak) {
+        // Never closed: the process ends as one that calls _exit() (or crashes) with its
+        // manager alive; no destructor, no atexit handler (nor a leak report) runs.
+        (void)owned.release();
+        std::fflush(stdout);
+        std::_Exit(0);
+    }
+    return 0;
+}
+
+int reopen(int argc, char** argv) {
+    std::filesystem::path stop;
+    if (argc == 7 && std::string(argv[5]) == "--stop") {
+        stop = argv[6];
+    } else if (argc != 5) {
+        std::cerr << usage;
+        return 2;
+    }
+    const long count = std::strtol(argv[4], nullptr, 10);
+    for (long i = 0; count == 0 || i < count; ++i) {
+        if (!stop.empty() && std::filesystem::exists(stop)) break;
+        {
+            checkpoint::CheckpointManager manager(argv[2]);
+            manager.save_checkpoint(std::string(argv[3]) + "-" + std::to_string(i));
+        }
         say("ack " + std::to_string(i));
     }
     return 0;
@@ -343,6 +384,7 @@ int main(int argc, char** argv) {
         const std::string command = argc > 1 ? argv[1] : "";
         if (command == "save" && argc >= 5) return save(argc, argv);
         if (command == "begin" && argc == 4) return begin(argv);
+        if (command == "reopen" && argc >= 5) return reopen(argc, argv);
         if (command == "fail" && argc >= 5) return fail(argc, argv);
         if (command == "serve" && argc >= 3) return serve(argc, argv);
         if (command == "mixed" && argc >= 5) return mixed(argc, argv);

@@ -244,6 +244,20 @@ public:
     // file cannot be read at all.
     std::vector<std::string> verify() const;
 
+    // Writes a consistent copy of the database (every pipeline) into `destination`, a
+    // directory (created if missing) that must not hold a file of the database's name yet:
+    // <destination>/<Options::database_file> and, for the outputs stored as files, the
+    // files the copied rows name in its -outputs directory; the copy is self-contained
+    // (no -wal) and passes verify(). Online: it reads one snapshot (SQLite's backup API)
+    // while other processes go on writing, and blocks none of them. Works on a read-only
+    // manager. Throws Error(InvalidArgument) when `destination` already holds the database
+    // file or on PostgreSQL (use pg_dump there), Error(Io) or Error(DiskFull) when the copy
+    // cannot be written (the unfinished database file is removed; output files already
+    // copied stay, and a new backup into the same directory reuses them),
+    // Error(OutputDamaged) when an output file a copied row names is missing or altered in
+    // the source. Thread-safe.
+    void backup(const std::filesystem::path& destination) const;
+
     // ---- Identity. ----
 
     // This instance's run id (assigned at construction, recorded at the first write).

@@ -108,20 +108,21 @@ int latest_postgres_schema_version() {
     return embedded_postgres_migrations().back().number;
 }
 
-void migrate_postgres(PgConnection& connection) {
+std::optional<int> migrate_postgres(PgConnection& connection) {
     const ServerLocation& location = connection.location();
     try {
         {
             // The common case: up to date. One query, no lock, nothing written.
             pqxx::nontransaction tx(connection.get());
-            if (!check_state(read_state(tx, location), location, connection.read_only())) return;
+            if (!check_state(read_state(tx, location), location, connection.read_only()))
+                return std::nullopt;
         }
         pqxx::work tx(connection.get());
         tx.exec_params("SELECT pg_advisory_xact_lock($1, $2)", lock_key_application,
                        lock_key_schema);
         // Read again under the lock: another opener may have migrated meanwhile.
         const SchemaState state = read_state(tx, location);
-        if (!check_state(state, location, false)) return;  // rolled back: nothing written
+        if (!check_state(state, location, false)) return std::nullopt;  // rolled back
         for (const Migration& migration : embedded_postgres_migrations()) {
             if (migration.number <= state.version) continue;
             tx.exec(migration.sql);
@@ -136,6 +137,7 @@ void migrate_postgres(PgConnection& connection) {
             "ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version",
             std::string(postgres_application), latest_postgres_schema_version());
         tx.commit();
+        return state.version;
     } catch (...) {
         connection.throw_translated("opening (checking and migrating its schema)");
     }

@@ -2,6 +2,8 @@
 // time, see embedded_postgres_migrations() in lib/migrations.hpp) and their runner.
 #pragma once
 
+#include <optional>
+
 #include "postgres/connection.hpp"
 
 #include <string_view>
@@ -35,6 +37,6 @@ int latest_postgres_schema_version();
 // needs GRANT CREATE ON SCHEMA public TO ROLE. Afterwards, writing needs SELECT, INSERT,
 // UPDATE and DELETE on checkpoint's tables (and USAGE on the sequence of checkpoints.id);
 // a read-only open needs SELECT only.
-void migrate_postgres(PgConnection& connection);
+std::optional<int> migrate_postgres(PgConnection& connection);
 
 }  // namespace checkpoint::detail

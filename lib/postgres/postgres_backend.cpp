@@ -75,6 +75,10 @@ const std::filesystem::path& PostgresBackend::path() const noexcept {
     return impl_->no_path;
 }
 
+std::optional<int> PostgresBackend::migrated_from() const noexcept {
+    return impl_->migrated_from;
+}
+
 int PostgresBackend::schema_version() const noexcept {
     return latest_postgres_schema_version();
 }
@@ -86,7 +90,7 @@ const std::filesystem::path& PostgresBackend::outputs_directory() const noexcept
 void PostgresBackend::Impl::open() {
     try {
         connection();
-        migrate_postgres(*connection_);
+        migrated_from = migrate_postgres(*connection_);
         if (!config.read_only) {
             pqxx::work tx(connection());
             reap_dead_runs(tx);

@@ -28,6 +28,7 @@ public:
     const std::string& description() const noexcept override;
     const std::filesystem::path& path() const noexcept override;
     int schema_version() const noexcept override;
+    std::optional<int> migrated_from() const noexcept override;
     const std::filesystem::path& outputs_directory() const noexcept override;
 
     void prepare_output(Write& write) const override;

@@ -69,6 +69,7 @@ struct PostgresBackend::Impl final : StalenessFacts {
     std::filesystem::path no_path;  // path() and outputs_directory(): none
     std::optional<PgConnection> connection_;
     bool run_recorded = false;
+    std::optional<int> migrated_from;  // the schema version this open migrated from (0: new)
 
     // The transaction the StalenessFacts queries run in (a read's or a write's), set for a
     // scope by FactsScope.

@@ -24,9 +24,11 @@ constexpr const char* checks[] = {
     "' (completed versions start at 1)' FROM checkpoints "
     "WHERE status = 'completed' AND version < 1",
     // Completed versions strictly increase per stage; no row goes below an earlier one.
-    "SELECT 'checkpoints row ' || id || ': stage ' || quote_literal(stage) || ' version ' || "
-    "version || CASE WHEN status = 'completed' THEN ' is not above' ELSE ' is below' END || "
-    "' the earlier version ' || previous FROM ("
+    "SELECT 'checkpoints row ' || id || ': stage ' || quote_literal(stage) || CASE WHEN status = "
+    "'completed' THEN ' completed as version ' || version || ', but an earlier row of the "
+    "stage already reached version ' || previous || ' (each completed version must be above "
+    "every earlier one)' ELSE ' is at version ' || version || ', below version ' || previous || "
+    "' of an earlier row of the stage (versions never go down)' END FROM ("
     "  SELECT id, stage, status, version, max(version) OVER ("
     "    PARTITION BY pipeline, stage ORDER BY id "
     "    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous "

@@ -17,7 +17,7 @@ int latest_schema_version() {
     return embedded_sqlite_migrations().back().number;
 }
 
-void migrate(SQLite::Database& db, const std::filesystem::path& path) {
+std::optional<int> migrate(SQLite::Database& db, const std::filesystem::path& path) {
     SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
     // Read again under the write lock: another process may have migrated meanwhile.
     const int current = db.execAndGet("PRAGMA user_version").getInt();
@@ -29,7 +29,7 @@ void migrate(SQLite::Database& db, const std::filesystem::path& path) {
                         std::to_string(latest) +
                         "); nothing was written. Upgrade the checkpoint library");
     }
-    if (current == latest) return;  // rolled back: nothing was written
+    if (current == latest) return std::nullopt;  // rolled back: nothing was written
     const std::string now = utc_now();
     for (const Migration& migration : embedded_sqlite_migrations()) {
         if (migration.number <= current) continue;
@@ -44,6 +44,7 @@ void migrate(SQLite::Database& db, const std::filesystem::path& path) {
     db.exec("PRAGMA application_id = " + std::to_string(application_id));
     db.exec("PRAGMA user_version = " + std::to_string(latest));
     transaction.commit();
+    return current;
 }
 
 }  // namespace checkpoint::detail

@@ -1,6 +1,8 @@
 // Applies the embedded SQLite migrations (migrations.hpp) to a database.
 #pragma once
 
+#include <optional>
+
 #include <filesystem>
 
 namespace SQLite {
@@ -16,6 +18,6 @@ inline constexpr int application_id = 0x43484B50;
 // BEGIN IMMEDIATE transaction, and records them in schema_migrations. A database already
 // at the latest version is left untouched. Throws Error(SchemaTooNew) without writing
 // when the database is newer than this library; SQLite::Exception on SQLite failures.
-void migrate(SQLite::Database& db, const std::filesystem::path& path);
+std::optional<int> migrate(SQLite::Database& db, const std::filesystem::path& path);
 
 }  // namespace checkpoint::detail

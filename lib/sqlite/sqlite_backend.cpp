@@ -13,6 +13,7 @@
 #include <checkpoint/error.hpp>
 
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <utility>
@@ -22,6 +23,7 @@
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 namespace checkpoint::detail {
 
@@ -152,6 +154,11 @@ Checkpoint read_checkpoint(SQLite::Statement& row, const std::string& descriptio
     return checkpoint;
 }
 
+// The connections that may write which this process has open, per database file. The last
+// one to close checkpoints the WAL into the database file (SqliteBackend::~SqliteBackend).
+std::mutex writers_mutex;
+std::map<std::string, int> open_writers;
+
 }  // namespace
 
 SqliteBackend::SqliteBackend(const BackendConfig& config, RunIdentity run)
@@ -165,7 +172,32 @@ SqliteBackend::SqliteBackend(const BackendConfig& config, RunIdentity run)
     impl_->open();
 }
 
-SqliteBackend::~SqliteBackend() = default;
+SqliteBackend::~SqliteBackend() {
+    if (impl_ && impl_->counted_writer) impl_->checkpoint_if_last();
+}
+
+// When the last connection of this process that may write closes cleanly (not inside a
+// transaction), a PASSIVE checkpoint copies the WAL into the database file, so that the
+// file alone (`cp checkpoints.db elsewhere/`) holds every committed row. PASSIVE takes no
+// lock on the database file and never waits: a reader (the sqlite3 shell, which has no busy
+// timeout) or a writer of another process is neither blocked nor failed; when one of them
+// holds the pages back (a reader on an older snapshot, another checkpoint running), the
+// checkpoint copies what it can, and the rest stays in the -wal file (still part of the
+// database: the directory as a whole is always complete). SQLite's own checkpoint on close
+// stays off (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE): it takes an exclusive lock.
+void SqliteBackend::Impl::checkpoint_if_last() noexcept {
+    bool last = false;
+    {
+        std::lock_guard lock(writers_mutex);
+        const auto entry = open_writers.find(location);
+        if (entry != open_writers.end() && --entry->second == 0) {
+            open_writers.erase(entry);
+            last = true;
+        }
+    }
+    if (!last || !db || sqlite3_get_autocommit(db->getHandle()) == 0) return;
+    sqlite3_wal_checkpoint_v2(db->getHandle(), "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+}
 
 const std::string& SqliteBackend::location() const noexcept {
     return impl_->location;
@@ -181,6 +213,10 @@ const std::filesystem::path& SqliteBackend::path() const noexcept {
 
 int SqliteBackend::schema_version() const noexcept {
     return latest_schema_version();
+}
+
+std::optional<int> SqliteBackend::migrated_from() const noexcept {
+    return impl_->migrated_from;
 }
 
 const std::filesystem::path& SqliteBackend::outputs_directory() const noexcept {
@@ -212,8 +248,18 @@ void SqliteBackend::Impl::open() {
                         ". Check the directory, or run the pipeline once to create it");
     }
     try {
-        const int flags =
+        int flags =
             config.read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
+        // A read-only connection creates the -wal and -shm files SQLite's WAL mode needs, and
+        // (as it may not checkpoint) leaves them behind. When the database has neither (a
+        // copy, a backup, a database no process has open), it is opened read-write instead,
+        // with PRAGMA query_only: then, as the last connection, it removes them on close, as
+        // the sqlite3 shell does. Nothing is written (query_only; no recovery is needed
+        // without a -wal). When the file or its directory is not writable, read-only it is.
+        const bool leave_no_files = config.read_only && !sibling_exists("-wal") &&
+                                    !sibling_exists("-shm") && ::access(path.c_str(), W_OK) == 0 &&
+                                    ::access(directory.c_str(), W_OK) == 0;
+        if (leave_no_files) flags = SQLite::OPEN_READWRITE;
         if (state == FileState::Missing && !config.read_only)
             create_database_file(path, config.file_mode);
         db = std::make_unique<SQLite::Database>(path.string(),
@@ -229,12 +275,13 @@ void SqliteBackend::Impl::open() {
             // "database is locked". Writes checkpoint the WAL as they go.
             sqlite3_db_config(db->getHandle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
         }
+        if (leave_no_files) db->exec("PRAGMA query_only = 1");
         check_schema();
         if (!config.read_only) {
             set_wal_mode();
             db->exec(config.durability == Durability::Full ? "PRAGMA synchronous = FULL"
                                                            : "PRAGMA synchronous = NORMAL");
-            migrate(*db, path);
+            migrated_from = migrate(*db, path);
             if (state == FileState::Missing) sync_directory(directory);
         }
         completed_head.emplace(*db, sql_completed_head);
@@ -251,6 +298,9 @@ void SqliteBackend::Impl::open() {
             insert_input.emplace(*db, sql_insert_input);
             insert_output_data.emplace(*db, sql_insert_output_data);
             reap_dead_runs();
+            std::lock_guard lock(writers_mutex);
+            ++open_writers[location];
+            counted_writer = true;
         }
     } catch (...) {
         fail("opening");

@@ -22,6 +22,7 @@ public:
     const std::string& description() const noexcept override;
     const std::filesystem::path& path() const noexcept override;
     int schema_version() const noexcept override;
+    std::optional<int> migrated_from() const noexcept override;
     const std::filesystem::path& outputs_directory() const noexcept override;
 
     void prepare_output(Write& write) const override;
@@ -46,6 +47,7 @@ public:
     std::vector<Run> runs() override;
     std::vector<std::string> pipelines() override;
     std::vector<std::string> verify() override;
+    void backup(const std::filesystem::path& destination) override;
 
     void export_history(
         const std::function<void(const RawRun&)>& run,

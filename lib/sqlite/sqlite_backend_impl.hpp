@@ -68,6 +68,9 @@ struct SqliteBackend::Impl final : StalenessFacts {
     std::string description;        // "checkpoint database <path>"
     std::filesystem::path outputs;  // <directory>/<database_file>-outputs
     bool run_recorded = false;
+    bool counted_writer = false;
+    std::optional<int> migrated_from;  // the schema version this open migrated from (0: new)  //
+                                       // counted in open_writers (sqlite_backend.cpp)
     std::unique_ptr<SQLite::Database> db;
 
     // Prepared once, reused for every call (writers only have the write statements).
@@ -88,6 +91,11 @@ struct SqliteBackend::Impl final : StalenessFacts {
     }
 
     void open();
+    void checkpoint_if_last() noexcept;
+    bool sibling_exists(const char* suffix) const {
+        std::error_code ignored;
+        return std::filesystem::exists(path.string() + suffix, ignored);
+    }
     void check_schema();
     void set_wal_mode();
     void reap_dead_runs();

@@ -38,9 +38,11 @@ constexpr Check checks[] = {
      "' (completed versions start at 1)' FROM checkpoints "
      "WHERE status = 'completed' AND version < 1"},
     // Completed versions strictly increase per stage; no row goes below an earlier one.
-    {"SELECT 'checkpoints row ' || id || ': stage ' || quote(stage) || ' version ' || "
-     "version || CASE WHEN status = 'completed' THEN ' is not above' ELSE ' is below' END || "
-     "' the earlier version ' || previous FROM ("
+    {"SELECT 'checkpoints row ' || id || ': stage ' || quote(stage) || CASE WHEN status = "
+     "'completed' THEN ' completed as version ' || version || ', but an earlier row of the "
+     "stage already reached version ' || previous || ' (each completed version must be above "
+     "every earlier one)' ELSE ' is at version ' || version || ', below version ' || previous || "
+     "' of an earlier row of the stage (versions never go down)' END FROM ("
      "  SELECT id, stage, status, version, max(version) OVER ("
      "    PARTITION BY pipeline, stage ORDER BY id "
      "    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous "
@@ -162,11 +164,12 @@ void check_output_files(SQLite::Database& db, const std::filesystem::path& outpu
                                 "GROUP BY output_sha256, output_size");
         while (problems.size() < max_problems && files.executeStep()) {
             const std::string sha = files.getColumn(0).getString();
-            const std::string rows = files.getColumn(3).getInt64() == 1
-                                         ? "row " + std::to_string(files.getColumn(2).getInt64())
-                                         : std::to_string(files.getColumn(3).getInt64()) +
-                                               " rows from " +
-                                               std::to_string(files.getColumn(2).getInt64());
+            const std::int64_t others = files.getColumn(3).getInt64() - 1;
+            const std::string rows =
+                "row " + std::to_string(files.getColumn(2).getInt64()) +
+                (others == 0 ? std::string()
+                             : " (and " + std::to_string(others) + " later row" +
+                                   (others == 1 ? "" : "s") + " with the same output)");
             if (!is_sha256_hex(sha)) continue;  // reported by the column checks
             try {
                 read_output_file(outputs, sha,

@@ -36,8 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     argv.push_back(nullptr);
 
     std::ostringstream out, err;
-    const auto line = checkpointctl::parse_command_line(static_cast<int>(args.size()), argv.data(),
-                                                        out, err);
+    const auto line =
+        checkpointctl::parse_command_line(static_cast<int>(args.size()), argv.data(), out, err);
     using checkpointctl::exit_ok;
     using checkpointctl::exit_usage;
     if (!line.command) {
@@ -45,16 +45,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             fail("parsing ended with an exit code other than 0 or 2");
         if (line.exit_code == exit_usage && err.str().empty())
             fail("a usage error without a message");
+        if (line.exit_code == exit_usage && err.str().rfind("checkpointctl: ", 0) != 0)
+            fail("a usage error that does not start with 'checkpointctl: '");
         return 0;
     }
     if (line.exit_code != exit_ok) fail("a command to run with a non-zero exit code");
     const auto& s = line.settings;
-    if (!(s.format.empty() || s.format == "table" || s.format == "csv" || s.format == "json" ||
-          s.format == "ndjson"))
+    const bool verify = line.command == checkpointctl::Command::Verify;
+    if (!(s.format.empty() || s.format == "json" ||
+          (verify ? s.format == "text"
+                  : s.format == "table" || s.format == "csv" || s.format == "ndjson")))
         fail("an unknown --format was accepted");
     if (s.busy_timeout_ms < 0 || s.busy_timeout_ms > 86'400'000)
         fail("a --busy-timeout out of range was accepted");
-    if (s.limit && *s.limit < 0) fail("a negative --limit was accepted");
+    if (s.limit && (*s.limit < 0 || *s.limit > checkpointctl::max_row_count))
+        fail("a negative or absurd --limit was accepted");
+    if (s.last && (*s.last < 1 || *s.last > checkpointctl::max_row_count))
+        fail("a --last out of range was accepted");
+    if (s.limit && s.last) fail("--limit with --last was accepted");
     if (line.command == checkpointctl::Command::ImportLegacy && s.legacy_dir.empty() &&
         std::find(args.begin(), args.end(), std::string()) == args.end())
         fail("import-legacy without a directory was accepted");

@@ -174,17 +174,17 @@ def main():
             lambda d: original_saves(d, full_count), fresh)
         rows.append(("durable save: Python vs the original class made durable (fsync file + "
                      "dir)", py, original, ratio, py < original, "< 1× (faster)"))
-        # Information: the same durable save with the logger `checkpoint` at INFO (one
-        # record per save through Python's logging, to a NullHandler).
+        # Information: the same save with the logger `checkpoint` at DEBUG (one record per
+        # save through Python's logging, to a NullHandler; saves log at debug).
         logger = logging.getLogger("checkpoint")
         logger.addHandler(logging.NullHandler())
         logger.propagate = False
-        logger.setLevel(logging.INFO)
+        logger.setLevel(logging.DEBUG)
         py_info, cpp, ratio, _ = compare(
             rounds, lambda d: python_saves(d, "normal", normal_count),
             lambda d: cpp_seconds(bench, "save-normal", normal_count, d, has_stages), fresh)
         logger.setLevel(logging.NOTSET)
-        rows.append(("save, `normal`, logger `checkpoint` at INFO (Python logging): Python vs "
+        rows.append(("save, `normal`, logger `checkpoint` at DEBUG (Python logging): Python vs "
                      "C++", py_info, cpp, ratio, None, "— (info)"))
     finally:
         if not args.keep:

@@ -44,12 +44,18 @@ struct Settings {
     std::string since;
     std::string until;
     std::optional<std::int64_t> limit;
+    std::optional<std::int64_t> last;  // history --last N: the newest N rows, oldest first
+    // --columns a,b,c (history, status, runs, dump, pipelines): the columns to print, in
+    // this order; empty: every column (a table: the default_table_columns of the command).
+    std::vector<std::string> columns;
+    bool pipeline_given = false;  // --pipeline was given (dump: only that pipeline)
     // status
     std::vector<std::string> stages;
     // clear
     std::vector<std::string> clear_stages;
     bool downstream = false;  // clear --downstream: also every stage downstream
     bool yes = false;         // clear, prune
+    bool force = false;       // clear --force: also a stage never recorded
     // prune
     std::optional<std::chrono::seconds> older_than;
     std::optional<std::int64_t> keep_last;
@@ -63,6 +69,8 @@ struct Settings {
     std::string listen = "127.0.0.1:8765";  // HOST:PORT (port 0: any free port)
     // report (and --run, above)
     std::string html_file;
+    // backup
+    std::string backup_to;
 };
 
 enum class Command {
@@ -77,8 +85,13 @@ enum class Command {
     ImportLegacy,
     Copy,
     Serve,
-    Report
+    Report,
+    Pipelines,
+    Backup
 };
+
+// The largest row count --limit and --last accept (more is a usage error, not "no limit").
+inline constexpr std::int64_t max_row_count = 1'000'000'000;
 
 // The longest duration prune accepts: 100 years.
 inline constexpr std::chrono::seconds max_duration{36'500LL * 86'400};

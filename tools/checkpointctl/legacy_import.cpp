@@ -133,10 +133,9 @@ std::variant<std::optional<std::string>, LegacyFileError> parse_legacy_file(std:
     for (std::string line; std::getline(content, line);) {
         if (!trim(line).empty()) lines.emplace_back(trim(line));
     }
-    if (lines.empty() || lines[0] != "COMPLETED") {
-        return LegacyFileError{lines.empty()
-                                   ? "empty (expected COMPLETED)"
-                                   : "malformed: expected COMPLETED, found '" + lines[0] + "'"};
+    if (lines.empty()) return std::optional<std::string>{};  // completed, dated by its mtime
+    if (lines[0] != "COMPLETED") {
+        return LegacyFileError{"malformed: expected COMPLETED, found '" + lines[0] + "'"};
     }
     std::optional<std::string> timestamp;
     for (std::size_t i = 1; i < lines.size(); ++i) {
@@ -199,6 +198,7 @@ LegacyScan scan_legacy_directory(const std::filesystem::path& directory) {
             continue;
         }
         auto timestamp = std::get<std::optional<std::string>>(std::move(parsed));
+        const bool timestamp_written = timestamp.has_value();
         if (!timestamp) {
             const auto modified = std::filesystem::last_write_time(file, error);
             if (error) {
@@ -210,7 +210,9 @@ LegacyScan scan_legacy_directory(const std::filesystem::path& directory) {
             timestamp = format_utc(system.time_since_epoch().count());
         }
         const std::string name = file.filename().string();
-        scan.checkpoints.push_back({name.substr(0, name.size() - suffix.size()), *timestamp, file});
+        const bool blank = content.str().find_first_not_of(" \t\r\n") == std::string::npos;
+        scan.checkpoints.push_back({name.substr(0, name.size() - suffix.size()), *timestamp, file,
+                                    timestamp_written, blank});
     }
     return scan;
 }

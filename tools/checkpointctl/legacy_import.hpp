@@ -15,6 +15,8 @@ struct LegacyCheckpoint {
     std::string stage;      // the file name without ".checkpoint"
     std::string timestamp;  // stored form (UTC, ms): the Timestamp line, else the mtime
     std::filesystem::path file;
+    bool timestamp_written = true;  // false: `timestamp` is the file's modification time
+    bool empty_file = false;        // the file is empty (or blank): completed all the same
 };
 
 struct LegacyProblem {
@@ -32,7 +34,9 @@ struct LegacyScan {
 LegacyScan scan_legacy_directory(const std::filesystem::path& directory);
 
 // The content of one legacy file: `COMPLETED` on its first non-blank line, then at most one
-// `Timestamp: …` line (blank lines and surrounding spaces ignored). On success, the
+// `Timestamp: …` line (blank lines and surrounding spaces ignored); or nothing at all (an
+// empty or blank file: the original design treated a file's existence as completion, and
+// so does the import). On success, the
 // timestamp in stored form, or std::nullopt when the file has no Timestamp line (the
 // caller uses the file's modification time); otherwise LegacyFileError, why it is skipped.
 struct LegacyFileError {

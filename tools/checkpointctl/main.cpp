@@ -1,8 +1,9 @@
 // checkpointctl — audit and operate a checkpoint database without writing code.
 //
-// Exit codes: 0 success; 1 error; 2 usage; 3 verification found problems; 4 database not
-// found; 5 not a checkpoint database, damaged or unsafe; 6 schema version mismatch; 7 busy;
-// 8 serve cannot listen on the address.
+// Exit codes: 0 success; 1 error; 2 usage; 3 verification found problems; 4 database (or
+// --pipeline, or clear's --stage) not found; 5 not a checkpoint database, damaged or
+// unsafe; 6 schema version mismatch; 7 busy; 8 database server unavailable; 9 serve cannot
+// listen on the address.
 #include "command_line.hpp"
 #include "dashboard_server.hpp"
 #include "database.hpp"
@@ -10,12 +11,16 @@
 #include "legacy_import.hpp"
 #include "record_fields.hpp"
 #include "record_writer.hpp"
+#include "text_width.hpp"
+#include "usage.hpp"
 
 #include <checkpoint/checkpoint_manager.hpp>
 #include <checkpoint/copy.hpp>
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -27,6 +32,10 @@
 #include <vector>
 
 #include <unistd.h>
+
+#ifndef CHECKPOINT_VERSION
+#define CHECKPOINT_VERSION "unknown"
+#endif
 
 namespace {
 
@@ -56,10 +65,75 @@ checkpoint::HistoryFilter history_filter(const Settings& settings) {
     return filter;
 }
 
+// The columns a command prints (--columns, else every one; a table without --columns:
+// `table_default`), and where each comes from in a full record.
+class Projection {
+public:
+    Projection(const std::vector<std::string>& all, const Settings& settings, Format format,
+               const std::vector<std::string>& table_default = {}) {
+        const auto& wanted = !settings.columns.empty()                           ? settings.columns
+                             : format == Format::Table && !table_default.empty() ? table_default
+                                                                                 : all;
+        for (const auto& name : wanted) {
+            names_.push_back(name);
+            from_.push_back(
+                static_cast<std::size_t>(std::find(all.begin(), all.end(), name) - all.begin()));
+        }
+    }
+    const std::vector<std::string>& names() const { return names_; }
+    std::vector<Field> operator()(std::vector<Field> record) const {
+        std::vector<Field> projected;
+        projected.reserve(from_.size());
+        for (const std::size_t i : from_) projected.push_back(std::move(record.at(i)));
+        return projected;
+    }
+
+private:
+    std::vector<std::string> names_;
+    std::vector<std::size_t> from_;
+};
+
+// history's and dump's table without --columns: what fits a 120-column terminal.
+const std::vector<std::string> history_table_columns = {"id",      "stage",     "status",
+                                                        "version", "timestamp", "message"};
+const std::vector<std::string> dump_table_columns = {"id",     "pipeline", "stage",
+                                                     "status", "version",  "timestamp"};
+
+// 'a', 'b', 'c' (at most 20 names, then "and N more"); names are shown escaped, as in a table.
+template <typename Names>
+std::string quoted_list(const Names& names) {
+    std::string text;
+    std::size_t shown = 0;
+    for (const auto& name : names) {
+        if (shown == 20) {
+            text += " and " + std::to_string(names.size() - shown) + " more";
+            break;
+        }
+        text += (text.empty() ? "'" : ", '") + escaped_text(name) + "'";
+        ++shown;
+    }
+    return text;
+}
+
+// Refuses (NotFound, exit 4) a --pipeline that never wrote to the database: a typo there
+// must not read as "no stage has run".
+void require_pipeline(const CheckpointManager& manager, const Settings& settings) {
+    const auto pipelines = manager.pipelines();
+    if (std::find(pipelines.begin(), pipelines.end(), settings.pipeline) != pipelines.end()) return;
+    throw checkpoint::Error(checkpoint::ErrorCode::NotFound,
+                            "pipeline '" + escaped_text(settings.pipeline) + "' has no rows in " +
+                                manager.location() +
+                                (pipelines.empty() ? std::string(" (it holds no pipeline)")
+                                                   : "; its pipelines: " + quoted_list(pipelines) +
+                                                         " (see `checkpointctl pipelines`)"));
+}
+
 int run_status(const Settings& settings) {
     const auto manager = open_database(settings, true);
-    RecordWriter out(std::cout, resolve_format(settings.format, Format::Table, Format::Csv),
-                     status_columns);
+    require_pipeline(manager, settings);
+    const Format format = resolve_format(settings.format, Format::Table, Format::Csv);
+    const Projection project(status_columns, settings, format);
+    RecordWriter out(std::cout, format, project.names());
     // A completed stage that is not up to date (has_checkpoint false) reads "stale", with
     // the library's reason. A stage under a live lease (claim_stage) reads "running", with
     // the holder's run and, as the reason, its host, pid, token and expiry.
@@ -73,7 +147,7 @@ int run_status(const Settings& settings) {
             record = lease_status_record(claim->second, state.version, state.timestamp);
             claims.erase(claim);
         }
-        out.write(record);
+        out.write(project(std::move(record)));
     };
     if (settings.stages.empty()) {
         for (const auto& state : manager.stages()) write(state);
@@ -85,10 +159,10 @@ int run_status(const Settings& settings) {
             if (const auto state = manager.latest(stage)) {
                 write(*state);
             } else if (const auto claim = claims.find(stage); claim != claims.end()) {
-                out.write(
-                    lease_status_record(claim->second, std::int64_t{0}, claim->second.claimed_at));
+                out.write(project(
+                    lease_status_record(claim->second, std::int64_t{0}, claim->second.claimed_at)));
             } else {
-                out.write({stage, std::string("not run"), {}, {}, {}, {}});
+                out.write(project({stage, std::string("not run"), {}, {}, {}, {}}));
             }
         }
     }
@@ -98,24 +172,83 @@ int run_status(const Settings& settings) {
 
 int run_history(const Settings& settings, bool dump) {
     const auto manager = open_database(settings, true);
+    // dump: every pipeline, or only the one --pipeline names.
+    if (!dump || settings.pipeline_given) require_pipeline(manager, settings);
     checkpoint::HistoryFilter filter =
         dump ? checkpoint::HistoryFilter{} : history_filter(settings);
-    filter.all_pipelines = dump;
+    filter.all_pipelines = dump && !settings.pipeline_given;
     const Format format = dump ? resolve_format(settings.format, Format::Ndjson, Format::Ndjson)
                                : resolve_format(settings.format, Format::Table, Format::Csv);
-    RecordWriter out(std::cout, format, checkpoint_columns);
-    manager.for_each_history(
-        filter, [&](const checkpoint::Checkpoint& row) { out.write(checkpoint_record(row)); });
+    const Projection project(checkpoint_columns, settings, format,
+                             dump ? dump_table_columns : history_table_columns);
+    RecordWriter out(std::cout, format, project.names());
+    if (settings.last) {
+        // The newest N rows (one page, newest first), printed oldest first.
+        filter.newest_first = true;
+        filter.limit = settings.last;
+        const auto rows = manager.history(filter);
+        for (auto row = rows.rbegin(); row != rows.rend(); ++row)
+            out.write(project(checkpoint_record(*row)));
+    } else {
+        manager.for_each_history(filter, [&](const checkpoint::Checkpoint& row) {
+            out.write(project(checkpoint_record(row)));
+        });
+    }
     out.finish();
     return exit_ok;
 }
 
 int run_runs(const Settings& settings) {
     const auto manager = open_database(settings, true);
-    RecordWriter out(std::cout, resolve_format(settings.format, Format::Table, Format::Csv),
-                     run_columns);
-    for (const auto& run : manager.runs()) out.write(run_record(run));
+    require_pipeline(manager, settings);
+    const Format format = resolve_format(settings.format, Format::Table, Format::Csv);
+    const Projection project(run_columns, settings, format);
+    RecordWriter out(std::cout, format, project.names());
+    for (const auto& run : manager.runs()) out.write(project(run_record(run)));
     out.finish();
+    return exit_ok;
+}
+
+// One line per pipeline of the database: its stages, how many are completed now, and its
+// last activity (the newest change of a stage, start or end of a run).
+int run_pipelines(const Settings& settings) {
+    const auto manager = open_database(settings, true);
+    const Format format = resolve_format(settings.format, Format::Table, Format::Csv);
+    const Projection project(pipeline_columns, settings, format);
+    RecordWriter out(std::cout, format, project.names());
+    for (const auto& pipeline : manager.pipelines()) {
+        const auto reader = open_pipeline(settings, pipeline);
+        std::int64_t stages = 0, completed = 0;
+        std::string last;
+        for (const auto& state : reader.stages()) {
+            ++stages;
+            if (state.status == checkpoint::Status::Completed && !state.stale) ++completed;
+            last = std::max(last, state.timestamp);
+        }
+        std::int64_t runs = 0;
+        for (const auto& run : reader.runs()) {
+            ++runs;
+            last = std::max({last, run.started_at, run.ended_at.value_or(std::string())});
+        }
+        out.write(project({pipeline, stages, completed, runs, text_or_null(last)}));
+    }
+    out.finish();
+    return exit_ok;
+}
+
+int run_backup(const Settings& settings) {
+    if (!settings.url.empty()) {
+        std::cerr << "checkpointctl: backup copies SQLite databases; back up a PostgreSQL "
+                     "database with pg_dump (or `checkpointctl copy --from URL --to DIR` for "
+                     "an SQLite copy of its history)\n";
+        return exit_usage;
+    }
+    const auto manager = open_database(settings, true);
+    manager.backup(settings.backup_to);
+    const std::filesystem::path copy =
+        std::filesystem::path(settings.backup_to) / manager.database_path().filename();
+    std::cout << "backed up " << manager.location() << " to " << copy.string()
+              << " (check it with: checkpointctl verify --db " << copy.string() << ")\n";
     return exit_ok;
 }
 
@@ -127,17 +260,14 @@ bool confirmed(const Settings& settings, const std::string& what, const std::str
                   << " without confirmation: stdin is not a terminal; pass --yes\n";
         return false;
     }
-    std::cerr << "This will " << what << ". Type 'yes' to continue: " << std::flush;
+    std::cerr << "This will " << what << ". Type 'yes' (or 'y') to continue: " << std::flush;
     std::string answer;
     std::getline(std::cin, answer);
-    return answer == "yes";
-}
-
-// 'a', 'b', 'c'
-std::string quoted_list(const std::set<std::string>& names) {
-    std::string text;
-    for (const auto& name : names) text += (text.empty() ? "'" : ", '") + name + "'";
-    return text;
+    const auto begin = answer.find_first_not_of(" \t\r");
+    answer = begin == std::string::npos ? "" : answer.substr(begin);
+    answer.erase(answer.find_last_not_of(" \t\r") + 1);
+    for (char& c : answer) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return answer == "y" || answer == "yes";
 }
 
 // The stages downstream of `stages` now, as the library defines them: those whose current
@@ -168,11 +298,32 @@ std::set<std::string> downstream_of(const CheckpointManager& manager,
 int run_clear(const Settings& settings) {
     auto manager = open_database(settings, false);
     const std::string where = "of pipeline '" + settings.pipeline + "' in " + manager.location();
+    // A stage never recorded is most likely a typo: refused unless --force.
+    if (!settings.force) {
+        std::vector<std::string> unknown;
+        for (const auto& stage : settings.clear_stages)
+            if (!manager.latest(stage)) unknown.push_back(stage);
+        if (!unknown.empty()) {
+            std::set<std::string> known;
+            for (const auto& state : manager.stages()) known.insert(state.stage);
+            std::string message = "checkpointctl: nothing was cleared: stage(s) " +
+                                  quoted_list(unknown) + " never recorded " + where;
+            if (const auto match = closest_match(unknown.front(), {known.begin(), known.end()}))
+                message += " (did you mean '" + escaped_text(*match) + "'?)";
+            std::cerr << message << ". Pass --force to record a clear anyway\n";
+            return exit_not_found;
+        }
+    }
     std::string what;
     if (settings.clear_stages.empty()) {
-        what = "clear every stage " + where;
+        std::vector<std::string> stages;
+        for (const auto& state : manager.stages())
+            if (state.status != checkpoint::Status::Cleared) stages.push_back(state.stage);
+        what = "clear every stage " + where +
+               (stages.empty() ? std::string(" (none is set now)")
+                               : " (now " + quoted_list(stages) + ")");
     } else if (!settings.downstream) {
-        what = "clear " + std::to_string(settings.clear_stages.size()) + " stage(s) " + where;
+        what = "clear " + quoted_list(settings.clear_stages) + " " + where;
     } else {
         const std::set<std::string> named(settings.clear_stages.begin(),
                                           settings.clear_stages.end());
@@ -263,6 +414,20 @@ int run_prune(const Settings& settings) {
 int run_verify(const Settings& settings) {
     const auto manager = open_database(settings, true);
     const auto problems = manager.verify();
+    if (settings.format == "json") {
+        // A JSON list of the problems (empty when the database is sound).
+        std::string json = "[";
+        for (std::size_t i = 0; i < problems.size(); ++i) {
+            json += i == 0 ? "\n  " : ",\n  ";
+            append_json_string(json, problems[i]);
+        }
+        std::cout << json << (problems.empty() ? "]\n" : "\n]\n");
+        if (!problems.empty()) {
+            std::cerr << "checkpointctl: " << manager.location() << ": " << problems.size()
+                      << " problem(s) found\n";
+        }
+        return problems.empty() ? exit_ok : exit_verify_failed;
+    }
     for (const auto& problem : problems) std::cout << problem << "\n";
     if (!problems.empty()) {
         std::cerr << "checkpointctl: " << manager.location() << ": " << problems.size()
@@ -314,10 +479,32 @@ int run_import_legacy(const Settings& settings) {
         const std::string source =
             "imported from legacy file " + std::filesystem::weakly_canonical(legacy.file).string();
         try {
+            // A file without a Timestamp line is dated by its modification time, which a copy
+            // or a touch changes: imported before from the same file is enough, whatever the
+            // time.
+            if (!legacy.timestamp_written) {
+                checkpoint::HistoryFilter filter;
+                filter.stage = legacy.stage;
+                filter.status = checkpoint::Status::Completed;
+                bool seen = false;
+                manager.for_each_history(filter, [&](const checkpoint::Checkpoint& row) {
+                    seen = seen || row.message == source;
+                });
+                if (seen) {
+                    ++already;
+                    continue;
+                }
+            }
             if (manager.import_checkpoint(legacy.stage, legacy.timestamp, source)) {
                 ++imported;
                 std::cout << "imported " << legacy.stage << " (completed " << legacy.timestamp
-                          << ")\n";
+                          << (legacy.timestamp_written ? "" : ", the file's modification time")
+                          << ")"
+                          << (legacy.empty_file
+                                  ? ": the file is empty, which the original design counted as "
+                                    "completed"
+                                  : "")
+                          << "\n";
             } else {
                 ++already;
             }
@@ -330,7 +517,11 @@ int run_import_legacy(const Settings& settings) {
     }
     std::cout << imported << " imported, " << already << " already imported, " << failed
               << " skipped\n";
-    return failed == 0 ? exit_ok : exit_error;
+    // A rerun that imports nothing new (everything it could import was imported before)
+    // succeeds even though it skips the files it could not read: they were reported above,
+    // as on the first run, which failed for them.
+    const bool rerun = imported == 0 && already > 0;
+    return failed == 0 || rerun ? exit_ok : exit_error;
 }
 
 void add_location_options(CLI::App& command, Settings& settings) {
@@ -351,6 +542,30 @@ void add_location_options(CLI::App& command, Settings& settings) {
         .add_option("--busy-timeout", settings.busy_timeout_ms,
                     "How long to wait for a database locked by a writer, in ms (default: 30000)")
         ->check(CLI::Range(std::int64_t{0}, std::int64_t{86'400'000}));
+}
+
+// --columns a,b,c: which of `columns` to print, in that order.
+void add_columns_option(CLI::App& command, Settings& settings,
+                        const std::vector<std::string>& columns,
+                        const std::string& table_default = {}) {
+    std::string names;
+    for (const auto& name : columns) names += (names.empty() ? "" : ",") + name;
+    command
+        .add_option(
+            "--columns", settings.columns,
+            "Only these columns, in this order (comma-separated): " + names +
+                (table_default.empty() ? std::string()
+                                       : " (default: every one; a table: " + table_default + ")"))
+        ->delimiter(',')
+        ->check(CLI::Validator(
+            [columns](std::string& name) -> std::string {
+                if (std::find(columns.begin(), columns.end(), name) != columns.end()) return {};
+                std::string message = "unknown column '" + name + "'";
+                if (const auto match = closest_match(name, columns))
+                    message += " (did you mean '" + *match + "'?)";
+                return message;
+            },
+            "COLUMN"));
 }
 
 void add_format_option(CLI::App& command, Settings& settings, const std::string& default_text) {
@@ -423,8 +638,10 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
     Settings& settings = result.settings;
     CLI::App app{"checkpointctl: audit and operate checkpoint databases", "checkpointctl"};
     app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("checkpointctl ") + CHECKPOINT_VERSION);
     app.footer(
-        "Exit codes: 0 ok, 1 error, 2 usage, 3 verification failed, 4 database not found,\n"
+        "Exit codes: 0 ok, 1 error, 2 usage, 3 verification failed, 4 database, pipeline or\n"
+        "stage not found,\n"
         "5 not a checkpoint database, damaged or unsafe, 6 schema version mismatch, 7 busy,\n"
         "8 database server unavailable, 9 serve cannot listen on the address.\n"
         "Example: checkpointctl --dir checkpoints history --format csv");
@@ -436,6 +653,7 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
     auto* status = app.add_subcommand("status", "The current state of every stage");
     add_location_options(*status, settings);
     add_format_option(*status, settings, table_default);
+    add_columns_option(*status, settings, status_columns);
     status->add_option("stages", settings.stages, "Only these stages ('not run' if unknown)");
     status->footer("Example: checkpointctl status --dir checkpoints data_ingestion model_training");
 
@@ -448,21 +666,48 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         ->check(CLI::IsMember({"started", "completed", "failed", "cleared", "incomplete"}));
     history->add_option("--since", settings.since, "Only rows at or after this ISO-8601 UTC time");
     history->add_option("--until", settings.until, "Only rows before this ISO-8601 UTC time");
-    history->add_option("--limit", settings.limit, "At most this many rows")
-        ->check(CLI::NonNegativeNumber);
+    auto* limit = history
+                      ->add_option("--limit", settings.limit,
+                                   "At most this many rows, the oldest (0 to 1000000000)")
+                      ->check(CLI::Range(std::int64_t{0}, max_row_count));
+    history
+        ->add_option("--last", settings.last,
+                     "Only the newest N rows, printed oldest first (1 to 1000000000)")
+        ->check(CLI::Range(std::int64_t{1}, max_row_count))
+        ->excludes(limit);
+    add_columns_option(*history, settings, checkpoint_columns,
+                       "id,stage,status,version,timestamp,message");
     history->footer(
-        "Example: checkpointctl history --status failed --since 2026-11-01 --format json");
+        "Tables cut long values with '…' and abbreviate hashes (csv and json hold them whole);\n"
+        "names show control characters and backslashes escaped (\\n, \\t, \\x01, \\\\) and\n"
+        "are quoted when they could be mistaken (\"-\", \"\", spaces at either end).\n"
+        "Example: checkpointctl history --status failed --since 2026-11-01 --format json\n"
+        "         checkpointctl history --last 20 --columns id,stage,status,run_id");
 
     auto* runs = app.add_subcommand("runs", "One line per run, with its outcome");
     add_location_options(*runs, settings);
     add_format_option(*runs, settings, table_default);
+    add_columns_option(*runs, settings, run_columns);
     runs->footer("Example: checkpointctl runs --pipeline nightly --format csv > runs.csv");
 
     auto* dump = app.add_subcommand(
         "dump", "The complete history of every pipeline, streamed (for archiving)");
     add_location_options(*dump, settings);
     add_format_option(*dump, settings, "table|csv|json|ndjson (default: ndjson)");
-    dump->footer("Example: checkpointctl dump --dir checkpoints | gzip > history.ndjson.gz");
+    add_columns_option(*dump, settings, checkpoint_columns,
+                       "id,pipeline,stage,status,version,timestamp");
+    dump->footer(
+        "Every pipeline, unless --pipeline names one.\n"
+        "Example: checkpointctl dump --dir checkpoints | gzip > history.ndjson.gz");
+
+    auto* pipelines = app.add_subcommand(
+        "pipelines", "The pipelines in the database, with their stages and last activity");
+    add_location_options(*pipelines, settings);
+    add_format_option(*pipelines, settings, table_default);
+    add_columns_option(*pipelines, settings, pipeline_columns);
+    pipelines->footer(
+        "completed: stages completed and up to date now; last_activity: the newest change of\n"
+        "a stage or start or end of a run. Example: checkpointctl pipelines --dir checkpoints");
 
     auto* clear = app.add_subcommand("clear", "Atomically reset stages to not completed");
     add_location_options(*clear, settings);
@@ -475,6 +720,8 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
                    "with its downstream stages in one transaction")
         ->needs(clear_stage);
     clear->add_flag("-y,--yes", settings.yes, "Do not ask for confirmation");
+    clear->add_flag("--force", settings.force,
+                    "Also clear a --stage that was never recorded (refused otherwise: a typo)");
     clear->footer(
         "Example: checkpointctl clear --stage model_training --yes\n"
         "         checkpointctl clear --stage data_ingestion --downstream --yes");
@@ -517,6 +764,8 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
     auto* verify =
         app.add_subcommand("verify", "Check integrity, schema and the history's invariants");
     add_location_options(*verify, settings);
+    verify->add_option("--format", settings.format, "text|json (default: text, one problem a line)")
+        ->check(CLI::IsMember({"text", "json"}));
     verify->footer("Example: checkpointctl verify --db /var/lib/etl/checkpoints.db || alert");
 
     auto* migrate = app.add_subcommand("migrate", "Apply pending schema migrations");
@@ -529,6 +778,19 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
     import_legacy->add_option("legacy_dir", settings.legacy_dir, "Directory of .checkpoint files")
         ->required();
     import_legacy->footer("Example: checkpointctl import-legacy old_checkpoints --dir checkpoints");
+
+    auto* backup = app.add_subcommand(
+        "backup", "A consistent copy of an SQLite database and its output files, while it is used");
+    add_location_options(*backup, settings);
+    backup
+        ->add_option("destination", settings.backup_to,
+                     "A directory (created if missing) to hold the copy: checkpoints.db and its "
+                     "checkpoints.db-outputs; it must not hold a database of that name yet")
+        ->required();
+    backup->footer(
+        "Online: writers go on while it copies one consistent snapshot (SQLite's backup API).\n"
+        "The copy is one self-contained file that passes verify. For PostgreSQL, use pg_dump.\n"
+        "Example: checkpointctl backup --dir checkpoints /backups/checkpoints-2026-11-30");
 
     auto* copy = app.add_subcommand(
         "copy",
@@ -575,13 +837,37 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         "One file, no network needed to view it: status grid, run timeline, the run's rows\n"
         "and its failures. Example: checkpointctl report --dir checkpoints --html run.html");
 
+    if (report_unknown_command(app, argc, argv, err)) {
+        result.exit_code = exit_usage;
+        return result;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        const int code = app.exit(e, out, err);
-        result.exit_code = code == 0 ? exit_ok : exit_usage;
+        result.exit_code = report_parse_error(app, e, argc, argv, out, err);
         return result;
     }
+    const CLI::App* chosen = app.get_subcommands().empty() ? nullptr : app.get_subcommands()[0];
+    // An empty filter is a mistake (an unset shell variable), not "no filter".
+    if (*history) {
+        for (const char* option : {"--stage", "--run", "--status", "--since", "--until"}) {
+            std::string value;
+            if (history->count(option) == 0) continue;
+            value = history->get_option(option)->as<std::string>();
+            if (value.empty()) {
+                report_usage_error(app, history,
+                                   std::string(option) +
+                                       " is empty; give a value, or leave the "
+                                       "option out for no filter",
+                                   err);
+                result.exit_code = exit_usage;
+                return result;
+            }
+        }
+    }
+    settings.pipeline_given =
+        app.count("--pipeline") > 0 ||
+        (chosen && chosen->get_option_no_throw("--pipeline") && chosen->count("--pipeline") > 0);
 
     if (!older_than.empty()) settings.older_than = parse_duration(older_than);
     if (!orphan_grace.empty()) settings.orphan_grace = *parse_duration(orphan_grace);
@@ -596,7 +882,8 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         url_count += command->count("--url");
     }
     if ((dir_count > 0) + (db_count > 0) + (url_count > 0) > 1) {
-        err << "checkpointctl: --dir, --db and --url cannot be used together; give one\n";
+        report_usage_error(app, chosen, "--dir, --db and --url cannot be used together; give one",
+                           err);
         result.exit_code = exit_usage;
         return result;
     }
@@ -628,6 +915,10 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         result.command = Command::Serve;
     else if (*report)
         result.command = Command::Report;
+    else if (*pipelines)
+        result.command = Command::Pipelines;
+    else if (*backup)
+        result.command = Command::Backup;
     else
         result.exit_code = exit_usage;
     return result;
@@ -667,9 +958,21 @@ int main(int argc, char** argv) {
                 return checkpointctl::run_serve(settings);
             case Command::Report:
                 return checkpointctl::run_report(settings);
+            case Command::Pipelines:
+                return run_pipelines(settings);
+            case Command::Backup:
+                return run_backup(settings);
         }
     } catch (const checkpoint::Error& e) {
-        std::cerr << "checkpointctl: " << e.what() << "\n";
+        std::string message = e.what();
+        if (e.code() == checkpoint::ErrorCode::Busy) {
+            // The library names its option; here the user sets it on the command line.
+            const std::string option = "Options::busy_timeout";
+            for (auto at = message.find(option); at != std::string::npos;
+                 at = message.find(option, at))
+                message.replace(at, option.size(), "--busy-timeout");
+        }
+        std::cerr << "checkpointctl: " << message << "\n";
         return exit_code_for(e.code());
     } catch (const std::exception& e) {
         std::cerr << "checkpointctl: " << e.what() << "\n";

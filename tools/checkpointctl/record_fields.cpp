@@ -95,6 +95,9 @@ std::vector<Field> lease_status_record(const checkpoint::StageLease& lease, std:
                 " unless renewed"};
 }
 
+const std::vector<std::string> pipeline_columns = {"pipeline", "stages", "completed", "runs",
+                                                   "last_activity"};
+
 const std::vector<std::string> run_columns = {"run_id", "started_at", "ended_at", "host",   "pid",
                                               "user",   "completed",  "failed",   "outcome"};
 

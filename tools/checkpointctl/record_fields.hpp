@@ -32,6 +32,9 @@ std::string reported_status(const checkpoint::Checkpoint& state);
 extern const std::vector<std::string> run_columns;
 std::vector<Field> run_record(const checkpoint::Run& run);
 
+// pipelines: one pipeline (its name, stages, completed stages, runs, last activity).
+extern const std::vector<std::string> pipeline_columns;
+
 // Absent (null) when empty.
 Field text_or_null(const std::string& text);
 

@@ -1,5 +1,7 @@
 #include "record_writer.hpp"
 
+#include "text_width.hpp"
+
 #include <algorithm>
 #include <cstdio>
 
@@ -7,35 +9,39 @@ namespace checkpointctl {
 
 namespace {
 
-// How a field reads in a table cell: control characters escaped so a row stays one line.
-std::string table_cell(const Field& field) {
+// The widest a table cell of `column` gets (0: no limit), so that a table fits a
+// 120-column terminal; csv and json hold every value whole.
+std::size_t cell_limit(const std::string& column) {
+    if (column == "run_id" || column == "timestamp" || column == "last_change" ||
+        column == "started_at" || column == "ended_at" || column == "last_activity")
+        return 0;
+    if (column == "output_sha256") return 12;
+    if (column == "message" || column == "reason" || column == "metadata" || column == "inputs")
+        return 32;
+    return 24;
+}
+
+// How a field reads in a table cell (see Field).
+std::string table_cell(const Field& field, const std::string& column) {
     if (std::holds_alternative<std::monostate>(field)) return "-";
     if (const auto* number = std::get_if<std::int64_t>(&field)) return std::to_string(*number);
     const auto* value = std::get_if<JsonValue>(&field);
-    std::string cell;
-    for (const char c : value ? value->text : std::get<std::string>(field)) {
-        switch (c) {
-            case '\n':
-                cell += "\\n";
-                break;
-            case '\r':
-                cell += "\\r";
-                break;
-            case '\t':
-                cell += "\\t";
-                break;
-            default:
-                cell += c;
+    const std::string& text = value ? value->text : std::get<std::string>(field);
+    std::string cell = escaped_text(text);
+    const bool ambiguous = cell.empty() || cell == "-" || cell.front() == ' ' ||
+                           cell.back() == ' ' || cell.front() == '"';
+    if (ambiguous && !value) {
+        std::string quoted = "\"";
+        for (const char c : cell) {
+            if (c == '"') quoted += '\\';
+            quoted += c;
         }
+        cell = quoted + "\"";
     }
+    const std::size_t limit = cell_limit(column);
+    if (column == "output_sha256" && cell.size() > limit) return cell.substr(0, limit);
+    if (limit != 0) return cut_to_width(cell, limit);
     return cell;
-}
-
-// Display width of UTF-8 text: one column per code point (continuation bytes do not count).
-std::size_t display_width(const std::string& text) {
-    return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
-        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    }));
 }
 
 std::string csv_field(const Field& field) {
@@ -54,20 +60,61 @@ std::string csv_field(const Field& field) {
 
 // Length of the well-formed UTF-8 sequence starting text[i], or 0 if it is malformed.
 std::size_t utf8_length(std::string_view text, std::size_t i) {
-    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-    const unsigned char lead = byte(i);
-    std::size_t length = lead < 0xC2 ? 0 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : lead < 0xF5 ? 4 : 0;
-    if (length == 0 || i + length > text.size()) return 0;
-    for (std::size_t k = 1; k < length; ++k)
-        if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    const unsigned char second = byte(i + 1);
-    if ((lead == 0xE0 && second < 0xA0) || (lead == 0xED && second > 0x9F) ||
-        (lead == 0xF0 && second < 0x90) || (lead == 0xF4 && second > 0x8F))
-        return 0;  // overlong, surrogate, or past U+10FFFF
-    return length;
+    return decode_utf8(text, i).length;
 }
 
 }  // namespace
+
+std::string escaped_text(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x80) {
+            const std::size_t length = utf8_length(text, i);
+            const char32_t code_point = length ? decode_utf8(text, i).code_point : 0;
+            // Bytes that are not UTF-8, and the C1 controls, as \xHH.
+            if (length == 0 || (code_point >= 0x80 && code_point < 0xA0)) {
+                const std::size_t count = length ? length : 1;
+                for (std::size_t k = 0; k < count; ++k) {
+                    char hex[8];
+                    std::snprintf(hex, sizeof hex, "\\x%02X",
+                                  static_cast<unsigned char>(text[i + k]));
+                    out += hex;
+                }
+                i += count;
+            } else {
+                out.append(text.substr(i, length));
+                i += length;
+            }
+            continue;
+        }
+        switch (c) {
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (c < 0x20 || c == 0x7F) {
+                    char hex[8];
+                    std::snprintf(hex, sizeof hex, "\\x%02X", c);
+                    out += hex;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+        ++i;
+    }
+    return out;
+}
 
 // `text` as a JSON string. Invalid UTF-8 (only possible in a hand-edited database)
 // becomes U+FFFD, so the output is always valid JSON.
@@ -128,9 +175,11 @@ void append_json_string(std::string& out, std::string_view text) {
 
 namespace {
 
-std::vector<std::string> table_cells(const std::vector<Field>& record) {
+std::vector<std::string> table_cells(const std::vector<Field>& record,
+                                     const std::vector<std::string>& columns) {
     std::vector<std::string> cells;
-    for (const auto& field : record) cells.push_back(table_cell(field));
+    for (std::size_t i = 0; i < record.size(); ++i)
+        cells.push_back(table_cell(record[i], columns[i]));
     return cells;
 }
 
@@ -175,7 +224,7 @@ void RecordWriter::release_held() {
             for (std::size_t i = 0; i < columns_.size(); ++i)
                 widths_[i] = display_width(columns_[i]);
             for (const auto& record : held_) {
-                const auto cells = table_cells(record);
+                const auto cells = table_cells(record, columns_);
                 for (std::size_t i = 0; i < cells.size(); ++i)
                     widths_[i] = std::max(widths_[i], display_width(cells[i]));
             }
@@ -201,7 +250,7 @@ void RecordWriter::emit(const std::vector<Field>& record) {
             write_json_object(record);
             break;
         case Format::Table:
-            write_table_row(table_cells(record));
+            write_table_row(table_cells(record, columns_));
             break;
     }
     ++emitted_;

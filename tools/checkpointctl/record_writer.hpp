@@ -21,13 +21,21 @@ struct JsonValue {
 };
 
 // A field: absent (JSON null, empty in CSV, "-" in a table), text, an integer, or a
-// structured value.
+// structured value. In a table, text is escaped (escaped_text), quoted ("…", with \" for a
+// quote) when it could be mistaken for something else (empty, "-", spaces at either end, a
+// leading quote), and cut to a width with "…" (output_sha256: its first 12 characters;
+// run_id and timestamps whole).
 using Field = std::variant<std::monostate, std::string, std::int64_t, JsonValue>;
 
 // The first `held_records` records are held back and written only when more arrive or at
 // finish(): an output that fails early (a damaged row) prints nothing at all, and a table's
 // columns are sized on them. Past that, records stream out as they come; a failure then
 // leaves a truncated output (JSON unterminated), and the caller's exit code says so.
+// `text` as a table shows it, on one line and unambiguously: a backslash as \\, newline,
+// carriage return and tab as \n, \r, \t, other control characters (and bytes that are not
+// UTF-8) as \xHH.
+std::string escaped_text(std::string_view text);
+
 // Appends `text` to `out` as a JSON string literal (quotes, escapes; invalid UTF-8 as U+FFFD).
 void append_json_string(std::string& out, std::string_view text);
 
