@@ -52,6 +52,8 @@ struct CheckpointManager::Impl {
             directory,          options.database_file,    options.pipeline,
             options.durability, options.busy_timeout,     options.read_only,
             options.file_mode,  options.max_inline_output};
+        config.reconnect_timeout = options.reconnect_timeout;
+        config.logger = options.logger;
         return detail::open_backend(config, detail::RunIdentity{run_id, detail::current_process()});
     }
 
