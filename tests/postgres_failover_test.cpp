@@ -13,6 +13,7 @@
 // with what it waited for. The number of failovers follows CHECKPOINT_TEST_SCALE (5 in
 // full; at least 1).
 #include "child_process.hpp"
+#include "pg_cluster.hpp"
 #include "scale.hpp"
 #include "temp_dir.hpp"
 
@@ -39,55 +40,7 @@ namespace {
 using namespace std::chrono_literals;
 using checkpoint::test::ChildProcess;
 using checkpoint::test::CommandResult;
-using checkpoint::test::run_command;
-
-const std::string cluster_script = std::string(CHECKPOINT_SOURCE_DIR) + "/tools/pg_cluster.sh";
-
-// Runs tools/pg_cluster.sh with `args`; fails the test with its output when it fails.
-std::string cluster(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"bash", cluster_script};
-    argv.insert(argv.end(), args.begin(), args.end());
-    const CommandResult result = run_command(argv);
-    INFO("pg_cluster.sh " << args.front() << ": " << result.err);
-    REQUIRE(result.exit_code == 0);
-    return result.out;
-}
-
-// A primary (node a) and a synchronous standby (node b); stopped and deleted at the end.
-class Cluster {
-public:
-    Cluster() {
-        const CommandResult result =
-            run_command({"bash", "-c",
-                         "eval \"$(bash \"$0\" start)\" && printf '%s\\n' \"$CHECKPOINT_HA_DIR\" "
-                         "\"$CHECKPOINT_HA_URL\"",
-                         cluster_script});
-        INFO("pg_cluster.sh start: " << result.err);
-        REQUIRE(result.exit_code == 0);
-        std::istringstream lines(result.out);
-        std::getline(lines, dir_);
-        std::getline(lines, url_);
-        REQUIRE(!dir_.empty());
-        REQUIRE(url_.rfind("postgresql://", 0) == 0);
-    }
-    ~Cluster() { run_command({"bash", cluster_script, "stop", dir_}); }
-    Cluster(const Cluster&) = delete;
-    Cluster& operator=(const Cluster&) = delete;
-
-    const std::string& url() const { return url_; }
-    std::string primary() const {
-        std::string node = cluster({"primary", dir_});
-        while (!node.empty() && node.back() == '\n') node.pop_back();
-        return node;
-    }
-    void run(const std::string& command, const std::string& node) const {
-        cluster({command, dir_, node});
-    }
-
-private:
-    std::string dir_;
-    std::string url_;
-};
+using checkpoint::test::PgCluster;
 
 // One acknowledged save: the writer's thread (its stage) and the save's sequence number.
 struct Ack {
@@ -243,7 +196,7 @@ TEST_CASE(
         "postgres_failover_test",
         std::to_string(failovers) + " failovers and 1 restart in place, 4 writer threads");
     checkpoint::test::TempDir temp;
-    Cluster cluster;
+    PgCluster cluster;
     std::mt19937 rng(std::random_device{}());
     Writer writer(cluster.url(), 4, (temp.path() / "stop").string());
     std::string primary = "a";

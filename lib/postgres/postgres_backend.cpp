@@ -542,8 +542,9 @@ void PostgresBackend::Impl::attempt_batch(const std::vector<Write*>& writes) {
         } catch (const pqxx::broken_connection& e) {
             throw pqxx::in_doubt_error(e.what());
         } catch (const pqxx::sql_error& e) {
-            if (classify_failure(std::current_exception()) == FailureKind::ConnectionLost &&
-                !open.is_open())
+            // The session terminated (57P01, 08xxx) while the statement ran: it may have
+            // committed just before.
+            if (classify_failure(std::current_exception()) == FailureKind::ConnectionLost)
                 throw pqxx::in_doubt_error(e.what());
             throw;
         }
@@ -584,7 +585,17 @@ void PostgresBackend::Impl::attempt_batch(const std::vector<Write*>& writes) {
             tx.exec0("RELEASE SAVEPOINT batch_write");
         }
     }
-    tx.commit();
+    try {
+        tx.commit();
+    } catch (const pqxx::in_doubt_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        // libpqxx reports a lost connection during COMMIT as in_doubt_error only once it has
+        // seen the connection closed; a session terminated during it (57P01) is in doubt too.
+        if (classify_failure(std::current_exception()) != FailureKind::Other)
+            throw pqxx::in_doubt_error(e.what());
+        throw;
+    }
 }
 
 bool PostgresBackend::Impl::committed(const std::vector<Write*>& writes, const std::string& action,
