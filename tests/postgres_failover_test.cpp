@@ -2,11 +2,11 @@
 // standby (tools/pg_cluster.sh, started by the test itself on private ports), a writer
 // process saving continuously from several threads through a multi-host URI
 // (target_session_attrs=read-write), the primary's postmaster killed with SIGKILL at a
-// random moment, the standby promoted. Afterwards every acknowledged save is in the new
-// primary's history exactly once, each stage's versions are 1, 2, 3, ... without a repeat
-// or a gap, and verify() is clean. The roles alternate (the old primary comes back as the
-// standby: pg_rewind, else a fresh base backup), and the primary is also crashed and
-// restarted in place (crash recovery) while the writer runs.
+// random moment (every other time all its processes at once), the standby promoted. Afterwards
+// every acknowledged save is in the new primary's history exactly once, each stage's versions are
+// 1, 2, 3, ... without a repeat or a gap, and verify() is clean. The roles alternate (the old
+// primary comes back as the standby: pg_rewind, else a fresh base backup), and the primary is also
+// crashed and restarted in place (crash recovery) while the writer runs.
 //
 // Every wait is on a condition (acknowledged saves counted from the writer's output, the
 // servers' state through pg_cluster.sh), bounded by a generous timeout that fails the test
@@ -211,7 +211,9 @@ TEST_CASE(
         // A random moment: after a random number of further saves.
         writer.wait_for_acks(after(1, 200), "saves before failover " + std::to_string(round));
         const auto killed = std::chrono::steady_clock::now();
-        cluster.run("kill", primary);
+        // Odd rounds: kill -9 of the postmaster alone; even rounds: of all the primary's
+        // processes at once (the machine dies).
+        cluster.run(round % 2 == 1 ? "kill" : "crash", primary);
         cluster.run("promote", standby);
         const auto promoted = std::chrono::steady_clock::now();
         writer.wait_for_acks(writer.acks() + 20, "saves on the promoted node " + standby +

@@ -108,7 +108,7 @@ TEST_CASE("the schema has SQLite schema 2's tables and columns, and the views wo
           "run_id,pipeline,host,pid,user,started_at,ended_at,outcome,heartbeat_at");
     CHECK(columns_of(db, "checkpoints") ==
           "id,pipeline,stage,status,version,timestamp,run_id,duration_ms,message,metadata,"
-          "fingerprint,output_size,output_sha256,output_in_database,input_count");
+          "fingerprint,output_size,output_sha256,output_in_database,input_count,write_id");
     CHECK(columns_of(db, "stage_heads") == "pipeline,stage,status,version,head_id,checks");
     CHECK(columns_of(db, "pipelines") == "pipeline,cleared_id");
     CHECK(columns_of(db, "checkpoint_inputs") ==

@@ -8,6 +8,8 @@
 #   tools/pg_cluster.sh primary DIR        prints the node that is the primary now (a or b)
 #   tools/pg_cluster.sh kill DIR NODE      kill -9 NODE's postmaster (a crash), then waits
 #                                          until its other processes have gone
+#   tools/pg_cluster.sh crash DIR NODE     kill -9 all of NODE's processes at once (the
+#                                          machine dies: its walsender sends nothing more)
 #   tools/pg_cluster.sh promote DIR NODE   promotes the standby NODE (pg_ctl promote) and,
 #                                          alone now, lets it commit without a standby
 #   tools/pg_cluster.sh restart DIR NODE   starts NODE again as it was (crash recovery)
@@ -38,7 +40,7 @@ PGBIN=${CHECKPOINT_PG_BIN:-/usr/lib/postgresql/15/bin}
 
 usage() {
     echo "usage: tools/pg_cluster.sh start [--async] | primary DIR | kill DIR NODE |" \
-        "promote DIR NODE | restart DIR NODE | rejoin DIR NODE | stop DIR" >&2
+        "crash DIR NODE | promote DIR NODE | restart DIR NODE | rejoin DIR NODE | stop DIR" >&2
     exit 2
 }
 
@@ -224,8 +226,11 @@ cmd_primary() {
     die "no node is a running primary"
 }
 
-cmd_kill() {  # node
-    local node=$1 pid children deadline
+# kill: SIGKILL to the postmaster alone (its backends and walsender notice and exit on their
+# own, a walsender may still send what it has); crash: SIGKILL to all its processes at once
+# (the machine dies: nothing more leaves it).
+cmd_kill() {  # node [all]
+    local node=$1 all=${2:-} pid children deadline
     [[ -f $DIR/$node/postmaster.pid ]] || die "node $node is not running"
     pid=$(head -n 1 "$DIR/$node/postmaster.pid")
     # Its children, from /proc (no procps needed): field 4 of /proc/PID/stat is the parent.
@@ -236,7 +241,12 @@ cmd_kill() {  # node
         read -r child_pid _ _ parent _ <"$stat" 2>/dev/null || continue
         if [[ $parent == "$pid" ]]; then children+=" $child_pid"; fi
     done
-    kill -9 "$pid" 2>/dev/null || die "node $node: no postmaster $pid"
+    if [[ -n $all ]]; then
+        # shellcheck disable=SC2086
+        kill -9 "$pid" $children 2>/dev/null || die "node $node: no postmaster $pid"
+    else
+        kill -9 "$pid" 2>/dev/null || die "node $node: no postmaster $pid"
+    fi
     # Its backends and helpers notice the postmaster's death and exit; a restart must not
     # find them attached to the old shared memory. Bounded: then SIGKILL them too.
     deadline=$((SECONDS + 10))
@@ -254,6 +264,10 @@ cmd_kill() {  # node
         ((SECONDS < deadline + 10)) || die "node $node: processes$alive left after kill -9"
         sleep 0.02
     done
+}
+
+cmd_crash() {  # node
+    cmd_kill "$1" all
 }
 
 cmd_promote() {  # node
@@ -321,7 +335,7 @@ case "${1:-}" in
         load "$2"
         cmd_primary
         ;;
-    kill | promote | restart | rejoin)
+    kill | crash | promote | restart | rejoin)
         [[ $# -eq 3 && ($3 == a || $3 == b) ]] || usage
         load "$2"
         "cmd_$1" "$3"

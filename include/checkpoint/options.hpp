@@ -58,8 +58,9 @@ struct Options {
     // commit's outcome was unknown is looked up by its client write id: its committed
     // result is returned, or it is written once. Each reconnect is logged at warning level
     // with the host reached. Past this time the call throws Error(ErrorCode::Unavailable)
-    // naming the server; 0 gives up at the first failed attempt. From 0 to 24 hours.
-    // Default: 30 seconds.
+    // naming the server; 0 makes one attempt, without waiting. Opening is not retried: a
+    // server that cannot be reached when the manager is created throws Unavailable at once.
+    // From 0 to 24 hours. Default: 30 seconds.
     std::chrono::milliseconds reconnect_timeout{30'000};
 
     // Open the database read-only: no directory or file is created, no migration is

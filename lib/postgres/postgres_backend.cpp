@@ -148,9 +148,7 @@ void PostgresBackend::Impl::reconnect(const std::string& action, ReconnectDeadli
         } catch (...) {
             failure = std::current_exception();
             connection_.reset();
-            if (classify_failure(failure) == FailureKind::Other) {
-                std::rethrow_exception(failure);  // translated by the caller (fail)
-            }
+            if (classify_failure(failure) == FailureKind::Other) fail(action);  // translated
         }
     } while (deadline.wait_before_retry());
     std::string last;
@@ -163,13 +161,14 @@ void PostgresBackend::Impl::reconnect(const std::string& action, ReconnectDeadli
             last = e.what();
         }
     }
-    throw Error(ErrorCode::Unavailable,
-                description + ": " + action +
-                    " failed: the connection to the server was lost, and no server of " +
-                    server.endpoint + " accepted a read-write session within " +
-                    std::to_string(deadline.timeout().count()) +
-                    " ms (Options::reconnect_timeout, " + std::to_string(deadline.attempts() + 1) +
-                    " attempt(s)). The last attempt: " + last);
+    throw Error(
+        ErrorCode::Unavailable,
+        description + ": " + action +
+            " failed: the connection to the server was lost, and no server at " + server.endpoint +
+            " could be reached again (with target_session_attrs=read-write: none "
+            "accepted writes) within " +
+            std::to_string(deadline.timeout().count()) + " ms (Options::reconnect_timeout, " +
+            std::to_string(deadline.attempts() + 1) + " attempt(s)). The last attempt: " + last);
 }
 
 void PostgresBackend::Impl::fail(const std::string& action) {

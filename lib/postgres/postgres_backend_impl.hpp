@@ -100,8 +100,9 @@ struct PostgresBackend::Impl final : StalenessFacts {
 
     // Runs `body`, a call that uses connection() and is safe to run again (a read, a
     // retention pass, the opening migration); when the connection was lost (FailureKind
-    // ConnectionLost or OutcomeUnknown), reconnects and runs it again, for up to
-    // config.reconnect_timeout. Any failure leaves as fail(action) translates it.
+    // ConnectionLost or OutcomeUnknown) after it had been connected once, reconnects and
+    // runs it again, for up to config.reconnect_timeout. Any failure leaves as fail(action)
+    // translates it.
     template <class Body>
     auto retrying(const std::string& action, Body&& body) -> decltype(body()) {
         ReconnectDeadline deadline(config.reconnect_timeout);
@@ -110,7 +111,9 @@ struct PostgresBackend::Impl final : StalenessFacts {
                 return body();
             } catch (...) {
                 const std::exception_ptr failure = std::current_exception();
-                if (classify_failure(failure) == FailureKind::Other) fail(action);
+                // A manager's first connection is not retried: a wrong URI fails at once.
+                if (classify_failure(failure) == FailureKind::Other || !connected_before)
+                    fail(action);
                 reconnect(action, deadline, failure);
             }
         }

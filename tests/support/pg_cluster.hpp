@@ -61,7 +61,7 @@ public:
         while (!node.empty() && node.back() == '\n') node.pop_back();
         return node;
     }
-    // `command` (kill, promote, restart, rejoin) on `node`: see tools/pg_cluster.sh.
+    // `command` (kill, crash, promote, restart, rejoin) on `node`: see tools/pg_cluster.sh.
     void run(const std::string& command, const std::string& node) const {
         run({command, dir_, node});
     }
