@@ -238,7 +238,7 @@ cmd_kill() {  # node [all]
     local stat child_pid parent
     children=""
     for stat in /proc/[0-9]*/stat; do
-        read -r child_pid _ _ parent _ <"$stat" 2>/dev/null || continue
+        read -r child_pid _ _ parent _ 2>/dev/null <"$stat" || continue
         if [[ $parent == "$pid" ]]; then children+=" $child_pid"; fi
     done
     if [[ -n $all ]]; then

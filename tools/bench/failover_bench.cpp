@@ -279,21 +279,27 @@ std::size_t lost(const Cluster& cluster, const std::vector<Ack>& acks) {
     return missing;
 }
 
-// Kill the primary, promote the standby, rejoin the old primary; returns {promotion ms,
-// kill-to-first-ack ms}.
-std::pair<double, double> failover(Cluster& cluster, Writer& writer, bool rejoin) {
+struct FailoverTimes {
+    double down = 0;       // kill -9 until every process of the old primary has gone
+    double promotion = 0;  // pg_ctl promote until the standby accepts writes
+    double total = 0;      // kill -9 until the first save acknowledged by the new primary
+};
+
+// Kills the primary (`how`: kill = its postmaster, crash = all its processes at once),
+// promotes the standby, rejoins the old primary (when `rejoin`).
+FailoverTimes failover(Cluster& cluster, Writer& writer, const std::string& how, bool rejoin) {
     const std::string primary = cluster.primary();
     const std::string standby = primary == "a" ? "b" : "a";
     writer.wait_for(writer.count() + 200, "saves before the failover");
     const auto killed = Clock::now();
-    cluster.run("kill", primary);
+    cluster.run(how, primary);
     const auto dead = Clock::now();  // no primary from here until the promotion
     cluster.run("promote", standby);
     const auto promoted = Clock::now();
     const auto first = writer.first_after(dead);
     writer.wait_for(writer.count() + 50, "saves after the failover");
     if (rejoin) cluster.run("rejoin", primary);
-    return {ms(promoted - dead), ms(first - killed)};
+    return {ms(dead - killed), ms(promoted - dead), ms(first - killed)};
 }
 
 int run(int rounds, double window, int threads) {
@@ -327,16 +333,19 @@ int run(int rounds, double window, int threads) {
               << bench::format_ratio(sync_rate / async_rate) << std::endl;
 
     // 2. Failover time, synchronous: nothing acknowledged may be lost.
-    std::vector<double> promotions, failovers;
+    std::vector<double> downs, promotions, failovers;
     {
         Writer writer(cluster.url(), threads);
         writer.wait_for(100, "the first saves");
         for (int i = 0; i < rounds; ++i) {
-            const auto [promotion, total] = failover(cluster, writer, true);
-            promotions.push_back(promotion);
-            failovers.push_back(total);
-            std::cout << "failover " << i + 1 << " (synchronous): promotion " << promotion
-                      << " ms, kill to first acknowledged save " << total << " ms" << std::endl;
+            const FailoverTimes times = failover(cluster, writer, "kill", true);
+            downs.push_back(times.down);
+            promotions.push_back(times.promotion);
+            failovers.push_back(times.total);
+            std::cout << "failover " << i + 1 << " (synchronous): old primary gone " << times.down
+                      << " ms after the kill, promotion " << times.promotion
+                      << " ms, kill to first acknowledged save " << times.total << " ms"
+                      << std::endl;
         }
         const auto acks = writer.stop();
         const std::size_t missing = lost(cluster, acks);
@@ -344,28 +353,33 @@ int run(int rounds, double window, int threads) {
                   << std::endl;
         if (missing != 0) throw Failure("acknowledged saves lost with synchronous replication");
     }
-    std::cout << "failover time (median of " << rounds << "): promotion "
-              << bench::median(promotions) << " ms, kill to first acknowledged save "
-              << bench::median(failovers) << " ms" << std::endl;
+    std::cout << "failover time (median of " << rounds << "): old primary gone "
+              << bench::median(downs) << " ms, promotion " << bench::median(promotions)
+              << " ms, kill to first acknowledged save " << bench::median(failovers) << " ms"
+              << std::endl;
 
-    // 3. Asynchronous replication: what a failover loses.
-    std::size_t total_lost = 0, total_acks = 0;
-    for (int i = 0; i < rounds; ++i) {
-        set_sync(cluster, false);
-        Writer writer(cluster.url(), threads);
-        writer.wait_for(100, "the first saves");
-        failover(cluster, writer, false);
-        const auto acks = writer.stop();
-        const std::size_t missing = lost(cluster, acks);
-        total_lost += missing;
-        total_acks += acks.size();
-        std::cout << "failover " << i + 1 << " (asynchronous): " << missing << " of " << acks.size()
-                  << " acknowledged saves lost" << std::endl;
-        const std::string primary = cluster.primary();
-        cluster.run("rejoin", primary == "a" ? "b" : "a");
+    // 3. Asynchronous replication: what a failover loses, the postmaster killed alone (its
+    // walsender may still send what it has) and the whole server killed at once (a machine
+    // that dies).
+    for (const std::string how : {"kill", "crash"}) {
+        std::size_t total_lost = 0, total_acks = 0;
+        for (int i = 0; i < rounds; ++i) {
+            set_sync(cluster, false);
+            Writer writer(cluster.url(), threads);
+            writer.wait_for(100, "the first saves");
+            failover(cluster, writer, how, false);
+            const auto acks = writer.stop();
+            const std::size_t missing = lost(cluster, acks);
+            total_lost += missing;
+            total_acks += acks.size();
+            std::cout << "failover " << i + 1 << " (asynchronous, " << how << "): " << missing
+                      << " of " << acks.size() << " acknowledged saves lost" << std::endl;
+            const std::string primary = cluster.primary();
+            cluster.run("rejoin", primary == "a" ? "b" : "a");
+        }
+        std::cout << "asynchronous, " << how << ": " << total_lost << " acknowledged saves lost in "
+                  << rounds << " failovers (" << total_acks << " acknowledged)" << std::endl;
     }
-    std::cout << "asynchronous: " << total_lost << " acknowledged saves lost in " << rounds
-              << " failovers (" << total_acks << " acknowledged)" << std::endl;
     return 0;
 }
 
