@@ -6,7 +6,8 @@
 //   - a multi-host URI skips a dead host and a hot standby to reach the primary;
 //   - a save whose connection dies while its COMMIT is in flight (the backend terminated
 //     with pg_terminate_backend while it waits for the synchronous standby: the commit is
-//     durable locally, its acknowledgement never arrives) is recorded once, and returns;
+//     durable locally, its acknowledgement never arrives) is recorded once, and returns
+//     only once the standby has it;
 //   - a save whose connection dies before its commit (terminated while it waits for a
 //     lock) is written again, once.
 // The unknown-outcome case is provoked deterministically with the server's own means: with
@@ -263,8 +264,10 @@ TEST_CASE(
         auto save = std::async(std::launch::async, [&] { manager.save_checkpoint(stage); });
         const std::string pid = waiting_session(cluster, "a", "wait_event = 'SyncRep'");
         node_sql(cluster, "a", "SELECT pg_terminate_backend(" + pid + ")");
-        // The reconnected session finds the write and returns (its next commits wait for
-        // the standby again: bring it back).
+        // The reconnected session finds the write, committed on the primary only, and waits
+        // (a commit of its own, in SyncRep) until the standby has it before returning.
+        waiting_session(cluster, "a", "wait_event = 'SyncRep' AND pid <> " + pid);
+        CHECK(save.wait_for(0s) == std::future_status::timeout);
         cluster.run("restart", "b");
         REQUIRE(save.wait_for(120s) == std::future_status::ready);
         save.get();  // no exception: the committed result

@@ -27,9 +27,11 @@ enum class ErrorCode {
                     // shared directory, or the directory is writable by every user
     OutputDamaged = 13,  // a stored output is missing, truncated, or does not match its SHA-256
     Unavailable = 14,    // the database server (PostgreSQL) could not be reached, refused the
-                         // login, has no free connection, or the database does not exist;
-                         // the message names host:port and database (never the password)
-                         // and says what to check. Nothing of the failed call was written
+                         // login, has no free connection, or the database does not exist,
+                         // or none came back within Options::reconnect_timeout after a lost
+                         // connection; the message names host:port and database (never the
+                         // password) and says what to check. Nothing of the failed call was
+                         // written, unless the message says that a commit was in flight
 };
 
 // The stable lower-case name of a code ("invalid_argument", "disk_full", ...).

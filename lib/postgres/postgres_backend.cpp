@@ -607,8 +607,11 @@ bool PostgresBackend::Impl::committed(const std::vector<Write*>& writes, const s
     ids += "}";
     for (;;) {
         try {
-            pqxx::nontransaction tx(connection());
-            const pqxx::result found = PgParams().text(ids).exec(tx, pg_sql::find_writes.name);
+            pqxx::result found;
+            {
+                pqxx::nontransaction tx(connection());
+                found = PgParams().text(ids).exec(tx, pg_sql::find_writes.name);
+            }
             if (found.empty()) return false;
             for (const auto& row : found) {
                 const std::string id = row[0].as<std::string>();
@@ -620,6 +623,15 @@ bool PostgresBackend::Impl::committed(const std::vector<Write*>& writes, const s
                         write->cleared.push_back(write->stage);
                 }
             }
+            // The commit may be durable on this server only: a session ended while its
+            // commit waited for the synchronous standby keeps the commit locally. A commit of
+            // our own that writes (the run's heartbeat: the run was recorded, by this write's
+            // transaction or before) waits for the standby up to its position, which covers
+            // the write's (nothing waits without synchronous replication, or with
+            // Durability::Normal).
+            pqxx::work confirm(connection());
+            PgParams().text(run.run_id).text(utc_now()).exec(confirm, pg_sql::touch_run.name);
+            confirm.commit();
             return true;
         } catch (...) {
             const std::exception_ptr failure = std::current_exception();

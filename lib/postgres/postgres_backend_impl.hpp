@@ -126,7 +126,9 @@ struct PostgresBackend::Impl final : StalenessFacts {
                    std::exception_ptr failure);
     // After a write transaction's commit outcome was unknown and the connection is back:
     // true when it committed (a row holds one of the writes' client ids; a write whose
-    // result was not received yet gets it from that row), false when nothing of it did.
+    // result was not received yet gets it from that row; and a commit of its own has waited
+    // for the synchronous standby, if any, so that the write is replicated before it is
+    // acknowledged), false when nothing of it did.
     bool committed(const std::vector<Write*>& writes, const std::string& action,
                    ReconnectDeadline& deadline);
     // One attempt at writing `writes` in one transaction (or one autocommit statement);
