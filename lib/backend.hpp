@@ -39,6 +39,11 @@ struct BackendConfig {
     bool read_only = false;
     unsigned file_mode = 0600;          // of a database file (and output files) created here
     std::size_t max_inline_output = 0;  // outputs larger than this go to files (SQLite)
+    // PostgreSQL: how long to keep reconnecting after a lost connection (Options).
+    std::chrono::milliseconds reconnect_timeout{30'000};
+    // Where a backend logs what the caller does not see otherwise (a reconnect); null:
+    // the default logger.
+    std::shared_ptr<spdlog::logger> logger;
 };
 
 // The run this backend records on its first write.
@@ -85,6 +90,10 @@ struct Write {
     std::optional<Appended> appended;
     std::vector<std::string> cleared;  // ClearDownstream: the stages cleared, `stage` first
     std::exception_ptr error;          // an Error; nothing of this write was written
+
+    // The write's client id (a UUID), drawn by a backend that needs one (PostgreSQL: to
+    // find out after a lost connection whether the write committed); empty until then.
+    std::string write_id;
 };
 
 // The stage's current state as has_checkpoint() sees it.

@@ -51,9 +51,10 @@ struct CheckpointManager::Impl final : detail::LeaseHost {
                                                        const std::string& run_id) {
         detail::check_options(directory, options);
         detail::BackendConfig config{
-            directory,          options.database_file,    options.pipeline,
-            options.durability, options.busy_timeout,     options.read_only,
-            options.file_mode,  options.max_inline_output};
+            directory,          options.database_file,     options.pipeline,
+            options.durability, options.busy_timeout,      options.read_only,
+            options.file_mode,  options.max_inline_output, options.reconnect_timeout,
+            options.logger};
         return detail::open_backend(config, detail::RunIdentity{run_id, detail::current_process()});
     }
 

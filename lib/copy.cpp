@@ -20,7 +20,9 @@ CopyResult copy_history(const std::filesystem::path& from, const std::filesystem
                                  options.busy_timeout,
                                  true,
                                  options.file_mode,
-                                 options.max_inline_output};
+                                 options.max_inline_output,
+                                 options.reconnect_timeout,
+                                 options.logger};
     // No run is ever recorded: neither backend is written through write_batch.
     const detail::RunIdentity run{detail::new_run_id(), detail::current_process()};
     const auto source = detail::open_backend(config, run);

@@ -47,6 +47,13 @@ void check_options(const std::filesystem::path& directory, const Options& option
                                                     std::to_string(options.busy_timeout.count()) +
                                                     " ms; give 0 ms to 24 hours");
     }
+    if (options.reconnect_timeout.count() < 0 ||
+        options.reconnect_timeout > std::chrono::hours(24)) {
+        throw Error(ErrorCode::InvalidArgument,
+                    "invalid Options::reconnect_timeout: " +
+                        std::to_string(options.reconnect_timeout.count()) +
+                        " ms; give 0 ms to 24 hours");
+    }
     const std::filesystem::path file(options.database_file);
     if (options.database_file.empty() || file != file.filename() || file == "." || file == "..") {
         throw Error(ErrorCode::InvalidArgument,

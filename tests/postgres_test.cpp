@@ -284,8 +284,10 @@ TEST_CASE("writers killed while saving lose no acknowledged save", "[postgres][c
     }
 }
 
-TEST_CASE("a server stopped mid-run: calls fail with Unavailable, then work again, nothing lost",
-          "[postgres][restart]") {
+TEST_CASE(
+    "a server stopped mid-run: calls fail with Unavailable past reconnect_timeout, a "
+    "writer waits and goes on, nothing lost",
+    "[postgres][restart]") {
     // Its own server: stopping the shared one would fail the tests running beside this one.
     OwnServer server;
     const std::string database = checkpoint::test::pg_unique_name();
@@ -293,10 +295,14 @@ TEST_CASE("a server stopped mid-run: calls fail with Unavailable, then work agai
     const std::string url = server.url(database);
     TempDir scratch;
 
-    CheckpointManager manager(url);
+    // A manager that does not wait for the server (reconnect_timeout 0: one attempt).
+    Options impatient;
+    impatient.reconnect_timeout = std::chrono::milliseconds(0);
+    CheckpointManager manager(url, impatient);
     manager.save_checkpoint("before");
     manager.begin_stage("during");
-    // A writer process saving in a loop while the server goes away.
+    // A writer process saving in a loop while the server goes away (the default
+    // reconnect_timeout, 30 s: it waits for the server).
     const auto err_file = scratch / "worker.err";
     ChildProcess worker(
         with_stderr_to(err_file.string(), {CHECKPOINT_TEST_WORKER, "save", url, "w", "1000000"}));
@@ -312,20 +318,30 @@ TEST_CASE("a server stopped mid-run: calls fail with Unavailable, then work agai
     std::string message;
     CHECK(code_of([&] { manager.save_checkpoint("during"); }, &message) == ErrorCode::Unavailable);
     CHECK_THAT(message, Catch::Contains("127.0.0.1:"));
+    CHECK_THAT(message, Catch::Contains("reconnect_timeout"));
     CHECK(code_of([&] { (void)manager.has_checkpoint("before"); }) == ErrorCode::Unavailable);
     CHECK(code_of([&] { (void)manager.history(); }) == ErrorCode::Unavailable);
     CHECK(code_of([&] { manager.save_checkpoint("during"); }) == ErrorCode::Unavailable);
     // A new manager cannot open the database either.
-    CHECK(code_of([&] { CheckpointManager another(url); }) == ErrorCode::Unavailable);
-    // The writer meets the same error, says so and stops.
-    const std::string out = worker.read_rest();
-    CHECK(worker.wait() == 1);
-    const std::string err = read_file(err_file);
-    INFO("worker stderr:\n" << err);
-    CHECK_THAT(err, Catch::Contains("error:"));
-    const long acked = 5 + count_acks(out, 5);
+    CHECK(code_of([&] { CheckpointManager another(url, impatient); }) == ErrorCode::Unavailable);
 
     server.start();
+
+    // The writer reconnected by itself and goes on; then it is killed.
+    std::string out;
+    for (int i = 0; i < 5; ++i) {
+        const auto line = worker.read_line(120s);
+        INFO("worker stderr:\n" << read_file(err_file));
+        REQUIRE(line);
+        out += *line + "\n";
+    }
+    worker.kill(SIGKILL);
+    out += worker.read_rest();
+    worker.wait();
+    const std::string err = read_file(err_file);
+    INFO("worker stderr:\n" << err);
+    CHECK_THAT(err, !Catch::Contains("error:"));
+    const long acked = 5 + count_acks(out, 5);
 
     // The same manager reconnects on its next call: nothing acknowledged was lost.
     CHECK(manager.has_checkpoint("before"));
@@ -339,7 +355,7 @@ TEST_CASE("a server stopped mid-run: calls fail with Unavailable, then work agai
     while (manager.has_checkpoint("w-" + std::to_string(present))) ++present;
     INFO(acked << " saves of the writer acknowledged");
     CHECK(present >= acked);
-    CHECK(present <= acked + 1);  // the save in flight when the server stopped, at most
+    CHECK(present <= acked + 1);  // the save in flight when the writer was killed, at most
     CHECK(manager.verify().empty());
     const auto runs = manager.runs();
     REQUIRE(runs.size() == 2);

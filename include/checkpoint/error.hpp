@@ -27,9 +27,11 @@ enum class ErrorCode {
                     // shared directory, or the directory is writable by every user
     OutputDamaged = 13,  // a stored output is missing, truncated, or does not match its SHA-256
     Unavailable = 14,    // the database server (PostgreSQL) could not be reached, refused the
-                         // login, has no free connection, or the database does not exist;
-                         // the message names host:port and database (never the password)
-                         // and says what to check. Nothing of the failed call was written
+                         // login, has no free connection, or the database does not exist,
+                         // or none came back within Options::reconnect_timeout after a lost
+                         // connection; the message names host:port and database (never the
+                         // password) and says what to check. Nothing of the failed call was
+                         // written, unless the message says that a commit was in flight
     LeaseLost = 15,      // the stage's lease (claim_stage) lapsed or another worker took the
                          // stage over: the fenced write or renewal was refused and wrote
                          // nothing. Stop working on the stage; claim it again if need be

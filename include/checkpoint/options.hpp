@@ -51,6 +51,18 @@ struct Options {
     // locked before it throws Error(ErrorCode::Busy). Default: 30 seconds.
     std::chrono::milliseconds busy_timeout{30'000};
 
+    // PostgreSQL only (ignored for an SQLite directory): how long a call keeps trying to
+    // reconnect after the connection to the server was lost (a restart, a failover to a
+    // standby), trying every host of a multi-host URI (with target_session_attrs=read-write
+    // only a primary is taken). Once reconnected, a read is retried, and a write whose
+    // commit's outcome was unknown is looked up by its client write id: its committed
+    // result is returned, or it is written once. Each reconnect is logged at warning level
+    // with the host reached. Past this time the call throws Error(ErrorCode::Unavailable)
+    // naming the server; 0 makes one attempt, without waiting. Opening is not retried: a
+    // server that cannot be reached when the manager is created throws Unavailable at once.
+    // From 0 to 24 hours. Default: 30 seconds.
+    std::chrono::milliseconds reconnect_timeout{30'000};
+
     // Open the database read-only: no directory or file is created, no migration is
     // applied, no run is recorded, and the database file is not modified; writes throw
     // Error(ErrorCode::ReadOnly). A missing database throws Error(ErrorCode::NotFound).

@@ -243,15 +243,30 @@ PgConnection::PgConnection(const ServerLocation& location, std::chrono::millisec
                            bool read_only)
     : location_(location), busy_timeout_(busy_timeout), read_only_(read_only) {
     try {
-        connection_.reset(new pqxx::connection(connection_string(location_)));
-        std::string settings = "SET lock_timeout = " + milliseconds_setting(busy_timeout_) +
-                               "; SET statement_timeout = 0; SET TIME ZONE 'UTC';";
-        if (read_only_) settings += " SET default_transaction_read_only = on;";
-        pqxx::nontransaction session(*connection_);
-        session.exec(settings);
+        PgConnection raw(location, busy_timeout, read_only, RawErrors{});
+        connection_ = std::move(raw.connection_);
     } catch (...) {
         throw_translated("connecting");
     }
+}
+
+PgConnection::PgConnection(const ServerLocation& location, std::chrono::milliseconds busy_timeout,
+                           bool read_only, RawErrors)
+    : location_(location), busy_timeout_(busy_timeout), read_only_(read_only) {
+    connection_.reset(new pqxx::connection(connection_string(location_)));
+    std::string settings = "SET lock_timeout = " + milliseconds_setting(busy_timeout_) +
+                           "; SET statement_timeout = 0; SET TIME ZONE 'UTC';";
+    if (read_only_) settings += " SET default_transaction_read_only = on;";
+    pqxx::nontransaction session(*connection_);
+    session.exec(settings);
+}
+
+std::string PgConnection::server_reached() {
+    const char* host = connection_ ? connection_->hostname() : nullptr;
+    const char* port = connection_ ? connection_->port() : nullptr;
+    std::string text = host ? host : "?";
+    if (text.find(':') != std::string::npos) text = "[" + text + "]";
+    return text + ":" + (port ? port : "?");
 }
 
 void PgConnection::Deleter::operator()(pqxx::connection_base* connection) const noexcept {

@@ -33,6 +33,12 @@ class PgConnection {
 public:
     PgConnection(const ServerLocation& location, std::chrono::milliseconds busy_timeout,
                  bool read_only);
+    // The same, but a failure is thrown as libpqxx threw it (pqxx::broken_connection,
+    // pqxx::sql_error, ...), untranslated: for a caller that classifies it
+    // (classify_failure in reconnect_policy.hpp) before translating it.
+    struct RawErrors {};
+    PgConnection(const ServerLocation& location, std::chrono::milliseconds busy_timeout,
+                 bool read_only, RawErrors);
     ~PgConnection();
     PgConnection(PgConnection&&) noexcept;
     PgConnection& operator=(PgConnection&&) noexcept;
@@ -45,6 +51,10 @@ public:
     const ServerLocation& location() const { return location_; }
     std::chrono::milliseconds busy_timeout() const { return busy_timeout_; }
     bool read_only() const { return read_only_; }
+
+    // "HOST:PORT" of the server this connection reached (of a multi-host URI, the one libpq
+    // took), for log lines: no secret.
+    std::string server_reached();
 
     // throw_translated_pg(location(), action, busy_timeout()): call inside a catch block.
     [[noreturn]] void throw_translated(const std::string& action) const;

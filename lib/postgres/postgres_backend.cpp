@@ -3,6 +3,8 @@
 #include "postgres/postgres_backend.hpp"
 
 #include "clock.hpp"
+#include "identity.hpp"
+#include "logging.hpp"
 #include "postgres/migrations.hpp"
 #include "postgres/postgres_backend_impl.hpp"
 
@@ -88,7 +90,7 @@ const std::filesystem::path& PostgresBackend::outputs_directory() const noexcept
 }
 
 void PostgresBackend::Impl::open() {
-    try {
+    retrying("opening", [&] {
         connection();
         migrated_from = migrate_postgres(*connection_);
         if (!config.read_only) {
@@ -96,9 +98,7 @@ void PostgresBackend::Impl::open() {
             reap_dead_runs(tx);
             tx.commit();
         }
-    } catch (...) {
-        fail("opening");
-    }
+    });
 }
 
 namespace {
@@ -121,7 +121,8 @@ pqxx::connection_base& PostgresBackend::Impl::connection() {
         (!connection_->get().is_open() || idle_connection_closed(connection_->get())))
         connection_.reset();
     if (!connection_) {
-        connection_.emplace(server, config.busy_timeout, config.read_only);
+        connection_.emplace(server, config.busy_timeout, config.read_only,
+                            PgConnection::RawErrors{});
         // Durability::Normal: a commit does not wait for the server's WAL flush; a server
         // crash may lose the last saves, never corrupt anything (as SQLite's NORMAL).
         if (config.durability == Durability::Normal && !config.read_only) {
@@ -130,8 +131,49 @@ pqxx::connection_base& PostgresBackend::Impl::connection() {
         }
         for (const pg_sql::Statement& statement : pg_sql::all)
             connection_->get().prepare(statement.name, statement.sql);
+        if (connected_before)
+            log().warn("reconnected to {} at {}", description, connection_->server_reached());
+        connected_before = true;
     }
     return connection_->get();
+}
+
+spdlog::logger& PostgresBackend::Impl::log() const {
+    return config.logger ? *config.logger : *default_logger();
+}
+
+void PostgresBackend::Impl::reconnect(const std::string& action, ReconnectDeadline& deadline,
+                                      std::exception_ptr failure) {
+    connection_.reset();
+    // A first attempt at once (the server may be back already), then with back-off.
+    do {
+        try {
+            connection();
+            return;
+        } catch (...) {
+            failure = std::current_exception();
+            connection_.reset();
+            if (classify_failure(failure) == FailureKind::Other) fail(action);  // translated
+        }
+    } while (deadline.wait_before_retry());
+    std::string last;
+    try {
+        std::rethrow_exception(failure);
+    } catch (...) {
+        try {
+            std::rethrow_exception(translated(action));
+        } catch (const std::exception& e) {
+            last = e.what();
+        }
+    }
+    throw Error(
+        ErrorCode::Unavailable,
+        description + ": " + action +
+            " failed: the connection to the server was lost, and no server at " + server.endpoint +
+            " could be reached again (with target_session_attrs=read-write: none "
+            "accepted writes) within " +
+            std::to_string(deadline.timeout().count()) + " ms (Options::reconnect_timeout, " +
+            std::to_string(deadline.attempts() + 1) + " attempt(s)). The last attempt: " + last);
 }
 
 void PostgresBackend::Impl::fail(const std::string& action) {
@@ -234,7 +276,7 @@ void PostgresBackend::Impl::record_run(pqxx::transaction_base& tx) {
 Appended PostgresBackend::Impl::append_row(pqxx::transaction_base& tx, const std::string& stage,
                                            Status status, std::optional<std::int64_t> duration_ms,
                                            const std::string& message, const std::string& timestamp,
-                                           const Write* save,
+                                           const std::string& write_id, const Write* save,
                                            std::optional<std::int64_t> lease_token) {
     if (!lease_token && save) lease_token = save->lease_token;
     PgParams params;
@@ -261,7 +303,7 @@ Appended PostgresBackend::Impl::append_row(pqxx::transaction_base& tx, const std
     } else {
         params.null().null().null().null().null().integer(0);
     }
-    params.boolean(checks).optional_integer(lease_token);
+    params.boolean(checks).optional_integer(lease_token).text_or_null(write_id);
     const pqxx::result result = params.exec(tx, pg_sql::append.name);
     if (result.size() != 1)
         throw Error(ErrorCode::Internal, description + ": appending a row returned no row");
@@ -275,8 +317,9 @@ void PostgresBackend::Impl::apply(pqxx::transaction_base& tx, Write& write) {
             if (write.status == Status::Completed) {
                 apply_completed(tx, write);
             } else {
-                write.appended = append_row(tx, write.stage, write.status, write.duration_ms,
-                                            write.message, utc_now(), nullptr, write.lease_token);
+                write.appended =
+                    append_row(tx, write.stage, write.status, write.duration_ms, write.message,
+                               utc_now(), write.write_id, nullptr, write.lease_token);
             }
             return;
         case Write::Kind::ClearDownstream:
@@ -291,7 +334,7 @@ void PostgresBackend::Impl::apply(pqxx::transaction_base& tx, Write& write) {
                                            .exec(tx, pg_sql::find_import.name);
             if (!found.empty()) return;  // imported before
             write.appended = append_row(tx, write.stage, Status::Completed, std::nullopt,
-                                        write.message, write.timestamp);
+                                        write.message, write.timestamp, write.write_id);
             return;
         }
         case Write::Kind::PipelineClear: {
@@ -299,6 +342,7 @@ void PostgresBackend::Impl::apply(pqxx::transaction_base& tx, Write& write) {
                                             .text(config.pipeline)
                                             .text(utc_now())
                                             .text(run.run_id)
+                                            .text(write.write_id)
                                             .exec(tx, pg_sql::append_pipeline_clear.name);
             if (result.size() != 1) {
                 throw Error(ErrorCode::Internal,
@@ -339,7 +383,7 @@ void PostgresBackend::Impl::apply_completed(pqxx::transaction_base& tx, Write& w
         used.push_back({head->id, head->version});
     }
     write.appended = append_row(tx, write.stage, Status::Completed, write.duration_ms,
-                                write.message, utc_now(), &write);
+                                write.message, utc_now(), write.write_id, &write);
     for (std::size_t i = 0; i < write.inputs.size(); ++i) {
         PgParams()
             .integer(write.appended->id)
@@ -369,14 +413,21 @@ void PostgresBackend::Impl::apply_clear_downstream(pqxx::transaction_base& tx, W
     const pqxx::result rows =
         PgParams().text(config.pipeline).text(write.stage).exec(tx, pg_sql::downstream.name);
     for (const auto& row : rows) downstream.push_back(row[0].as<std::string>());
-    write.appended = append_row(tx, write.stage, Status::Cleared, std::nullopt, {}, utc_now());
+    write.appended =
+        append_row(tx, write.stage, Status::Cleared, std::nullopt, {}, utc_now(), write.write_id);
     write.cleared.push_back(write.stage);
     for (const std::string& stage : downstream) {
-        append_row(tx, stage, Status::Cleared, std::nullopt, {}, utc_now());
+        append_row(tx, stage, Status::Cleared, std::nullopt, {}, utc_now(), {});
         write.cleared.push_back(stage);
     }
 }
 
+// Writes `writes` in one transaction (see Backend::write_batch). Each write carries a
+// client id (a UUID) that its first row keeps (unique): when the connection is lost, the
+// backend reconnects (for up to reconnect_timeout) and, if the commit's outcome was unknown,
+// looks the ids up: found, the transaction committed and its results stand; not found,
+// nothing of it committed (its versions were rolled back with it) and it runs again. So a
+// write is recorded once, whatever the failover, and versions have no gaps from retries.
 void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
     Impl& s = *impl_;
     if (writes.empty()) return;
@@ -390,141 +441,211 @@ void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
         }
         return;
     }
-    if (writes.size() == 1 && s.run_recorded && is_one_statement(*writes.front())) {
-        s.write_one_statement(*writes.front());
-        return;
+    for (Write* write : writes) {
+        if (write->write_id.empty()) write->write_id = new_run_id();
     }
-    // Savepoints only when there is another write to protect.
-    const bool isolate = writes.size() > 1;
-    for (int attempt = 1;; ++attempt) {
+    const std::string action =
+        writes.size() == 1 ? s.describe_write(*writes.front())
+                           : "writing " + std::to_string(writes.size()) + " changes in one commit";
+    ReconnectDeadline deadline(s.config.reconnect_timeout);
+    for (int conflicts = 0;;) {
         for (Write* write : writes) {
             write->appended.reset();
             write->cleared.clear();
             write->error = nullptr;
         }
+        std::exception_ptr failure;
         try {
-            pqxx::work tx(s.connection());
-            if (!s.run_recorded) s.record_run(tx);
-            const bool clears = std::any_of(writes.begin(), writes.end(), [](const Write* w) {
-                return w->kind == Write::Kind::PipelineClear;
-            });
-            PgParams()
-                .text(s.config.pipeline)
-                .exec(tx, clears ? pg_sql::lock_pipeline_alone.name
-                                 : pg_sql::lock_pipeline_shared.name);
-            for (Write* write : writes) {
-                if (!isolate) {
-                    s.apply(tx, *write);
-                    continue;
-                }
-                tx.exec0("SAVEPOINT batch_write");
-                try {
-                    s.apply(tx, *write);
-                    tx.exec0("RELEASE SAVEPOINT batch_write");
-                } catch (const pqxx::sql_error& e) {
-                    if (is_retryable(e)) throw;
-                    write->error = s.translated(s.describe_write(*write));
-                    write->appended.reset();
-                    write->cleared.clear();
-                    tx.exec0("ROLLBACK TO SAVEPOINT batch_write");
-                    tx.exec0("RELEASE SAVEPOINT batch_write");
-                } catch (const Error&) {
-                    write->error = std::current_exception();
-                    write->appended.reset();
-                    write->cleared.clear();
-                    tx.exec0("ROLLBACK TO SAVEPOINT batch_write");
-                    tx.exec0("RELEASE SAVEPOINT batch_write");
-                }
-            }
-            tx.commit();
-            if (!s.run_recorded) {
-                s.run_recorded = true;
-                s.start_heartbeat();
-            }
-            return;
-        } catch (const pqxx::sql_error& e) {
-            if (is_retryable(e) && attempt < max_write_attempts) continue;
-            for (Write* write : writes) {
-                write->appended.reset();
-                write->error = [&] {
-                    try {
-                        s.fail(s.describe_write(*write));
-                    } catch (...) {
-                        return std::current_exception();
-                    }
-                }();
-            }
+            s.attempt_batch(writes);
+            s.note_committed();
             return;
         } catch (...) {
-            // The transaction failed as a whole: nothing was written, unless the connection
-            // was lost during the commit (in_doubt_error: the Error says so).
-            const std::exception_ptr failure = std::current_exception();
+            failure = std::current_exception();
+        }
+        const FailureKind kind = classify_failure(failure);
+        try {
+            if (kind == FailureKind::Other) {
+                try {
+                    std::rethrow_exception(failure);
+                } catch (const pqxx::sql_error& e) {
+                    if (is_retryable(e) && ++conflicts < max_write_attempts) continue;
+                } catch (...) {
+                }
+                // The transaction failed as a whole: nothing was written.
+                for (Write* write : writes) {
+                    write->appended.reset();
+                    write->cleared.clear();
+                    write->error = [&] {
+                        try {
+                            std::rethrow_exception(failure);
+                        } catch (...) {
+                            try {
+                                s.fail(s.describe_write(*write));
+                            } catch (...) {
+                                return std::current_exception();
+                            }
+                        }
+                    }();
+                }
+                return;
+            }
+            s.reconnect(action, deadline, failure);
+            if (kind == FailureKind::OutcomeUnknown) {
+                const bool done = s.committed(writes, action, deadline);
+                s.log().warn(
+                    "{}: {}: the connection was lost during the commit; after "
+                    "reconnecting, its client write id was {}",
+                    s.description, action,
+                    done ? "found: it committed once, its result stands"
+                         : "not found: nothing of it committed, writing it again");
+                if (done) {
+                    s.note_committed();
+                    return;
+                }
+            }
+            // Nothing of it committed: write it again on the connection made.
+        } catch (...) {
+            // No server came back in time (Unavailable, saying so), or a reconnect failed
+            // for another reason. After an unknown outcome nothing can tell whether the
+            // writes committed: the Error says so.
+            std::exception_ptr error = std::current_exception();
+            if (kind == FailureKind::OutcomeUnknown) {
+                try {
+                    std::rethrow_exception(error);
+                } catch (const Error& e) {
+                    error = std::make_exception_ptr(
+                        Error(e.code(), std::string(e.what()) +
+                                            ". The write's commit was in flight when the "
+                                            "connection was lost: whether it was recorded is "
+                                            "unknown until a server is back (look at latest() "
+                                            "or the history then)"));
+                } catch (...) {
+                }
+            }
             for (Write* write : writes) {
                 write->appended.reset();
-                write->error = [&] {
-                    try {
-                        std::rethrow_exception(failure);
-                    } catch (...) {
-                        try {
-                            s.fail(s.describe_write(*write));
-                        } catch (...) {
-                            return std::current_exception();
-                        }
-                    }
-                }();
+                write->cleared.clear();
+                write->error = error;
             }
             return;
         }
     }
 }
 
-// One write as a single statement in autocommit mode. A connection lost while the statement
-// ran leaves its outcome unknown (it may have committed): the Error says so.
-void PostgresBackend::Impl::write_one_statement(Write& write) {
-    for (int attempt = 1;; ++attempt) {
-        write.appended.reset();
-        write.error = nullptr;
+void PostgresBackend::Impl::note_committed() {
+    if (!run_recorded) {
+        run_recorded = true;
+        start_heartbeat();
+    }
+}
+
+void PostgresBackend::Impl::attempt_batch(const std::vector<Write*>& writes) {
+    if (writes.size() == 1 && run_recorded && is_one_statement(*writes.front())) {
+        // One statement in autocommit mode (no BEGIN, no COMMIT): a connection lost while it
+        // ran leaves its outcome unknown.
+        pqxx::connection_base& open = connection();
         try {
-            pqxx::connection_base& open = connection();
-            try {
-                pqxx::nontransaction tx(open);
-                apply(tx, write);
-                return;
-            } catch (const pqxx::broken_connection& e) {
-                // The statement may have committed before the connection broke. A server
-                // that cannot be reached again is Unavailable (saying the outcome is not
-                // known); one that can, leaves only the unknown outcome (Io).
-                connection_.reset();
-                try {
-                    connection();
-                } catch (const Error& again) {
-                    if (again.code() != ErrorCode::Unavailable) throw;
-                    throw Error(ErrorCode::Unavailable,
-                                description + ": " + describe_write(write) +
-                                    " failed: the connection to the server was lost, and the "
-                                    "server cannot be reached again; whether the write was "
-                                    "recorded is unknown (look at latest() or the history once "
-                                    "the server is back). " +
-                                    again.what());
-                }
+            pqxx::nontransaction tx(open);
+            apply(tx, *writes.front());
+        } catch (const pqxx::broken_connection& e) {
+            throw pqxx::in_doubt_error(e.what());
+        } catch (const pqxx::sql_error& e) {
+            // The session terminated (57P01, 08xxx) while the statement ran: it may have
+            // committed just before.
+            if (classify_failure(std::current_exception()) == FailureKind::ConnectionLost)
                 throw pqxx::in_doubt_error(e.what());
-            }
-        } catch (...) {
-            try {
+            throw;
+        }
+        return;
+    }
+    // Savepoints only when there is another write to protect.
+    const bool isolate = writes.size() > 1;
+    pqxx::work tx(connection());
+    if (!run_recorded) record_run(tx);
+    const bool clears = std::any_of(writes.begin(), writes.end(), [](const Write* w) {
+        return w->kind == Write::Kind::PipelineClear;
+    });
+    PgParams()
+        .text(config.pipeline)
+        .exec(tx, clears ? pg_sql::lock_pipeline_alone.name : pg_sql::lock_pipeline_shared.name);
+    for (Write* write : writes) {
+        if (!isolate) {
+            apply(tx, *write);
+            continue;
+        }
+        tx.exec0("SAVEPOINT batch_write");
+        try {
+            apply(tx, *write);
+            tx.exec0("RELEASE SAVEPOINT batch_write");
+        } catch (const pqxx::sql_error& e) {
+            if (is_retryable(e) || classify_failure(std::current_exception()) != FailureKind::Other)
                 throw;
-            } catch (const pqxx::sql_error& e) {
-                if (is_retryable(e) && attempt < max_write_attempts) continue;
-            } catch (...) {
+            write->error = translated(describe_write(*write));
+            write->appended.reset();
+            write->cleared.clear();
+            tx.exec0("ROLLBACK TO SAVEPOINT batch_write");
+            tx.exec0("RELEASE SAVEPOINT batch_write");
+        } catch (const Error&) {
+            write->error = std::current_exception();
+            write->appended.reset();
+            write->cleared.clear();
+            tx.exec0("ROLLBACK TO SAVEPOINT batch_write");
+            tx.exec0("RELEASE SAVEPOINT batch_write");
+        }
+    }
+    try {
+        tx.commit();
+    } catch (const pqxx::in_doubt_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        // libpqxx reports a lost connection during COMMIT as in_doubt_error only once it has
+        // seen the connection closed; a session terminated during it (57P01) is in doubt too.
+        if (classify_failure(std::current_exception()) != FailureKind::Other)
+            throw pqxx::in_doubt_error(e.what());
+        throw;
+    }
+}
+
+bool PostgresBackend::Impl::committed(const std::vector<Write*>& writes, const std::string& action,
+                                      ReconnectDeadline& deadline) {
+    std::string ids = "{";
+    for (const Write* write : writes) {
+        if (ids.size() > 1) ids += ",";
+        ids += write->write_id;
+    }
+    ids += "}";
+    for (;;) {
+        try {
+            pqxx::result found;
+            {
+                pqxx::nontransaction tx(connection());
+                found = PgParams().text(ids).exec(tx, pg_sql::find_writes.name);
             }
-            write.appended.reset();
-            write.error = [&] {
-                try {
-                    fail(describe_write(write));
-                } catch (...) {
-                    return std::current_exception();
+            if (found.empty()) return false;
+            for (const auto& row : found) {
+                const std::string id = row[0].as<std::string>();
+                for (Write* write : writes) {
+                    if (write->write_id != id || write->appended) continue;
+                    write->appended =
+                        Appended{row[1].as<std::int64_t>(), row[2].as<std::int64_t>()};
+                    if (write->kind == Write::Kind::ClearDownstream)
+                        write->cleared.push_back(write->stage);
                 }
-            }();
-            return;
+            }
+            // The commit may be durable on this server only: a session ended while its
+            // commit waited for the synchronous standby keeps the commit locally. A commit of
+            // our own that writes (the run's heartbeat: the run was recorded, by this write's
+            // transaction or before) waits for the standby up to its position, which covers
+            // the write's (nothing waits without synchronous replication, or with
+            // Durability::Normal).
+            pqxx::work confirm(connection());
+            PgParams().text(run.run_id).text(utc_now()).exec(confirm, pg_sql::touch_run.name);
+            confirm.commit();
+            return true;
+        } catch (...) {
+            const std::exception_ptr failure = std::current_exception();
+            if (classify_failure(failure) == FailureKind::Other) fail(action);
+            reconnect(action, deadline, failure);
         }
     }
 }
@@ -533,17 +654,15 @@ void PostgresBackend::close_run(bool failed) {
     Impl& s = *impl_;
     s.stop_heartbeat();
     if (!s.run_recorded) return;
-    try {
+    s.retrying("closing run " + s.run.run_id, [&] {
         pqxx::nontransaction tx(s.connection());
         PgParams()
             .text(s.run.run_id)
             .text(utc_now())
             .text(failed ? "failed" : "finished")
             .exec(tx, pg_sql::close_run.name);
-        s.run_recorded = false;
-    } catch (...) {
-        s.fail("closing run " + s.run.run_id);
-    }
+    });
+    s.run_recorded = false;
 }
 
 }  // namespace checkpoint::detail

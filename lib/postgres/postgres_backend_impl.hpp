@@ -6,6 +6,7 @@
 #include "postgres/connection.hpp"
 #include "postgres/location.hpp"
 #include "postgres/postgres_backend.hpp"
+#include "postgres/reconnect_policy.hpp"
 #include "postgres/statements.hpp"
 #include "run_rules.hpp"
 #include "staleness.hpp"
@@ -68,6 +69,7 @@ struct PostgresBackend::Impl final : StalenessFacts {
     std::string description;        // describe_location(server)
     std::filesystem::path no_path;  // path() and outputs_directory(): none
     std::optional<PgConnection> connection_;
+    bool connected_before = false;  // a connection was open once: a new one is a reconnect
     bool run_recorded = false;
     std::optional<int> migrated_from;  // the schema version this open migrated from (0: new)
 
@@ -92,14 +94,58 @@ struct PostgresBackend::Impl final : StalenessFacts {
     bool heartbeat_stop = false;
     std::thread heartbeat;
 
-    // The open connection, made (again, after a lost one) with every statement prepared.
+    // The open connection, made (again, after a lost one) with every statement prepared; a
+    // reconnect is logged (warning, with the host reached). A failure to connect is thrown
+    // untranslated (libpqxx's exception): call it inside a catch that calls fail().
     pqxx::connection_base& connection();
+
+    // Runs `body`, a call that uses connection() and is safe to run again (a read, a
+    // retention pass, the opening migration); when the connection was lost (FailureKind
+    // ConnectionLost or OutcomeUnknown) after it had been connected once, reconnects and
+    // runs it again, for up to config.reconnect_timeout. Any failure leaves as fail(action)
+    // translates it.
+    template <class Body>
+    auto retrying(const std::string& action, Body&& body) -> decltype(body()) {
+        ReconnectDeadline deadline(config.reconnect_timeout);
+        for (;;) {
+            try {
+                return body();
+            } catch (...) {
+                const std::exception_ptr failure = std::current_exception();
+                // A manager's first connection is not retried: a wrong URI fails at once.
+                if (classify_failure(failure) == FailureKind::Other || !connected_before)
+                    fail(action);
+                reconnect(action, deadline, failure);
+            }
+        }
+    }
+    // After `failure` (a lost connection): drops the connection and connects again, trying
+    // every host of the URI, waiting the deadline's back-off between attempts. Throws
+    // Error(Unavailable) naming the server once the deadline has passed, or the translated
+    // error of an attempt that failed for another reason (a login refused).
+    void reconnect(const std::string& action, ReconnectDeadline& deadline,
+                   std::exception_ptr failure);
+    // After a write transaction's commit outcome was unknown and the connection is back:
+    // true when it committed (a row holds one of the writes' client ids; a write whose
+    // result was not received yet gets it from that row; and a commit of its own has waited
+    // for the synchronous standby, if any, so that the write is replicated before it is
+    // acknowledged), false when nothing of it did.
+    bool committed(const std::vector<Write*>& writes, const std::string& action,
+                   ReconnectDeadline& deadline);
+    // One attempt at writing `writes` in one transaction (or one autocommit statement);
+    // throws the failure untranslated when the transaction fails as a whole.
+    void attempt_batch(const std::vector<Write*>& writes);
+    // After a committed write: the run is recorded, its heartbeat runs.
+    void note_committed();
     // Call inside a catch block, when no transaction is alive: drops a connection that
     // broke (the next call reconnects) and throws the Error that describes the failure.
     [[noreturn]] void fail(const std::string& action);
     // Call inside a catch block: the Error that describes the failure (the connection is
     // left as it is: a transaction may still be using it).
     std::exception_ptr translated(const std::string& action) const;
+
+    // config.logger, else the default logger.
+    spdlog::logger& log() const;
 
     void open();
     void start_heartbeat();
@@ -110,10 +156,11 @@ struct PostgresBackend::Impl final : StalenessFacts {
     // Writes (postgres_backend.cpp), inside `tx`.
     void record_run(pqxx::transaction_base& tx);
     void apply(pqxx::transaction_base& tx, Write& write);
-    void write_one_statement(Write& write);
+    // `write_id`: the client id of the write this row is the first row of; empty: none.
     Appended append_row(pqxx::transaction_base& tx, const std::string& stage, Status status,
                         std::optional<std::int64_t> duration_ms, const std::string& message,
-                        const std::string& timestamp, const Write* save = nullptr,
+                        const std::string& timestamp, const std::string& write_id,
+                        const Write* save = nullptr,
                         std::optional<std::int64_t> lease_token = std::nullopt);
     // Inside a write transaction (postgres_leases.cpp): throws Error(LeaseLost) unless
     // write.lease_token is the stage's live claim, held by this run; locks the lease row

@@ -63,8 +63,10 @@ void PostgresBackend::Impl::reap_dead_runs(pqxx::transaction_base& tx) {
 PruneResult PostgresBackend::prune(const PruneOptions& options) {
     Impl& s = *impl_;
     s.require_writable("pruning");
-    PruneResult result;
-    try {
+    // Run again after a lost connection: a pass whose commit's outcome was unknown deletes
+    // by the same rule again (what it deleted is gone; the counts are of the second pass).
+    return s.retrying("pruning pipeline '" + s.config.pipeline + "'", [&] {
+        PruneResult result;
         pqxx::work tx(s.connection());
         // Runs that read as died stop protecting their rows.
         s.reap_dead_runs(tx);
@@ -93,9 +95,7 @@ PruneResult PostgresBackend::prune(const PruneOptions& options) {
         }
         tx.commit();
         return result;
-    } catch (...) {
-        s.fail("pruning pipeline '" + s.config.pipeline + "'");
-    }
+    });
 }
 
 }  // namespace checkpoint::detail

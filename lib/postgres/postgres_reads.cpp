@@ -110,7 +110,7 @@ std::string PostgresBackend::Impl::output_file_name(const std::string& sha256) {
 
 HeadState PostgresBackend::head_state(const std::string& stage, bool with_fingerprint) {
     Impl& s = *impl_;
-    try {
+    return s.retrying("looking up stage '" + stage + "'", [&]() -> HeadState {
         pqxx::nontransaction tx(s.connection());
         HeadState state;
         const auto head = s.completed_head_of(tx, stage, false);
@@ -122,55 +122,52 @@ HeadState PostgresBackend::head_state(const std::string& stage, bool with_finger
         state.fingerprint = row.fingerprint;
         if (head->checks) state.stale_reason = StalenessCheck(s).reason(row);
         return state;
-    } catch (...) {
-        s.fail("looking up stage '" + stage + "'");
-    }
+    });
 }
 
 std::optional<OutputLocation> PostgresBackend::output_of(const std::string& stage,
                                                          std::optional<std::int64_t> version) {
     Impl& s = *impl_;
-    try {
-        pqxx::nontransaction tx(s.connection());
-        OutputLocation location;
-        std::int64_t id = 0;
-        if (!version) {
-            const auto head = s.completed_head_of(tx, stage, false);
-            if (!head) return std::nullopt;
-            Impl::FactsScope facts(s, tx);
-            const RowFacts row = s.row_facts(head->id);
-            if (!row.output) return std::nullopt;
-            location.output = *row.output;
-            id = head->id;
-        } else {
-            const pqxx::result result = PgParams()
-                                            .text(s.config.pipeline)
-                                            .text(stage)
-                                            .integer(*version)
-                                            .exec(tx, pg_sql::completed_version.name);
-            if (result.empty()) return std::nullopt;
-            id = result[0][0].as<std::int64_t>();
-            const auto output = stored_output(result[0], 1);
-            if (!output) return std::nullopt;
-            location.output = *output;
-        }
-        const pqxx::result chunks = PgParams().integer(id).exec(tx, pg_sql::output_chunks.name);
-        if (chunks.empty()) {
-            throw Error(ErrorCode::OutputDamaged,
-                        s.description + ": the output of stage '" + stage + "' (row " +
-                            std::to_string(id) +
-                            ") is missing from the database (table output_chunks). The stage "
-                            "must run again: clear it or save it anew");
-        }
-        location.data.reserve(static_cast<std::size_t>(location.output.size));
-        for (const auto& chunk : chunks) {
-            const pqxx::binarystring bytes(chunk[0]);
-            location.data.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-        }
-        return location;
-    } catch (...) {
-        s.fail("loading the output of stage '" + stage + "'");
-    }
+    return s.retrying(
+        "loading the output of stage '" + stage + "'", [&]() -> std::optional<OutputLocation> {
+            pqxx::nontransaction tx(s.connection());
+            OutputLocation location;
+            std::int64_t id = 0;
+            if (!version) {
+                const auto head = s.completed_head_of(tx, stage, false);
+                if (!head) return std::nullopt;
+                Impl::FactsScope facts(s, tx);
+                const RowFacts row = s.row_facts(head->id);
+                if (!row.output) return std::nullopt;
+                location.output = *row.output;
+                id = head->id;
+            } else {
+                const pqxx::result result = PgParams()
+                                                .text(s.config.pipeline)
+                                                .text(stage)
+                                                .integer(*version)
+                                                .exec(tx, pg_sql::completed_version.name);
+                if (result.empty()) return std::nullopt;
+                id = result[0][0].as<std::int64_t>();
+                const auto output = stored_output(result[0], 1);
+                if (!output) return std::nullopt;
+                location.output = *output;
+            }
+            const pqxx::result chunks = PgParams().integer(id).exec(tx, pg_sql::output_chunks.name);
+            if (chunks.empty()) {
+                throw Error(ErrorCode::OutputDamaged,
+                            s.description + ": the output of stage '" + stage + "' (row " +
+                                std::to_string(id) +
+                                ") is missing from the database (table output_chunks). The stage "
+                                "must run again: clear it or save it anew");
+            }
+            location.data.reserve(static_cast<std::size_t>(location.output.size));
+            for (const auto& chunk : chunks) {
+                const pqxx::binarystring bytes(chunk[0]);
+                location.data.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+            }
+            return location;
+        });
 }
 
 std::string PostgresBackend::read_output_file(const StoredOutput& output) const {
@@ -181,7 +178,7 @@ std::string PostgresBackend::read_output_file(const StoredOutput& output) const 
 
 std::optional<Checkpoint> PostgresBackend::current(const std::string& stage) {
     Impl& s = *impl_;
-    try {
+    return s.retrying("reading stage '" + stage + "'", [&]() -> std::optional<Checkpoint> {
         pqxx::nontransaction tx(s.connection());
         const pqxx::result result =
             PgParams().text(s.config.pipeline).text(stage).exec(tx, pg_sql::current.name);
@@ -191,14 +188,12 @@ std::optional<Checkpoint> PostgresBackend::current(const std::string& stage) {
         Impl::FactsScope facts(s, tx);
         StalenessCheck(s).mark(checkpoint);
         return checkpoint;
-    } catch (...) {
-        s.fail("reading stage '" + stage + "'");
-    }
+    });
 }
 
 std::vector<Checkpoint> PostgresBackend::current_all() {
     Impl& s = *impl_;
-    try {
+    return s.retrying("reading the current state", [&]() -> std::vector<Checkpoint> {
         pqxx::nontransaction tx(s.connection());
         const pqxx::result result =
             PgParams().text(s.config.pipeline).exec(tx, pg_sql::current_all.name);
@@ -210,9 +205,7 @@ std::vector<Checkpoint> PostgresBackend::current_all() {
         StalenessCheck staleness(s);  // shared by every stage
         for (Checkpoint& checkpoint : checkpoints) staleness.mark(checkpoint);
         return checkpoints;
-    } catch (...) {
-        s.fail("reading the current state");
-    }
+    });
 }
 
 // Pages of history_page_rows rows in id order (keyset pagination: constant memory, and
@@ -235,8 +228,8 @@ void PostgresBackend::for_each_history(const HistoryFilter& filter,
         // The page's bound: ids above it (oldest first) or below it (newest first).
         std::int64_t cursor = filter.newest_first ? std::numeric_limits<std::int64_t>::max() : 0;
         for (;;) {
-            pqxx::result page;
-            {
+            // A page is read again after a reconnect (nothing of it was visited yet).
+            const pqxx::result page = s.retrying("reading the history", [&] {
                 pqxx::nontransaction tx(s.connection());
                 PgParams params;
                 if (filter.all_pipelines) {
@@ -252,9 +245,9 @@ void PostgresBackend::for_each_history(const HistoryFilter& filter,
                     .optional_text(filter.since)
                     .optional_text(filter.until)
                     .optional_integer(filter.before_id);
-                page = params.exec(tx, filter.newest_first ? pg_sql::history_page_desc.name
+                return params.exec(tx, filter.newest_first ? pg_sql::history_page_desc.name
                                                            : pg_sql::history_page.name);
-            }
+            });
             for (const auto& row : page) {
                 if (filter.limit && produced >= *filter.limit) return;
                 cursor = row[0].as<std::int64_t>();
@@ -276,20 +269,18 @@ void PostgresBackend::for_each_history(const HistoryFilter& filter,
 
 std::vector<std::string> PostgresBackend::pipelines() {
     Impl& s = *impl_;
-    try {
+    return s.retrying("reading the pipelines", [&]() -> std::vector<std::string> {
         pqxx::nontransaction tx(s.connection());
         std::vector<std::string> names;
         for (const auto& row : tx.exec_prepared(pg_sql::pipelines.name))
             names.push_back(row[0].as<std::string>());
         return names;
-    } catch (...) {
-        s.fail("reading the pipelines");
-    }
+    });
 }
 
 std::vector<Run> PostgresBackend::runs() {
     Impl& s = *impl_;
-    try {
+    return s.retrying("reading the runs", [&]() -> std::vector<Run> {
         pqxx::nontransaction tx(s.connection());
         const pqxx::result result = PgParams().text(s.config.pipeline).exec(tx, pg_sql::runs.name);
         std::vector<Run> runs;
@@ -311,9 +302,7 @@ std::vector<Run> PostgresBackend::runs() {
             runs.push_back(std::move(run));
         }
         return runs;
-    } catch (...) {
-        s.fail("reading the runs");
-    }
+    });
 }
 
 }  // namespace checkpoint::detail

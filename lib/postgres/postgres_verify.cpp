@@ -122,8 +122,8 @@ constexpr const char* checks[] = {
 std::vector<std::string> PostgresBackend::verify() {
     Impl& s = *impl_;
     constexpr std::size_t max_problems = 1000;
-    std::vector<std::string> problems;
-    try {
+    return s.retrying("verifying", [&] {
+        std::vector<std::string> problems;
         for (const char* check : checks) {
             // Each check in its own transaction: one that fails (a table altered by hand)
             // is reported, and the others still run.
@@ -134,14 +134,13 @@ std::vector<std::string> PostgresBackend::verify() {
                     problems.push_back(row[0].as<std::string>());
                 }
             } catch (const pqxx::sql_error& e) {
+                if (classify_failure(std::current_exception()) != FailureKind::Other) throw;
                 problems.push_back(std::string("a table check could not run: ") +
                                    redact_uri(e.what()));
             }
         }
         return problems;
-    } catch (...) {
-        s.fail("verifying");
-    }
+    });
 }
 
 }  // namespace checkpoint::detail

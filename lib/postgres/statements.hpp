@@ -21,7 +21,8 @@ struct Statement {
 // $1 pipeline, $2 stage, $3 status, $4 1 for completed (the version grows) else 0,
 // $5 timestamp, $6 run_id, $7 duration_ms, $8 message, $9 metadata (jsonb text),
 // $10 fingerprint, $11 output_size, $12 output_sha256, $13 output_in_database,
-// $14 input_count, $15 checks, $16 lease_token.
+// $14 input_count, $15 checks, $16 lease_token, $17 write_id (the client's id of the write:
+// a UUID, or NULL on the further rows of a write that appends several).
 inline constexpr Statement append{
     "checkpoint_append",
     "WITH lock AS MATERIALIZED ("
@@ -42,19 +43,20 @@ inline constexpr Statement append{
     "head AS (SELECT * FROM moved UNION ALL SELECT * FROM created) "
     "INSERT INTO checkpoints (id, pipeline, stage, status, version, timestamp, run_id,"
     " duration_ms, message, metadata, fingerprint, output_size, output_sha256,"
-    " output_in_database, input_count, lease_token) "
+    " output_in_database, input_count, lease_token, write_id) "
     "SELECT head.head_id, $1, $2, $3, head.version, $5, $6, $7, $8, $9::jsonb, $10, $11, $12,"
-    " $13, $14, $16::bigint FROM head RETURNING id, version"};
+    " $13, $14, $16::bigint, $17::uuid FROM head RETURNING id, version"};
 
 // A pipeline-wide clear: its row, and the pipeline's cleared_id moved to it (never back:
 // two clears racing keep the larger id). It takes its pipeline's row alone (`lock`, read
-// before the row's id is drawn): see lock_pipeline_alone.
+// before the row's id is drawn): see lock_pipeline_alone. $1 pipeline, $2 timestamp,
+// $3 run_id, $4 write_id.
 inline constexpr Statement append_pipeline_clear{
     "checkpoint_append_pipeline_clear",
     "WITH lock AS MATERIALIZED ("
     " SELECT pipeline FROM pipelines WHERE pipeline = $1 FOR NO KEY UPDATE), "
-    "c AS (INSERT INTO checkpoints (pipeline, stage, status, version, timestamp, run_id)"
-    " SELECT $1, NULL, 'cleared', 0, $2, $3 FROM lock RETURNING id) "
+    "c AS (INSERT INTO checkpoints (pipeline, stage, status, version, timestamp, run_id,"
+    " write_id) SELECT $1, NULL, 'cleared', 0, $2, $3, $4::uuid FROM lock RETURNING id) "
     "UPDATE pipelines p SET cleared_id = GREATEST(p.cleared_id, c.id) FROM c"
     " WHERE p.pipeline = $1 RETURNING c.id"};
 
@@ -71,10 +73,18 @@ inline constexpr Statement lock_pipeline_alone{
     "checkpoint_lock_pipeline_alone",
     "SELECT cleared_id FROM pipelines WHERE pipeline = $1 FOR NO KEY UPDATE"};
 
+// ON CONFLICT: a transaction whose commit's outcome was unknown, written again after a
+// reconnect, may find its run recorded already.
 inline constexpr Statement insert_run{
     "checkpoint_insert_run",
     "INSERT INTO runs (run_id, pipeline, host, pid, \"user\", started_at, heartbeat_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $6)"};
+    "VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (run_id) DO NOTHING"};
+
+// The rows that writes with these client ids appended (their first rows): after a lost
+// connection, which of them committed. $1 the ids, as a text array '{uuid,uuid,...}'.
+inline constexpr Statement find_writes{
+    "checkpoint_find_writes",
+    "SELECT write_id::text, id, version FROM checkpoints WHERE write_id = ANY($1::uuid[])"};
 
 inline constexpr Statement insert_pipeline{
     "checkpoint_insert_pipeline",
@@ -297,6 +307,7 @@ inline constexpr Statement all[] = {
     history_page_desc,
     pipelines,
     runs,
+    find_writes,
 };
 
 }  // namespace checkpoint::detail::pg_sql
