@@ -9,6 +9,8 @@
 // (read_output_file excepted, see there). Every call throws checkpoint::Error only.
 #pragma once
 
+#include "crypto/secret_key.hpp"
+#include "history_chain.hpp"
 #include "identity.hpp"
 
 #include <checkpoint/options.hpp>
@@ -37,6 +39,10 @@ struct BackendConfig {
     bool read_only = false;
     unsigned file_mode = 0600;          // of a database file (and output files) created here
     std::size_t max_inline_output = 0;  // outputs larger than this go to files (SQLite)
+    // The key file's keys (Options::key_file), or none. The backend checks it against the
+    // database's recorded key when it opens (crypto/key_check.hpp: judge_key) and again
+    // inside every write transaction.
+    std::shared_ptr<const DatabaseKey> key;
 };
 
 // The run this backend records on its first write.
@@ -200,6 +206,20 @@ public:
     // Every pipeline that has written to the database (any pipeline), sorted by its bytes.
     virtual std::vector<std::string> pipelines() = 0;
     virtual std::vector<std::string> verify() = 0;
+
+    // ---- The history chain (history_chain.hpp) ----
+    // Every write transaction extends it (under the lock that serializes writers).
+
+    // The chain's start, head and prune anchors.
+    virtual ChainState chain_state() = 0;
+    // The neutral verify_chain() over the chain's state and every chained row, read in one
+    // snapshot; `expect`: a head the caller kept (checkpointctl verify --expect-head).
+    virtual std::vector<std::string> verify_chain(const std::optional<ChainHead>& expect) = 0;
+    // The key the chain is keyed with (the key file's, when the database records a key);
+    // nullptr for an unkeyed chain.
+    virtual const SecretKey* chain_key() const noexcept = 0;
+    // True when the database records a key and none was given (judge_key: KeyMissing).
+    virtual bool key_missing() const noexcept = 0;
 
     // ---- Copies (copy_history) ----
 

@@ -32,6 +32,10 @@ std::string_view to_string(ErrorCode code) noexcept {
             return "output_damaged";
         case ErrorCode::Unavailable:
             return "unavailable";
+        case ErrorCode::KeyRequired:
+            return "key_required";
+        case ErrorCode::WrongKey:
+            return "wrong_key";
     }
     return "unknown";
 }

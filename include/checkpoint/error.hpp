@@ -30,6 +30,11 @@ enum class ErrorCode {
                          // login, has no free connection, or the database does not exist;
                          // the message names host:port and database (never the password)
                          // and says what to check. Nothing of the failed call was written
+    // 15 is reserved (LeaseLost, stage leases).
+    KeyRequired = 16,  // the database was written with a key (Options::key_file) and none was
+                       // given: writes, and verify's history chain, are refused
+    WrongKey = 17,     // the key file given is not the database's key (checked before anything
+                       // is written)
 };
 
 // The stable lower-case name of a code ("invalid_argument", "disk_full", ...).

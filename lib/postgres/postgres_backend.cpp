@@ -5,6 +5,8 @@
 #include "clock.hpp"
 #include "postgres/migrations.hpp"
 #include "postgres/postgres_backend_impl.hpp"
+#include "postgres/postgres_chain.hpp"
+#include "sha256.hpp"
 
 #include <checkpoint/error.hpp>
 
@@ -22,13 +24,6 @@ constexpr int max_write_attempts = 20;
 
 bool is_retryable(const pqxx::sql_error& e) {
     return e.sqlstate() == "40001" || e.sqlstate() == "40P01";
-}
-
-// A write that is one statement (pg_sql::append or append_pipeline_clear): atomic on its
-// own, so it needs no BEGIN and COMMIT (two round trips fewer).
-bool is_one_statement(const Write& write) {
-    if (write.kind == Write::Kind::PipelineClear) return true;
-    return write.kind == Write::Kind::Stage && write.inputs.empty() && !write.output;
 }
 
 }  // namespace
@@ -86,6 +81,7 @@ void PostgresBackend::Impl::open() {
     try {
         connection();
         migrate_postgres(*connection_);
+        check_key();
         if (!config.read_only) {
             pqxx::work tx(connection());
             reap_dead_runs(tx);
@@ -94,6 +90,41 @@ void PostgresBackend::Impl::open() {
     } catch (...) {
         fail("opening");
     }
+}
+
+// The recorded key against the key file given (judge_key), recording it in a database
+// without rows, under the chain's lock.
+void PostgresBackend::Impl::check_key() {
+    {
+        pqxx::read_transaction tx(connection());
+        const bool has_rows = tx.exec1("SELECT EXISTS (SELECT 1 FROM checkpoints)")[0].as<bool>();
+        key_verdict = judge_key(read_pg_recorded_key(tx), config.key.get(), has_rows,
+                                config.read_only, description);
+    }
+    if (key_verdict != KeyVerdict::Register) return;
+    pqxx::work tx(connection());
+    lock_pg_chain(tx);
+    const bool has_rows = tx.exec1("SELECT EXISTS (SELECT 1 FROM checkpoints)")[0].as<bool>();
+    key_verdict =
+        judge_key(read_pg_recorded_key(tx), config.key.get(), has_rows, false, description);
+    if (key_verdict == KeyVerdict::Register) {
+        tx.exec_params0(
+            "INSERT INTO encryption_keys (key_id, check_value, role) "
+            "VALUES ($1, decode($2, 'hex'), 'current')",
+            config.key->key_id, to_hex(config.key->check_value));
+        tx.commit();
+        key_verdict = KeyVerdict::Keyed;
+    }
+}
+
+void PostgresBackend::Impl::lock_chain(pqxx::transaction_base& tx) {
+    const std::string recorded = lock_pg_chain(tx);
+    const std::string expected = key_verdict == KeyVerdict::Keyed ? config.key->key_id : "";
+    if (recorded == expected) return;
+    if (expected.empty()) throw_key_required(description, "writing");
+    throw Error(ErrorCode::WrongKey, description +
+                                         ": its key changed since it was opened; nothing was "
+                                         "written. Open it again with its key file");
 }
 
 namespace {
@@ -382,10 +413,18 @@ void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
         }
         return;
     }
-    if (writes.size() == 1 && s.run_recorded && is_one_statement(*writes.front())) {
-        s.write_one_statement(*writes.front());
+    if (s.key_verdict == KeyVerdict::KeyMissing) {
+        for (Write* write : writes) {
+            try {
+                throw_key_required(s.description, s.describe_write(*write));
+            } catch (...) {
+                write->error = std::current_exception();
+            }
+        }
         return;
     }
+    // Every write is a transaction, single statements too: the history chain is extended
+    // in it, under its lock.
     // Savepoints only when there is another write to protect.
     const bool isolate = writes.size() > 1;
     for (int attempt = 1;; ++attempt) {
@@ -404,6 +443,7 @@ void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
                 .text(s.config.pipeline)
                 .exec(tx, clears ? pg_sql::lock_pipeline_alone.name
                                  : pg_sql::lock_pipeline_shared.name);
+            s.lock_chain(tx);
             for (Write* write : writes) {
                 if (!isolate) {
                     s.apply(tx, *write);
@@ -428,6 +468,7 @@ void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
                     tx.exec0("RELEASE SAVEPOINT batch_write");
                 }
             }
+            extend_pg_chain(tx, s.chain_key());
             tx.commit();
             if (!s.run_recorded) {
                 s.run_recorded = true;
@@ -465,57 +506,6 @@ void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
                     }
                 }();
             }
-            return;
-        }
-    }
-}
-
-// One write as a single statement in autocommit mode. A connection lost while the statement
-// ran leaves its outcome unknown (it may have committed): the Error says so.
-void PostgresBackend::Impl::write_one_statement(Write& write) {
-    for (int attempt = 1;; ++attempt) {
-        write.appended.reset();
-        write.error = nullptr;
-        try {
-            pqxx::connection_base& open = connection();
-            try {
-                pqxx::nontransaction tx(open);
-                apply(tx, write);
-                return;
-            } catch (const pqxx::broken_connection& e) {
-                // The statement may have committed before the connection broke. A server
-                // that cannot be reached again is Unavailable (saying the outcome is not
-                // known); one that can, leaves only the unknown outcome (Io).
-                connection_.reset();
-                try {
-                    connection();
-                } catch (const Error& again) {
-                    if (again.code() != ErrorCode::Unavailable) throw;
-                    throw Error(ErrorCode::Unavailable,
-                                description + ": " + describe_write(write) +
-                                    " failed: the connection to the server was lost, and the "
-                                    "server cannot be reached again; whether the write was "
-                                    "recorded is unknown (look at latest() or the history once "
-                                    "the server is back). " +
-                                    again.what());
-                }
-                throw pqxx::in_doubt_error(e.what());
-            }
-        } catch (...) {
-            try {
-                throw;
-            } catch (const pqxx::sql_error& e) {
-                if (is_retryable(e) && attempt < max_write_attempts) continue;
-            } catch (...) {
-            }
-            write.appended.reset();
-            write.error = [&] {
-                try {
-                    fail(describe_write(write));
-                } catch (...) {
-                    return std::current_exception();
-                }
-            }();
             return;
         }
     }

@@ -3,6 +3,7 @@
 // staleness is decided from; postgres_prune.cpp: retention; postgres_verify.cpp: verify).
 #pragma once
 
+#include "crypto/key_check.hpp"
 #include "postgres/connection.hpp"
 #include "postgres/location.hpp"
 #include "postgres/postgres_backend.hpp"
@@ -69,6 +70,15 @@ struct PostgresBackend::Impl final : StalenessFacts {
     std::filesystem::path no_path;  // path() and outputs_directory(): none
     std::optional<PgConnection> connection_;
     bool run_recorded = false;
+    KeyVerdict key_verdict = KeyVerdict::Plain;  // see check_key()
+    const SecretKey* chain_key() const noexcept {
+        return key_verdict == KeyVerdict::Keyed ? &config.key->chain : nullptr;
+    }
+    // Inside a write transaction, first thing after its pipeline lock: locks the chain
+    // head (postgres_chain.hpp) and refuses the write when the database's key changed since
+    // the open.
+    void lock_chain(pqxx::transaction_base& tx);
+    void check_key();
 
     // The transaction the StalenessFacts queries run in (a read's or a write's), set for a
     // scope by FactsScope.
@@ -109,7 +119,6 @@ struct PostgresBackend::Impl final : StalenessFacts {
     // Writes (postgres_backend.cpp), inside `tx`.
     void record_run(pqxx::transaction_base& tx);
     void apply(pqxx::transaction_base& tx, Write& write);
-    void write_one_statement(Write& write);
     Appended append_row(pqxx::transaction_base& tx, const std::string& stage, Status status,
                         std::optional<std::int64_t> duration_ms, const std::string& message,
                         const std::string& timestamp, const Write* save = nullptr);

@@ -3,6 +3,7 @@
 // database in one transaction, outputs in chunks, and moves the id sequence past the
 // copied ids.
 #include "postgres/postgres_backend_impl.hpp"
+#include "postgres/postgres_chain.hpp"
 #include "stored_values.hpp"
 
 #include <checkpoint/error.hpp>
@@ -67,6 +68,7 @@ public:
     PgImport(PostgresBackend::Impl& backend, pqxx::connection_base& connection)
         : backend_(backend), tx_(connection) {
         try {
+            backend_.lock_chain(tx_);
             if (tx_.exec1(sql_is_empty)[0].as<std::int64_t>() != 0) {
                 throw Error(ErrorCode::InvalidArgument,
                             backend_.description +
@@ -151,6 +153,7 @@ public:
             tx_.exec0(sql_derive_heads);
             tx_.exec0(sql_derive_pipelines);
             tx_.exec1(sql_move_sequence);
+            extend_pg_chain(tx_, backend_.chain_key());  // the copy's rows get this chain
             tx_.commit();
         } catch (...) {
             std::rethrow_exception(backend_.translated("committing the copy"));
@@ -239,6 +242,8 @@ void PostgresBackend::export_history(
 std::unique_ptr<HistoryImport> PostgresBackend::begin_import() {
     Impl& s = *impl_;
     s.require_writable("copying a history into the database");
+    if (s.key_verdict == KeyVerdict::KeyMissing)
+        throw_key_required(s.description, "copying a history into the database");
     try {
         return std::make_unique<PgImport>(s, s.connection());
     } catch (const Error&) {

@@ -2,6 +2,9 @@
 // (lib/sqlite/verify.cpp), in PostgreSQL's SQL, for every pipeline of the database. The
 // server keeps its own pages sound (checksums, WAL); there is no integrity_check to run.
 #include "postgres/postgres_backend_impl.hpp"
+#include "postgres/postgres_chain.hpp"
+
+#include <checkpoint/error.hpp>
 
 namespace checkpoint::detail {
 
@@ -140,6 +143,47 @@ std::vector<std::string> PostgresBackend::verify() {
     } catch (...) {
         s.fail("verifying");
     }
+}
+
+ChainState PostgresBackend::chain_state() {
+    Impl& s = *impl_;
+    try {
+        pqxx::read_transaction tx(s.connection());
+        return read_pg_chain_state(tx);
+    } catch (const Error&) {
+        throw;
+    } catch (...) {
+        s.fail("reading the history chain");
+    }
+}
+
+std::vector<std::string> PostgresBackend::verify_chain(const std::optional<ChainHead>& expect) {
+    Impl& s = *impl_;
+    if (s.key_verdict == KeyVerdict::KeyMissing)
+        throw_key_required(s.description, "verifying the history chain");
+    try {
+        // One snapshot for the head and every row.
+        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(s.connection());
+        const ChainState state = read_pg_chain_state(tx);
+        return detail::verify_chain(
+            state,
+            [&](const std::function<void(const ChainRow&)>& visit) {
+                for_each_pg_chain_row(tx, state.start_id, visit);
+            },
+            s.chain_key(), expect, 1000);
+    } catch (const Error&) {
+        throw;
+    } catch (...) {
+        s.fail("verifying the history chain");
+    }
+}
+
+const SecretKey* PostgresBackend::chain_key() const noexcept {
+    return impl_->chain_key();
+}
+
+bool PostgresBackend::key_missing() const noexcept {
+    return impl_->key_verdict == KeyVerdict::KeyMissing;
 }
 
 }  // namespace checkpoint::detail

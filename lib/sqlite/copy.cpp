@@ -1,5 +1,6 @@
 // Copies between databases, SQLite's side: export_history reads every run and row as
 // stored; SqliteImport writes a copied history into an empty database in one transaction.
+#include "sqlite/chain.hpp"
 #include "sqlite/output_files.hpp"
 #include "sqlite/sqlite_backend_impl.hpp"
 
@@ -68,8 +69,9 @@ void bind_optional(SQLite::Statement& statement, int index, const std::optional<
 class SqliteImport final : public HistoryImport {
 public:
     explicit SqliteImport(const BackendConfig& config, SQLite::Database& db,
-                          std::filesystem::path outputs)
+                          std::filesystem::path outputs, const SecretKey* chain_key)
         : config_(config),
+          chain_key_(chain_key),
           db_(db),
           outputs_(std::move(outputs)),
           transaction_(db, SQLite::TransactionBehavior::IMMEDIATE),
@@ -143,11 +145,13 @@ public:
     void commit() override {
         db_.exec(sql_derive_heads);
         db_.exec(sql_derive_pipelines);
+        extend_sqlite_chain(db_, chain_key_);  // the copy's rows get this database's chain
         transaction_.commit();
     }
 
 private:
     const BackendConfig& config_;
+    const SecretKey* chain_key_;
     SQLite::Database& db_;
     std::filesystem::path outputs_;
     SQLite::Transaction transaction_;
@@ -269,9 +273,11 @@ void SqliteBackend::export_history(
 std::unique_ptr<HistoryImport> SqliteBackend::begin_import() {
     Impl& s = *impl_;
     s.require_writable("copying a history into the database");
+    if (s.key_verdict == KeyVerdict::KeyMissing)
+        throw_key_required(s.description, "copying a history into the database");
     try {
         return std::make_unique<TranslatingImport>(
-            s, std::make_unique<SqliteImport>(s.config, *s.db, s.outputs));
+            s, std::make_unique<SqliteImport>(s.config, *s.db, s.outputs, s.chain_key()));
     } catch (...) {
         s.fail("starting the copy");
     }

@@ -3,6 +3,7 @@
 // point never leaves a row pointing at a deleted file, and a save in flight (which checks
 // its file under the same lock) never commits a row whose file was just deleted.
 #include "clock.hpp"
+#include "sqlite/chain.hpp"
 #include "sqlite/output_files.hpp"
 #include "sqlite/sqlite_backend_impl.hpp"
 
@@ -60,6 +61,7 @@ constexpr const char* sql_file_referenced =
 PruneResult SqliteBackend::prune(const PruneOptions& options) {
     Impl& s = *impl_;
     s.require_writable("pruning");
+    if (s.key_verdict == KeyVerdict::KeyMissing) throw_key_required(s.description, "pruning");
     PruneResult result;
     std::set<std::string> pruned_files;  // named by the rows pruned: deleted at any age
     try {
@@ -95,6 +97,8 @@ PruneResult SqliteBackend::prune(const PruneOptions& options) {
                 while (files.executeStep()) pruned_files.insert(files.getColumn(0).getString());
             }
             result.bytes_freed = s.db->execAndGet(sql_pruned_inline_bytes).getInt64();
+            // The chain stays verifiable across the gaps (history_chain.hpp).
+            anchor_sqlite_chain_for_prune(*s.db, s.chain_key());
             for (const char* sql : sql_delete_pruned) s.db->exec(sql);
             result.rows_deleted = s.db->exec(sql_delete_rows);
             SQLite::Statement runs(*s.db, sql_delete_empty_runs);

@@ -3,6 +3,7 @@
 
 #include "clock.hpp"
 #include "migrations.hpp"
+#include "sqlite/chain.hpp"
 #include "sqlite/db_file.hpp"
 #include "sqlite/migrate.hpp"
 #include "sqlite/output_files.hpp"
@@ -233,6 +234,7 @@ void SqliteBackend::Impl::open() {
             migrate(*db, path);
             if (state == FileState::Missing) sync_directory(directory);
         }
+        check_key();
         completed_head.emplace(*db, sql_completed_head);
         row_outputs.emplace(*db, sql_row_outputs);
         input_states.emplace(*db, sql_input_states);
@@ -293,6 +295,53 @@ void SqliteBackend::Impl::check_schema() {
                         ") and a read-only open does not migrate. Run `checkpointctl "
                         "migrate`, or open it once for writing");
     }
+}
+
+// The recorded key against the key file given (judge_key), recording it in a database
+// without rows; under the write lock, so that two processes cannot record two keys.
+void SqliteBackend::Impl::check_key() {
+    const auto recorded = [&]() -> std::optional<RecordedKey> {
+        SQLite::Statement query(
+            *db, "SELECT key_id, check_value FROM encryption_keys WHERE role = 'current'");
+        if (!query.executeStep()) return std::nullopt;
+        const SQLite::Column check = query.getColumn(1);
+        return RecordedKey{query.getColumn(0).getString(),
+                           std::string(static_cast<const char*>(check.getBlob()),
+                                       static_cast<std::size_t>(check.getBytes()))};
+    };
+    const auto has_rows = [&] {
+        return db->execAndGet("SELECT EXISTS (SELECT 1 FROM checkpoints)").getInt() != 0;
+    };
+    key_verdict =
+        judge_key(recorded(), config.key.get(), has_rows(), config.read_only, describe(path));
+    if (key_verdict != KeyVerdict::Register) return;
+    SQLite::Transaction transaction(*db, SQLite::TransactionBehavior::IMMEDIATE);
+    key_verdict = judge_key(recorded(), config.key.get(), has_rows(), false, describe(path));
+    if (key_verdict == KeyVerdict::Register) {
+        SQLite::Statement insert(*db,
+                                 "INSERT INTO encryption_keys (key_id, check_value, role) "
+                                 "VALUES (?1, ?2, 'current')");
+        insert.bind(1, config.key->key_id);
+        insert.bind(2, config.key->check_value.data(),
+                    static_cast<int>(config.key->check_value.size()));
+        insert.exec();
+        transaction.commit();
+        key_verdict = KeyVerdict::Keyed;
+    }
+}
+
+void SqliteBackend::Impl::extend_chain() {
+    SQLite::Statement query(*db, "SELECT key_id FROM encryption_keys WHERE role = 'current'");
+    const std::string recorded = query.executeStep() ? query.getColumn(0).getString() : "";
+    const std::string expected = key_verdict == KeyVerdict::Keyed ? config.key->key_id : "";
+    if (recorded != expected) {
+        if (expected.empty()) throw_key_required(describe(path), "writing");
+        throw Error(ErrorCode::WrongKey, describe(path) +
+                                             ": its key changed since it was opened; nothing "
+                                             "was written. Open it again with its key file");
+    }
+    query.reset();
+    extend_sqlite_chain(*db, chain_key());
 }
 
 // PRAGMA journal_mode=WAL needs an exclusive lock when it changes the mode, and SQLite
@@ -484,6 +533,16 @@ void SqliteBackend::write_batch(const std::vector<Write*>& writes) {
         }
         return;
     }
+    if (s.key_verdict == KeyVerdict::KeyMissing) {
+        for (Write* write : writes) {
+            try {
+                throw_key_required(s.description, s.describe_write(*write));
+            } catch (...) {
+                write->error = std::current_exception();
+            }
+        }
+        return;
+    }
     // Savepoints only when there is another write to protect.
     const bool isolate = writes.size() > 1;
     try {
@@ -505,6 +564,7 @@ void SqliteBackend::write_batch(const std::vector<Write*>& writes) {
                 s.db->exec("RELEASE batch_write");
             }
         }
+        s.extend_chain();
         transaction.commit();
         s.run_recorded = true;
     } catch (...) {
@@ -734,6 +794,41 @@ std::vector<std::string> SqliteBackend::pipelines() {
     } catch (...) {
         s.fail("reading the pipelines");
     }
+}
+
+ChainState SqliteBackend::chain_state() {
+    Impl& s = *impl_;
+    try {
+        return read_sqlite_chain_state(*s.db);
+    } catch (...) {
+        s.fail("reading the history chain");
+    }
+}
+
+std::vector<std::string> SqliteBackend::verify_chain(const std::optional<ChainHead>& expect) {
+    Impl& s = *impl_;
+    if (s.key_verdict == KeyVerdict::KeyMissing)
+        throw_key_required(s.description, "verifying the history chain");
+    try {
+        SQLite::Transaction snapshot(*s.db, SQLite::TransactionBehavior::DEFERRED);
+        const ChainState state = read_sqlite_chain_state(*s.db);
+        return detail::verify_chain(
+            state,
+            [&](const std::function<void(const ChainRow&)>& visit) {
+                for_each_sqlite_chain_row(*s.db, state.start_id, visit);
+            },
+            s.chain_key(), expect, 1000);
+    } catch (...) {
+        s.fail("verifying the history chain");
+    }
+}
+
+const SecretKey* SqliteBackend::chain_key() const noexcept {
+    return impl_->chain_key();
+}
+
+bool SqliteBackend::key_missing() const noexcept {
+    return impl_->key_verdict == KeyVerdict::KeyMissing;
 }
 
 std::vector<std::string> SqliteBackend::verify() {

@@ -3,6 +3,7 @@
 // loading outputs; prune.cpp: retention; errors.cpp: SQLite errors as checkpoint::Error).
 #pragma once
 
+#include "crypto/key_check.hpp"
 #include "identity.hpp"
 #include "run_rules.hpp"
 #include "sqlite/sqlite_backend.hpp"
@@ -68,6 +69,7 @@ struct SqliteBackend::Impl final : StalenessFacts {
     std::string description;        // "checkpoint database <path>"
     std::filesystem::path outputs;  // <directory>/<database_file>-outputs
     bool run_recorded = false;
+    KeyVerdict key_verdict = KeyVerdict::Plain;  // see check_key()
     std::unique_ptr<SQLite::Database> db;
 
     // Prepared once, reused for every call (writers only have the write statements).
@@ -91,6 +93,14 @@ struct SqliteBackend::Impl final : StalenessFacts {
     void check_schema();
     void set_wal_mode();
     void reap_dead_runs();
+    void check_key();
+    // The chain's key: the key file's when the database records it; nullptr otherwise.
+    const SecretKey* chain_key() const noexcept {
+        return key_verdict == KeyVerdict::Keyed ? &config.key->chain : nullptr;
+    }
+    // Inside a write transaction: refuses it when the database's key changed since the open
+    // (another process recorded one), then extends the history chain.
+    void extend_chain();
     void record_run_if_needed();
     void apply(Write& write);
     std::string describe_write(const Write& write) const;

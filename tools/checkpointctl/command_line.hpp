@@ -23,7 +23,10 @@ enum Exit {
     exit_schema = 6,
     exit_busy = 7,
     exit_unavailable = 8,
-    exit_listen = 9,  // serve: the address to listen on is in use, or may not be used
+    exit_listen = 9,         // serve: the address to listen on is in use, or may not be used
+    exit_key_required = 10,  // the database was written with a key; give --key-file
+    exit_wrong_key = 11,     // --key-file is not the database's key
+    // 12 is reserved (stage leases)
 };
 
 // What the user asked for, filled by CLI11.
@@ -63,6 +66,10 @@ struct Settings {
     std::string listen = "127.0.0.1:8765";  // HOST:PORT (port 0: any free port)
     // report (and --run, above)
     std::string html_file;
+    // keys and the history chain (crypto_commands.hpp)
+    std::string key_file;     // --key-file: Options::key_file
+    std::string keygen_file;  // keygen FILE
+    std::string expect_head;  // verify --expect-head "<row id> <hash>"
 };
 
 enum class Command {
@@ -77,7 +84,9 @@ enum class Command {
     ImportLegacy,
     Copy,
     Serve,
-    Report
+    Report,
+    Keygen,
+    Seal,
 };
 
 // The longest duration prune accepts: 100 years.

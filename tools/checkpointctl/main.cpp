@@ -4,6 +4,7 @@
 // found; 5 not a checkpoint database, damaged or unsafe; 6 schema version mismatch; 7 busy;
 // 8 serve cannot listen on the address.
 #include "command_line.hpp"
+#include "crypto_commands.hpp"
 #include "dashboard_server.hpp"
 #include "database.hpp"
 #include "html_report.hpp"
@@ -245,7 +246,8 @@ int run_prune(const Settings& settings) {
 
 int run_verify(const Settings& settings) {
     const auto manager = open_database(settings, true);
-    const auto problems = manager.verify();
+    const auto problems =
+        settings.expect_head.empty() ? manager.verify() : manager.verify(settings.expect_head);
     for (const auto& problem : problems) std::cout << problem << "\n";
     if (!problems.empty()) {
         std::cerr << "checkpointctl: " << manager.location() << ": " << problems.size()
@@ -330,6 +332,8 @@ void add_location_options(CLI::App& command, Settings& settings) {
     url->excludes(db);
     command.add_option("--pipeline", settings.pipeline, "Pipeline name (default: default)");
     command.add_flag("-v,--verbose", settings.verbose, "Log what the library does");
+    command.add_option("--key-file", settings.key_file,
+                       "The database's key file (README, \"Security\"; see keygen)");
     command
         .add_option("--busy-timeout", settings.busy_timeout_ms,
                     "How long to wait for a database locked by a writer, in ms (default: 30000)")
@@ -500,7 +504,23 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
     auto* verify =
         app.add_subcommand("verify", "Check integrity, schema and the history's invariants");
     add_location_options(*verify, settings);
+    verify->add_option("--expect-head", settings.expect_head,
+                       "Also fail unless this head, as `seal` printed it (\"<row id> <hash>\"), "
+                       "is still in the history chain");
     verify->footer("Example: checkpointctl verify --db /var/lib/etl/checkpoints.db || alert");
+
+    auto* keygen = app.add_subcommand("keygen", "Write a new random key file (mode 0600)");
+    keygen->add_option("file", settings.keygen_file, "The key file to create (never replaced)")
+        ->required();
+    keygen->footer("Example: checkpointctl keygen /etc/etl/checkpoints.key");
+
+    auto* seal = app.add_subcommand(
+        "seal", "Print the history chain's head (\"<row id> <hash>\"), to keep elsewhere");
+    add_location_options(*seal, settings);
+    seal->footer(
+        "Keep the line outside the database (a ticket, a log, a signature); later,\n"
+        "`checkpointctl verify --expect-head \"<line>\"` fails if the history was cut back.\n"
+        "Example: checkpointctl seal --dir checkpoints >> /var/log/etl-heads");
 
     auto* migrate = app.add_subcommand("migrate", "Apply pending schema migrations");
     add_location_options(*migrate, settings);
@@ -611,6 +631,10 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         result.command = Command::Serve;
     else if (*report)
         result.command = Command::Report;
+    else if (*keygen)
+        result.command = Command::Keygen;
+    else if (*seal)
+        result.command = Command::Seal;
     else
         result.exit_code = exit_usage;
     return result;
@@ -650,6 +674,10 @@ int main(int argc, char** argv) {
                 return checkpointctl::run_serve(settings);
             case Command::Report:
                 return checkpointctl::run_report(settings);
+            case Command::Keygen:
+                return checkpointctl::run_keygen(settings);
+            case Command::Seal:
+                return checkpointctl::run_seal(settings);
         }
     } catch (const checkpoint::Error& e) {
         std::cerr << "checkpointctl: " << e.what() << "\n";
