@@ -1,5 +1,7 @@
 #include "sqlite/output_files.hpp"
 
+#include "crypto/field_cipher.hpp"
+
 #include "file_descriptor.hpp"
 #include "sha256.hpp"
 #include "sqlite/db_file.hpp"
@@ -70,7 +72,7 @@ std::filesystem::path outputs_directory(const std::filesystem::path& directory,
 }
 
 void write_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
-                       std::string_view bytes, unsigned mode) {
+                       std::string_view bytes, unsigned mode, const DatabaseKey* key) {
     ensure_directory(outputs);
     const std::filesystem::path final_path = outputs / sha256_hex;
     const std::filesystem::path temporary = outputs / temporary_name(sha256_hex);
@@ -80,7 +82,9 @@ void write_output_file(const std::filesystem::path& outputs, const std::string& 
                                    static_cast<mode_t>(mode)));
         if (file.fd < 0) throw_write_error(temporary, "creating", errno);
         try {
-            std::size_t written = 0;
+            if (key && !write_sealed_file(file.fd, *key, sha256_hex, bytes))
+                throw_write_error(temporary, "writing", errno);
+            std::size_t written = key ? bytes.size() : 0;
             while (written < bytes.size()) {
                 const ssize_t n = ::write(file.fd, bytes.data() + written,
                                           std::min<std::size_t>(bytes.size() - written, 1 << 24));
@@ -102,15 +106,17 @@ void write_output_file(const std::filesystem::path& outputs, const std::string& 
 }
 
 std::optional<std::uint64_t> output_file_size(const std::filesystem::path& outputs,
-                                              const std::string& sha256_hex) {
+                                              const std::string& sha256_hex,
+                                              const DatabaseKey* key) {
     struct stat info {};
     const std::filesystem::path file = outputs / sha256_hex;
     if (::lstat(file.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return std::nullopt;
+    if (key) return plain_file_size(static_cast<std::uint64_t>(info.st_size));
     return static_cast<std::uint64_t>(info.st_size);
 }
 
 std::string read_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
-                             std::uint64_t size) {
+                             std::uint64_t size, const DatabaseKey* key) {
     const std::filesystem::path path = outputs / sha256_hex;
     const std::string damaged = "output file " + path.string() + ": ";
     const std::string what_to_do =
@@ -129,13 +135,19 @@ std::string read_output_file(const std::filesystem::path& outputs, const std::st
     if (::fstat(file.fd, &info) != 0 || !S_ISREG(info.st_mode)) {
         throw Error(ErrorCode::OutputDamaged, damaged + "is not a regular file" + what_to_do);
     }
-    if (static_cast<std::uint64_t>(info.st_size) != size) {
+    const std::uint64_t file_size = key ? sealed_file_size(size) : size;
+    if (static_cast<std::uint64_t>(info.st_size) != file_size) {
         throw Error(ErrorCode::OutputDamaged, damaged + "holds " + std::to_string(info.st_size) +
-                                                  " bytes instead of " + std::to_string(size) +
+                                                  " bytes instead of " + std::to_string(file_size) +
                                                   " (truncated or altered)" + what_to_do);
     }
-    std::string bytes(size, '\0');
-    std::size_t got = 0;
+    std::string bytes;
+    if (key) {
+        bytes = read_sealed_file(file.fd, *key, sha256_hex, size, "output file " + path.string());
+    } else {
+        bytes.assign(size, '\0');
+    }
+    std::size_t got = key ? size : 0;
     while (got < size) {
         const ssize_t n = ::read(file.fd, bytes.data() + got, size - got);
         if (n < 0 && errno == EINTR) continue;

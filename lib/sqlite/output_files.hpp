@@ -14,6 +14,8 @@
 
 namespace checkpoint::detail {
 
+struct DatabaseKey;
+
 // <directory>/<database_file>-outputs
 std::filesystem::path outputs_directory(const std::filesystem::path& directory,
                                         const std::string& database_file);
@@ -22,19 +24,24 @@ std::filesystem::path outputs_directory(const std::filesystem::path& directory,
 // writes a temporary file with permission bits `mode`, fsyncs it, renames it over any
 // file of that name (an orphan is never reused as it is) and fsyncs the directory.
 // Throws Error(DiskFull) or Error(Io) naming the file; a temporary file is removed then.
+// With `key` (an encrypted database), the file holds the bytes encrypted (a secretstream
+// bound to sha256_hex: crypto/field_cipher.hpp).
 void write_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
-                       std::string_view bytes, unsigned mode);
+                       std::string_view bytes, unsigned mode, const DatabaseKey* key = nullptr);
 
-// The size of the regular file <outputs>/<sha256_hex>; std::nullopt when it is missing
-// (or is not a regular file).
+// The size of the output the regular file <outputs>/<sha256_hex> holds (with `key`: the
+// plaintext size its encrypted size stands for); std::nullopt when it is missing (or is
+// not a regular file, or no plaintext size gives its encrypted size).
 std::optional<std::uint64_t> output_file_size(const std::filesystem::path& outputs,
-                                              const std::string& sha256_hex);
+                                              const std::string& sha256_hex,
+                                              const DatabaseKey* key = nullptr);
 
 // The bytes of <outputs>/<sha256_hex>, checked against `size` and the hash.
 // Throws Error(OutputDamaged) when the file is missing, has another size or another
 // SHA-256; Error(Io) when it cannot be read.
+// With `key`, decrypted chunk by chunk (Error(OutputDamaged) when it does not decrypt).
 std::string read_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
-                             std::uint64_t size);
+                             std::uint64_t size, const DatabaseKey* key = nullptr);
 
 // A file of the outputs directory.
 struct OutputFileEntry {

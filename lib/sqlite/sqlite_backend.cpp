@@ -2,6 +2,7 @@
 #include "sqlite/sqlite_backend.hpp"
 
 #include "clock.hpp"
+#include "crypto/field_cipher.hpp"
 #include "migrations.hpp"
 #include "sqlite/chain.hpp"
 #include "sqlite/db_file.hpp"
@@ -71,6 +72,11 @@ constexpr const char* sql_move_head =
     "status = excluded.status, version = excluded.version, head_id = excluded.head_id, "
     "checks = excluded.checks";
 
+// An encrypted database: the row's key, message and metadata, encrypted once the INSERT
+// gave the row its version.
+constexpr const char* sql_seal_row =
+    "UPDATE checkpoints SET key_id = ?2, message = ?3, metadata = ?4 WHERE id = ?1";
+
 constexpr const char* sql_find_import =
     "SELECT 1 FROM checkpoints WHERE pipeline = ?1 AND stage = ?2 AND status = 'completed' "
     "AND timestamp = ?3 AND message = ?4";
@@ -121,8 +127,10 @@ std::optional<std::string> optional_text(const SQLite::Column& column) {
 
 // Reads one row selected with `checkpoint_columns` (from the history or current_state
 // view), its status as reported_status() says (`open_attempt`: it was never finished).
+// With `key` (an encrypted database) the message and metadata are decrypted; without it
+// (KeyMissing) they read as "(encrypted)" and no metadata.
 Checkpoint read_checkpoint(SQLite::Statement& row, const std::string& description,
-                           LivenessCache& liveness, bool open_attempt) {
+                           LivenessCache& liveness, bool open_attempt, const DatabaseKey* key) {
     Checkpoint checkpoint;
     checkpoint.id = row.getColumn(0).getInt64();
     checkpoint.pipeline = row.getColumn(1).getString();
@@ -134,9 +142,25 @@ Checkpoint read_checkpoint(SQLite::Statement& row, const std::string& descriptio
     if (!row.getColumn(7).isNull())
         checkpoint.duration = std::chrono::milliseconds(row.getColumn(7).getInt64());
     checkpoint.message = row.getColumn(8).getString();
-    if (!row.getColumn(12).isNull())
-        checkpoint.metadata =
-            parse_json_object(row.getColumn(12).getString(), "metadata", description);
+    std::string metadata =
+        row.getColumn(12).isNull() ? std::string() : row.getColumn(12).getString();
+    const FieldContext context{checkpoint.pipeline, checkpoint.stage, checkpoint.version, ""};
+    const std::string where = description + ": history row " + std::to_string(checkpoint.id);
+    if (is_sealed_text(checkpoint.message)) {
+        checkpoint.message =
+            key ? open_text_field(*key,
+                                  {context.pipeline, context.stage, context.version, "message"},
+                                  checkpoint.message, where)
+                : "(encrypted)";
+    }
+    if (is_sealed_text(metadata)) {
+        metadata = key ? open_text_field(
+                             *key, {context.pipeline, context.stage, context.version, "metadata"},
+                             metadata, where)
+                       : std::string();
+    }
+    if (!metadata.empty())
+        checkpoint.metadata = parse_json_object(metadata, "metadata", description);
     checkpoint.fingerprint = row.getColumn(13).getString();
     checkpoint.output = stored_output(row, 14);
     if (!row.getColumn(17).isNull())
@@ -242,6 +266,7 @@ void SqliteBackend::Impl::open() {
                                  " FROM current_state WHERE pipeline = ?1 AND stage = ?2");
         if (!config.read_only) {
             append.emplace(*db, sql_append);
+            seal_row.emplace(*db, sql_seal_row);
             move_head.emplace(*db, sql_move_head);
             append_pipeline_clear.emplace(*db, sql_append_pipeline_clear);
             mark_pipeline_cleared.emplace(*db, sql_mark_pipeline_cleared);
@@ -419,10 +444,12 @@ Appended SqliteBackend::Impl::append_row(const std::string& stage, Status status
         append->bindNoCopy(5, timestamp);
         append->bindNoCopy(6, run.run_id);
         if (duration_ms) append->bind(7, *duration_ms);
-        if (!message.empty()) append->bindNoCopy(8, message);
+        // Encrypted: plaintext never reaches a page (the UPDATE below writes the ciphertext).
+        const bool plaintext = data_key() == nullptr;
+        if (!message.empty() && plaintext) append->bindNoCopy(8, message);
         append->bind(14, 0);
         if (save) {
-            if (!save->metadata.empty()) append->bindNoCopy(9, save->metadata);
+            if (!save->metadata.empty() && plaintext) append->bindNoCopy(9, save->metadata);
             if (!save->fingerprint.empty()) append->bindNoCopy(10, save->fingerprint);
             if (save->output) {
                 append->bind(11, static_cast<std::int64_t>(save->output->size()));
@@ -435,6 +462,24 @@ Appended SqliteBackend::Impl::append_row(const std::string& stage, Status status
         appended.id = append->getColumn(0).getInt64();
         appended.version = append->getColumn(1).getInt64();
         append->executeStep();  // finish the statement
+    }
+    if (const DatabaseKey* key = data_key()) {
+        // Encrypted now that the row's version is known (it is bound into the ciphertext).
+        StatementUse use(*seal_row);
+        seal_row->bind(1, appended.id);
+        seal_row->bindNoCopy(2, key->key_id);
+        std::string message_text, metadata_text;
+        if (!message.empty()) {
+            message_text = seal_text_field(
+                *key, {config.pipeline, stage, appended.version, "message"}, message);
+            seal_row->bindNoCopy(3, message_text);
+        }
+        if (save && !save->metadata.empty()) {
+            metadata_text = seal_text_field(
+                *key, {config.pipeline, stage, appended.version, "metadata"}, save->metadata);
+            seal_row->bindNoCopy(4, metadata_text);
+        }
+        seal_row->exec();
     }
     StatementUse use(*move_head);
     move_head->bindNoCopy(1, config.pipeline);
@@ -647,7 +692,8 @@ std::optional<Checkpoint> SqliteBackend::current(const std::string& stage) {
         s.current->bindNoCopy(2, stage);
         if (!s.current->executeStep()) return std::nullopt;
         LivenessCache liveness;
-        Checkpoint checkpoint = read_checkpoint(*s.current, s.description, liveness, true);
+        Checkpoint checkpoint =
+            read_checkpoint(*s.current, s.description, liveness, true, s.data_key());
         s.current->reset();
         StalenessCheck(s).mark(checkpoint);
         return checkpoint;
@@ -666,7 +712,7 @@ std::vector<Checkpoint> SqliteBackend::current_all() {
         std::vector<Checkpoint> result;
         LivenessCache liveness;
         while (query.executeStep()) {
-            result.push_back(read_checkpoint(query, s.description, liveness, true));
+            result.push_back(read_checkpoint(query, s.description, liveness, true, s.data_key()));
         }
         query.reset();
         StalenessCheck staleness(s);  // shared by every stage
@@ -739,7 +785,7 @@ void SqliteBackend::for_each_history(const HistoryFilter& filter,
         while ((!filter.limit || produced < *filter.limit) && query.executeStep()) {
             const bool open_attempt = query.getColumn(checkpoint_column_count).getInt() != 0;
             const Checkpoint checkpoint =
-                read_checkpoint(query, s.description, liveness, open_attempt);
+                read_checkpoint(query, s.description, liveness, open_attempt, s.data_key());
             if (filter.status && checkpoint.status != *filter.status) continue;
             in_visit = true;
             visit(checkpoint);
@@ -834,7 +880,8 @@ bool SqliteBackend::key_missing() const noexcept {
 std::vector<std::string> SqliteBackend::verify() {
     Impl& s = *impl_;
     try {
-        return verify_database(*s.db, s.outputs);
+        s.require_key("verifying the outputs");
+        return verify_database(*s.db, s.outputs, s.data_key());
     } catch (...) {
         s.fail("verifying");
     }

@@ -78,6 +78,7 @@ struct SqliteBackend::Impl final : StalenessFacts {
     std::optional<SQLite::Statement> input_states;
     std::optional<SQLite::Statement> current;
     std::optional<SQLite::Statement> append;
+    std::optional<SQLite::Statement> seal_row;
     std::optional<SQLite::Statement> move_head;
     std::optional<SQLite::Statement> append_pipeline_clear;
     std::optional<SQLite::Statement> mark_pipeline_cleared;
@@ -97,6 +98,15 @@ struct SqliteBackend::Impl final : StalenessFacts {
     // The chain's key: the key file's when the database records it; nullptr otherwise.
     const SecretKey* chain_key() const noexcept {
         return key_verdict == KeyVerdict::Keyed ? &config.key->chain : nullptr;
+    }
+    // The key that encrypts what users put in (crypto/field_cipher.hpp), or nullptr.
+    const DatabaseKey* data_key() const noexcept {
+        return key_verdict == KeyVerdict::Keyed ? config.key.get() : nullptr;
+    }
+    // Refuses `action` (an output or metadata read, a write) with Error(KeyRequired) when the
+    // database records a key and none was given.
+    void require_key(const std::string& action) const {
+        if (key_verdict == KeyVerdict::KeyMissing) throw_key_required(description, action);
     }
     // Inside a write transaction: refuses it when the database's key changed since the open
     // (another process recorded one), then extends the history chain.
