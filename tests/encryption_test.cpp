@@ -206,3 +206,50 @@ TEST_CASE("a wrong key changes nothing; copy_history with a key encrypts a plain
                        "--expect-head", head})
               .exit_code == 0);
 }
+
+TEST_CASE(
+    "on every backend: the marker is not stored, everything reads back with the key, "
+    "and a moved ciphertext is OutputDamaged",
+    "[encryption]") {
+    TestLocation location;
+    const fs::path key = location / "db.key";
+    checkpoint::generate_key_file(key);
+    write_marked_history(location.location(), keyed(key));
+    CheckpointManager manager(location.location(), keyed(key));
+    CHECK(manager.load_output("small") == "small " + marker);
+    CHECK(manager.load_output("large") == large_output());
+    CHECK(manager.latest("large")->metadata["note"] == marker);
+    CHECK(manager.latest("broken")->message == "failed with " + marker);
+    CHECK(manager.verify().empty());
+    CHECK(location.query("SELECT count(*) FROM checkpoints WHERE key_id IS NULL") == "0");
+    if (location.is_postgres()) {
+        const auto dump = run_command({"pg_dump", "-d", location.pg()->url()});
+        REQUIRE(dump.exit_code == 0);
+        CHECK(dump.out.find("CREATE TABLE") != std::string::npos);
+        CHECK(dump.out.find(marker) == std::string::npos);
+        CHECK(dump.out.find("SECRET-MARKER") == std::string::npos);
+    } else {
+        for (const fs::path& file : files_under(location.location())) {
+            INFO(file);
+            CHECK(read_file(file).find(marker) == std::string::npos);
+        }
+    }
+    CheckpointManager reader(location.location());
+    CHECK(reader.latest("broken")->message == "(encrypted)");
+    CHECK(code_of([&] { reader.load_output("small"); }) == ErrorCode::KeyRequired);
+    // The small output's ciphertext put in the place of the other small one's.
+    SaveOptions other;
+    other.output = "other " + marker;
+    manager.save_checkpoint("other", other);
+    const std::string small = location.query("SELECT id FROM checkpoints WHERE stage = 'small'");
+    const std::string moved = location.query("SELECT id FROM checkpoints WHERE stage = 'other'");
+    location.exec(location.is_postgres()
+                      ? "UPDATE output_chunks SET data = (SELECT data FROM output_chunks WHERE "
+                        "checkpoint_id = " +
+                            small + " AND chunk = 0) WHERE checkpoint_id = " + moved
+                      : "UPDATE output_data SET data = (SELECT data FROM output_data WHERE "
+                        "checkpoint_id = " +
+                            small + ") WHERE checkpoint_id = " + moved);
+    CHECK(code_of([&] { manager.load_output("other"); }) == ErrorCode::OutputDamaged);
+    CHECK(manager.load_output("small") == "small " + marker);
+}

@@ -3,6 +3,7 @@
 #include "postgres/postgres_backend.hpp"
 
 #include "clock.hpp"
+#include "crypto/field_cipher.hpp"
 #include "postgres/migrations.hpp"
 #include "postgres/postgres_backend_impl.hpp"
 #include "postgres/postgres_chain.hpp"
@@ -269,10 +270,13 @@ Appended PostgresBackend::Impl::append_row(pqxx::transaction_base& tx, const std
         .text(timestamp)
         .text(run.run_id)
         .optional_integer(duration_ms)
-        .text_or_null(message);
+        // Encrypted: the plaintext never reaches the server (the UPDATE below sets the
+        // ciphertext once the row has its version).
+        .text_or_null(data_key() ? std::string() : message);
     bool checks = false;
     if (save) {
-        params.text_or_null(save->metadata).text_or_null(save->fingerprint);
+        params.text_or_null(data_key() ? std::string() : save->metadata)
+            .text_or_null(save->fingerprint);
         if (save->output) {
             params.integer(static_cast<std::int64_t>(save->output->size()))
                 .text(save->output_sha256)
@@ -289,7 +293,27 @@ Appended PostgresBackend::Impl::append_row(pqxx::transaction_base& tx, const std
     const pqxx::result result = params.exec(tx, pg_sql::append.name);
     if (result.size() != 1)
         throw Error(ErrorCode::Internal, description + ": appending a row returned no row");
-    return Appended{result[0][0].as<std::int64_t>(), result[0][1].as<std::int64_t>()};
+    const Appended appended{result[0][0].as<std::int64_t>(), result[0][1].as<std::int64_t>()};
+    if (const DatabaseKey* key = data_key()) {
+        // metadata is jsonb: its ciphertext is stored as a JSON string.
+        PgParams()
+            .integer(appended.id)
+            .text(key->key_id)
+            .text_or_null(
+                message.empty()
+                    ? std::string()
+                    : seal_text_field(*key, {config.pipeline, stage, appended.version, "message"},
+                                      message))
+            .text_or_null(
+                !save || save->metadata.empty()
+                    ? std::string()
+                    : seal_text_field(*key, {config.pipeline, stage, appended.version, "metadata"},
+                                      save->metadata))
+            .exec_sql(tx,
+                      "UPDATE checkpoints SET key_id = $2, message = $3, "
+                      "metadata = to_jsonb($4::text) WHERE id = $1");
+    }
+    return appended;
 }
 
 void PostgresBackend::Impl::apply(pqxx::transaction_base& tx, Write& write) {
@@ -373,7 +397,13 @@ void PostgresBackend::Impl::apply_completed(pqxx::transaction_base& tx, Write& w
             .exec(tx, pg_sql::insert_input.name);
     }
     if (write.output) {
-        const std::string& bytes = *write.output;
+        std::string sealed;
+        if (const DatabaseKey* key = data_key()) {
+            sealed =
+                seal_field(*key, {config.pipeline, write.stage, write.appended->version, "output"},
+                           *write.output);
+        }
+        const std::string& bytes = data_key() ? sealed : *write.output;
         std::size_t offset = 0;
         int chunk = 0;
         do {

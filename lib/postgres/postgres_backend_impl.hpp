@@ -74,6 +74,13 @@ struct PostgresBackend::Impl final : StalenessFacts {
     const SecretKey* chain_key() const noexcept {
         return key_verdict == KeyVerdict::Keyed ? &config.key->chain : nullptr;
     }
+    // The key that encrypts what users put in (crypto/field_cipher.hpp), or nullptr.
+    const DatabaseKey* data_key() const noexcept {
+        return key_verdict == KeyVerdict::Keyed ? config.key.get() : nullptr;
+    }
+    void require_key(const std::string& action) const {
+        if (key_verdict == KeyVerdict::KeyMissing) throw_key_required(description, action);
+    }
     // Inside a write transaction, first thing after its pipeline lock: locks the chain
     // head (postgres_chain.hpp) and refuses the write when the database's key changed since
     // the open.

@@ -74,7 +74,7 @@ constexpr const char* checks[] = {
     "FROM checkpoints WHERE status <> 'completed' AND (metadata IS NOT NULL OR "
     "fingerprint IS NOT NULL OR output_size IS NOT NULL OR input_count <> 0)",
     "SELECT 'checkpoints row ' || id || ': metadata is not a JSON object' FROM checkpoints "
-    "WHERE metadata IS NOT NULL AND jsonb_typeof(metadata) <> 'object'",
+    "WHERE metadata IS NOT NULL AND key_id IS NULL AND jsonb_typeof(metadata) <> 'object'",
     "SELECT 'checkpoints row ' || id || ': output columns are inconsistent (size ' || "
     "quote_nullable(output_size) || ', sha256 ' || quote_nullable(output_sha256) || "
     "', in database ' || quote_nullable(output_in_database) || ')' FROM checkpoints "
@@ -90,8 +90,8 @@ constexpr const char* checks[] = {
     "  max(chunk) AS last, encode(sha256(string_agg(data, ''::bytea ORDER BY chunk)), 'hex') "
     "  AS sha256 FROM output_chunks o WHERE o.checkpoint_id = c.id) d ON true "
     "WHERE c.output_size IS NOT NULL AND (d.chunks IS DISTINCT FROM d.last + 1 "
-    "OR coalesce(d.bytes, 0) <> c.output_size OR coalesce(d.sha256, "
-    "encode(sha256(''::bytea), 'hex')) <> c.output_sha256)",
+    "OR (c.key_id IS NULL AND (coalesce(d.bytes, 0) <> c.output_size OR coalesce(d.sha256, "
+    "encode(sha256(''::bytea), 'hex')) <> c.output_sha256)))",
     "SELECT 'output_chunks of row ' || o.checkpoint_id || ': no checkpoints row stores an "
     "output there' FROM (SELECT DISTINCT checkpoint_id FROM output_chunks) o "
     "WHERE NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.id = o.checkpoint_id "
