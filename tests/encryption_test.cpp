@@ -169,7 +169,7 @@ TEST_CASE("a ciphertext copied to another row does not decrypt: OutputDamaged",
     }
 }
 
-TEST_CASE("a wrong key changes nothing; copy_history with a key encrypts a plaintext history",
+TEST_CASE("a wrong key changes nothing, and copy_history with a key encrypts a plaintext history",
           "[encryption][sqlite]") {
     TestLocation location(TestBackend::Sqlite);
     const fs::path key = location / "db.key";

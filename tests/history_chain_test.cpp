@@ -366,7 +366,7 @@ TEST_CASE("a key given to a history written without one is refused, unchanged", 
     CHECK(location.query("SELECT count(*) FROM encryption_keys") == "0");
 }
 
-TEST_CASE("key files: keygen writes 0600 and never overwrites; malformed files are refused",
+TEST_CASE("key files: keygen writes 0600 and never overwrites, malformed files are refused",
           "[chain][keys][sqlite]") {
     TestLocation location;
     const fs::path key = new_key(location, "k");
@@ -445,4 +445,54 @@ TEST_CASE("a database upgraded from schema 2 starts its chain at the upgrade", "
                                " does not match its hash "
                                "(the chain before it ends at row " +
                                std::to_string(old_rows) + ")"));
+}
+
+TEST_CASE("a PostgreSQL database upgraded from schema 1 starts its chain at the upgrade",
+          "[chain]") {
+    TestLocation location;
+    if (!location.is_postgres()) {
+        // On SQLite, the case above ("upgraded from schema 2") is the same test.
+        SUCCEED("PostgreSQL only: SQLite's upgrade is the test case above");
+        return;
+    }
+    // Schema 1 as the library of schema 1 wrote it: the frozen migration, its record and
+    // the marker, then a run and two rows written by hand.
+    std::string migration1;
+    for (const auto& entry :
+         fs::directory_iterator(fs::path(CHECKPOINT_SOURCE_DIR) / "migrations" / "postgres"))
+        if (entry.path().filename().string().rfind("0001_", 0) == 0) {
+            std::ifstream in(entry.path());
+            migration1.assign(std::istreambuf_iterator<char>(in), {});
+        }
+    REQUIRE(!migration1.empty());
+    const auto result = run_command(
+        {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", location.pg()->url()},
+        "BEGIN;\n" + migration1 +
+            "\nINSERT INTO schema_migrations VALUES (1, '0001_initial.sql', "
+            "'2026-11-01T00:00:00.000Z');\n"
+            "INSERT INTO checkpoint_schema (application, version) VALUES ('checkpoint', 1);\n"
+            "INSERT INTO runs (run_id, pipeline, host, pid, \"user\", started_at, ended_at, "
+            "outcome) VALUES ('r1', 'default', 'h', 1, 'u', '2026-11-01T00:00:00.000Z', "
+            "'2026-11-01T00:00:01.000Z', 'finished');\n"
+            "INSERT INTO pipelines (pipeline) VALUES ('default');\n"
+            "INSERT INTO checkpoints (pipeline, stage, status, version, timestamp, run_id) VALUES "
+            "('default', 'old', 'started', 0, '2026-11-01T00:00:00.000Z', 'r1'), "
+            "('default', 'old', 'completed', 1, '2026-11-01T00:00:01.000Z', 'r1');\n"
+            "INSERT INTO stage_heads (pipeline, stage, status, version, head_id) VALUES "
+            "('default', 'old', 'completed', 1, 2);\n"
+            "COMMIT;\n");
+    INFO(result.err);
+    REQUIRE(result.exit_code == 0);
+    CheckpointManager manager(location.location());
+    CHECK(location.query("SELECT start_id, head_id FROM history_chain") == "2|2");
+    CHECK(joined(manager.verify()).empty());
+    manager.save_checkpoint("after_upgrade");
+    CHECK(manager.history_head().rfind("3 ", 0) == 0);
+    CHECK(joined(manager.verify(manager.history_head())).empty());
+    edit(location, "UPDATE checkpoints SET timestamp = '2026-11-01T00:00:00.500Z' WHERE id = 1");
+    CHECK(chain_problems(manager.verify()).empty());  // before the chain: not covered
+    edit(location, "UPDATE checkpoints SET stage = 'edited' WHERE id = 3");
+    CHECK_THAT(
+        chain_problems(manager.verify()),
+        Catch::Contains("row 3 does not match its hash (the chain before it ends at row 2)"));
 }
