@@ -220,6 +220,12 @@ public:
     virtual const SecretKey* chain_key() const noexcept = 0;
     // True when the database records a key and none was given (judge_key: KeyMissing).
     virtual bool key_missing() const noexcept = 0;
+    // Re-encrypts everything under `new_key` (the backend was opened with the old one),
+    // re-keys the chain and records the new key, atomically for readers; then deletes what
+    // only the old key could read. Throws Error.
+    virtual void rekey(std::shared_ptr<const DatabaseKey> new_key) = 0;
+    // After a rekey killed once its commit was done: deletes what only an old key can read.
+    virtual void finish_rekey() = 0;
 
     // ---- Copies (copy_history) ----
 

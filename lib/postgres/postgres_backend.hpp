@@ -51,6 +51,8 @@ public:
     std::vector<std::string> verify_chain(const std::optional<ChainHead>& expect) override;
     const SecretKey* chain_key() const noexcept override;
     bool key_missing() const noexcept override;
+    void rekey(std::shared_ptr<const DatabaseKey> new_key) override;
+    void finish_rekey() override;
 
     void export_history(
         const std::function<void(const RawRun&)>& run,

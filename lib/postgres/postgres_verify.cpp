@@ -182,6 +182,14 @@ const SecretKey* PostgresBackend::chain_key() const noexcept {
     return impl_->chain_key();
 }
 
+void PostgresBackend::rekey(std::shared_ptr<const DatabaseKey>) {
+    throw Error(
+        ErrorCode::InvalidArgument,
+        impl_->description + ": rekey is not available on PostgreSQL yet; nothing was changed");
+}
+
+void PostgresBackend::finish_rekey() {}
+
 bool PostgresBackend::key_missing() const noexcept {
     return impl_->key_verdict == KeyVerdict::KeyMissing;
 }

@@ -35,6 +35,14 @@ constexpr std::string_view temporary_suffix = ".tmp";
                                    "); nothing was recorded. Check the disk and retry");
 }
 
+}  // namespace
+
+std::string output_file_name(const std::string& sha256_hex, const DatabaseKey* key) {
+    return key ? sha256_hex + "." + key->key_id : sha256_hex;
+}
+
+namespace {
+
 // A name no other writer (thread or process) uses at the same time.
 std::string temporary_name(const std::string& sha256_hex) {
     static std::atomic<std::uint64_t> counter{0};
@@ -74,8 +82,9 @@ std::filesystem::path outputs_directory(const std::filesystem::path& directory,
 void write_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
                        std::string_view bytes, unsigned mode, const DatabaseKey* key) {
     ensure_directory(outputs);
-    const std::filesystem::path final_path = outputs / sha256_hex;
-    const std::filesystem::path temporary = outputs / temporary_name(sha256_hex);
+    const std::filesystem::path final_path = outputs / output_file_name(sha256_hex, key);
+    const std::filesystem::path temporary =
+        outputs / temporary_name(output_file_name(sha256_hex, key));
     {
         FileDescriptor file(::open(temporary.c_str(),
                                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
@@ -109,7 +118,7 @@ std::optional<std::uint64_t> output_file_size(const std::filesystem::path& outpu
                                               const std::string& sha256_hex,
                                               const DatabaseKey* key) {
     struct stat info {};
-    const std::filesystem::path file = outputs / sha256_hex;
+    const std::filesystem::path file = outputs / output_file_name(sha256_hex, key);
     if (::lstat(file.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return std::nullopt;
     if (key) return plain_file_size(static_cast<std::uint64_t>(info.st_size));
     return static_cast<std::uint64_t>(info.st_size);
@@ -117,7 +126,7 @@ std::optional<std::uint64_t> output_file_size(const std::filesystem::path& outpu
 
 std::string read_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
                              std::uint64_t size, const DatabaseKey* key) {
-    const std::filesystem::path path = outputs / sha256_hex;
+    const std::filesystem::path path = outputs / output_file_name(sha256_hex, key);
     const std::string damaged = "output file " + path.string() + ": ";
     const std::string what_to_do =
         ". The stage must run again: clear it (checkpointctl clear --stage) or save it anew";
@@ -181,11 +190,18 @@ std::vector<OutputFileEntry> list_output_files(const std::filesystem::path& outp
         const bool temporary = name.size() > temporary_suffix.size() &&
                                name.compare(name.size() - temporary_suffix.size(),
                                             temporary_suffix.size(), temporary_suffix) == 0;
-        if (!temporary && !is_sha256_hex(name)) continue;
+        // <sha256> (plaintext) or <sha256>.<key id> (encrypted with that key)
+        const std::string sha = name.substr(0, 64);
+        const std::string key_id = name.size() > 65 && name[64] == '.' ? name.substr(65) : "";
+        const bool keyed_name = key_id.size() == 16 && is_sha256_hex(sha) &&
+                                key_id.find_first_not_of("0123456789abcdef") == std::string::npos;
+        if (!temporary && !is_sha256_hex(name) && !keyed_name) continue;
         struct stat info {};
         if (::lstat(entry.path().c_str(), &info) != 0 || !S_ISREG(info.st_mode)) continue;
         OutputFileEntry file;
         file.name = name;
+        file.sha256 = temporary ? "" : sha;
+        file.key_id = temporary ? "" : key_id;
         file.size = static_cast<std::uint64_t>(info.st_size);
         file.modified = std::chrono::system_clock::from_time_t(info.st_mtim.tv_sec) +
                         std::chrono::duration_cast<std::chrono::system_clock::duration>(

@@ -16,6 +16,11 @@ namespace checkpoint::detail {
 
 struct DatabaseKey;
 
+// The name of an output's file: <sha256> in a plaintext database, <sha256>.<key id> in an
+// encrypted one (so that `checkpointctl rekey` writes the new files beside the old ones,
+// and rows switch to them in one commit).
+std::string output_file_name(const std::string& sha256_hex, const DatabaseKey* key);
+
 // <directory>/<database_file>-outputs
 std::filesystem::path outputs_directory(const std::filesystem::path& directory,
                                         const std::string& database_file);
@@ -49,6 +54,8 @@ struct OutputFileEntry {
     std::uint64_t size = 0;
     std::chrono::system_clock::time_point modified;
     bool temporary = false;  // a "*.tmp" file (a write in flight, or left by a killed process)
+    std::string sha256;      // of the output it holds (not temporary files)
+    std::string key_id;      // the key it is encrypted with; empty: plaintext
 };
 
 // The regular files of the outputs directory whose name is a SHA-256 or ends in ".tmp";

@@ -75,7 +75,7 @@ std::optional<std::uint64_t> SqliteBackend::Impl::output_file_size(const std::st
 }
 
 std::string SqliteBackend::Impl::output_file_name(const std::string& sha256) {
-    return (outputs / sha256).string();
+    return (outputs / detail::output_file_name(sha256, data_key())).string();
 }
 
 std::optional<SqliteBackend::Impl::CompletedHead> SqliteBackend::Impl::completed_head_of(

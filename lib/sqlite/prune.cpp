@@ -53,8 +53,10 @@ constexpr const char* sql_delete_empty_runs =
     "DELETE FROM runs WHERE pipeline = ?1 AND outcome <> 'running' "
     "AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.run_id = runs.run_id)";
 
+// ?2: the key the file is encrypted with (NULL: a plaintext file).
 constexpr const char* sql_file_referenced =
-    "SELECT 1 FROM checkpoints WHERE output_sha256 = ?1 AND output_in_database = 0 LIMIT 1";
+    "SELECT 1 FROM checkpoints WHERE output_sha256 = ?1 AND output_in_database = 0 "
+    "AND key_id IS ?2 LIMIT 1";
 
 }  // namespace
 
@@ -116,12 +118,14 @@ PruneResult SqliteBackend::prune(const PruneOptions& options) {
         for (const OutputFileEntry& file : list_output_files(s.outputs)) {
             // Younger unnamed files may belong to a save in flight (written, row not yet
             // committed): that is what the grace period is for.
-            if (!pruned_files.count(file.name) && now - file.modified < options.orphan_grace)
+            if (!pruned_files.count(file.sha256) && now - file.modified < options.orphan_grace)
                 continue;
             if (!file.temporary) {
-                referenced.bind(1, file.name);
+                referenced.bind(1, file.sha256);
+                if (!file.key_id.empty()) referenced.bind(2, file.key_id);
                 const bool in_use = referenced.executeStep();
                 referenced.reset();
+                referenced.clearBindings();
                 if (in_use) continue;
             }
             if (remove_output_file(s.outputs, file.name)) {

@@ -67,9 +67,10 @@ struct Settings {
     // report (and --run, above)
     std::string html_file;
     // keys and the history chain (crypto_commands.hpp)
-    std::string key_file;     // --key-file: Options::key_file
-    std::string keygen_file;  // keygen FILE
-    std::string expect_head;  // verify --expect-head "<row id> <hash>"
+    std::string key_file;      // --key-file: Options::key_file
+    std::string keygen_file;   // keygen FILE
+    std::string new_key_file;  // rekey --new-key-file
+    std::string expect_head;   // verify --expect-head "<row id> <hash>"
 };
 
 enum class Command {
@@ -87,6 +88,7 @@ enum class Command {
     Report,
     Keygen,
     Seal,
+    Rekey,
 };
 
 // The longest duration prune accepts: 100 years.

@@ -22,4 +22,24 @@ int run_seal(const Settings& settings) {
     return exit_ok;
 }
 
+int run_rekey(const Settings& settings) {
+    const Location location = locate(settings);
+    if (settings.key_file.empty()) {
+        std::cerr << "checkpointctl: rekey needs the database's current key (--key-file) and the "
+                     "new one (--new-key-file)\n";
+        return exit_usage;
+    }
+    const checkpoint::RekeyResult result =
+        checkpoint::rekey(location.directory, location.options, settings.new_key_file);
+    std::cerr << "checkpointctl: "
+              << (result.already_done ? "the database had the new key already (an earlier rekey "
+                                        "was interrupted after its commit); its leftovers are "
+                                        "deleted"
+                                      : "re-encrypted everything under the new key")
+              << ". Keep the new key file; the old one no longer opens it. The history chain's "
+                 "new head (seal it again):\n";
+    std::cout << result.history_head << "\n";
+    return exit_ok;
+}
+
 }  // namespace checkpointctl

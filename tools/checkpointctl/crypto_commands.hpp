@@ -12,4 +12,7 @@ int run_keygen(const Settings& settings);
 // seal: prints the history chain's head, "<row id> <64 hex digits>".
 int run_seal(const Settings& settings);
 
+// rekey --key-file OLD --new-key-file NEW: re-encrypts the database; prints the new head.
+int run_rekey(const Settings& settings);
+
 }  // namespace checkpointctl

@@ -514,6 +514,16 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         ->required();
     keygen->footer("Example: checkpointctl keygen /etc/etl/checkpoints.key");
 
+    auto* rekey = app.add_subcommand(
+        "rekey", "Re-encrypt everything under a new key (--key-file OLD --new-key-file NEW)");
+    add_location_options(*rekey, settings);
+    rekey->add_option("--new-key-file", settings.new_key_file, "The new key file (see keygen)")
+        ->required();
+    rekey->footer(
+        "Readers see the old key's database or the new one's, never a mix; killed midway,\n"
+        "run it again to finish. The history chain is re-keyed: seal again afterwards.\n"
+        "Example: checkpointctl rekey --dir checkpoints --key-file old.key --new-key-file new.key");
+
     auto* seal = app.add_subcommand(
         "seal", "Print the history chain's head (\"<row id> <hash>\"), to keep elsewhere");
     add_location_options(*seal, settings);
@@ -635,6 +645,8 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         result.command = Command::Keygen;
     else if (*seal)
         result.command = Command::Seal;
+    else if (*rekey)
+        result.command = Command::Rekey;
     else
         result.exit_code = exit_usage;
     return result;
@@ -678,6 +690,8 @@ int main(int argc, char** argv) {
                 return checkpointctl::run_keygen(settings);
             case Command::Seal:
                 return checkpointctl::run_seal(settings);
+            case Command::Rekey:
+                return checkpointctl::run_rekey(settings);
         }
     } catch (const checkpoint::Error& e) {
         std::cerr << "checkpointctl: " << e.what() << "\n";
