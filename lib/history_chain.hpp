@@ -48,6 +48,13 @@ inline constexpr ChainColumn chain_row_columns[] = {
 inline constexpr std::size_t chain_row_column_count =
     sizeof(chain_row_columns) / sizeof(chain_row_columns[0]);
 
+// The position of column `name` in chain_row_columns (chain_row_column_count if none).
+constexpr std::size_t chain_column_index(std::string_view name) {
+    for (std::size_t i = 0; i < chain_row_column_count; ++i)
+        if (chain_row_columns[i].name == name) return i;
+    return chain_row_column_count;
+}
+
 // The columns of the row's checkpoint_inputs rows (in position order), also covered.
 inline constexpr ChainColumn chain_input_columns[] = {
     {"position", ChainKind::Integer},

@@ -96,6 +96,74 @@ ChainState read_sqlite_chain_state(SQLite::Database& db) {
     return state;
 }
 
+struct SqliteChainWriter::Statements {
+    explicit Statements(SQLite::Database& db)
+        : key(db, "SELECT key_id FROM encryption_keys WHERE role = 'current'"),
+          head(db, "SELECT head_id, head_hash FROM history_chain"),
+          rows(db, rows_sql()),
+          inputs(db, inputs_sql()),
+          store(db, "UPDATE checkpoints SET chain_hash = ?2 WHERE id = ?1"),
+          move(db, "UPDATE history_chain SET head_id = ?1, head_hash = ?2") {}
+    SQLite::Statement key, head, rows, inputs, store, move;
+};
+
+SqliteChainWriter::SqliteChainWriter(SQLite::Database& db)
+    : statements_(std::make_unique<Statements>(db)) {}
+
+SqliteChainWriter::~SqliteChainWriter() = default;
+
+std::string SqliteChainWriter::recorded_key_id() {
+    SQLite::Statement& key = statements_->key;
+    const std::string id = key.executeStep() ? key.getColumn(0).getString() : "";
+    key.reset();
+    return id;
+}
+
+void SqliteChainWriter::extend(const SecretKey* key) {
+    Statements& s = *statements_;
+    if (!s.head.executeStep()) {
+        s.head.reset();
+        throw Error(ErrorCode::Corrupt,
+                    "the history chain's head (table history_chain) is missing: the database "
+                    "was edited by something other than this library. Nothing was written");
+    }
+    ChainHead head{s.head.getColumn(0).getInt64(), blob(s.head.getColumn(1))};
+    s.head.reset();
+    std::vector<ChainRow> rows;
+    s.rows.bind(1, head.id);
+    while (s.rows.executeStep()) {
+        ChainRow row;
+        for (std::size_t i = 0; i < chain_row_column_count; ++i)
+            row.values.push_back(read_value(s.rows.getColumn(static_cast<int>(i))));
+        constexpr std::size_t count_column = chain_column_index("input_count");
+        static_assert(count_column < chain_row_column_count);
+        const auto* input_count = std::get_if<std::int64_t>(&row.values[count_column]);
+        if (!input_count || *input_count > 0) {
+            s.inputs.bind(1, row.id());
+            while (s.inputs.executeStep()) {
+                std::vector<ChainValue> input;
+                for (std::size_t i = 0; i < chain_input_column_count; ++i)
+                    input.push_back(read_value(s.inputs.getColumn(static_cast<int>(i))));
+                row.inputs.push_back(std::move(input));
+            }
+            s.inputs.reset();
+        }
+        rows.push_back(std::move(row));
+    }
+    s.rows.reset();
+    if (rows.empty()) return;
+    head = extend_chain(head, rows, key, [&](std::int64_t id, const std::string& hash) {
+        s.store.bind(1, id);
+        s.store.bind(2, hash.data(), static_cast<int>(hash.size()));
+        s.store.exec();
+        s.store.reset();
+    });
+    s.move.bind(1, head.id);
+    s.move.bind(2, head.hash.data(), static_cast<int>(head.hash.size()));
+    s.move.exec();
+    s.move.reset();
+}
+
 void extend_sqlite_chain(SQLite::Database& db, const SecretKey* key) {
     SQLite::Statement head_query(db, "SELECT head_id, head_hash FROM history_chain");
     if (!head_query.executeStep()) {

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 
 namespace SQLite {
 class Database;
@@ -18,6 +20,23 @@ class SecretKey;
 // Inside a write transaction (BEGIN IMMEDIATE: the lock that serializes every writer):
 // hashes every row after the chain head, in id order, and moves the head to the newest.
 void extend_sqlite_chain(SQLite::Database& db, const SecretKey* key);
+
+// The same with statements prepared once, for a connection's every write.
+class SqliteChainWriter {
+public:
+    explicit SqliteChainWriter(SQLite::Database& db);
+    ~SqliteChainWriter();
+    SqliteChainWriter(const SqliteChainWriter&) = delete;
+    SqliteChainWriter& operator=(const SqliteChainWriter&) = delete;
+
+    // The id of the key the database records ("" for none).
+    std::string recorded_key_id();
+    void extend(const SecretKey* key);
+
+private:
+    struct Statements;
+    std::unique_ptr<Statements> statements_;
+};
 
 // The chain's bookkeeping. Throws SQLite::Exception.
 ChainState read_sqlite_chain_state(SQLite::Database& db);

@@ -356,8 +356,8 @@ void SqliteBackend::Impl::check_key() {
 }
 
 void SqliteBackend::Impl::extend_chain() {
-    SQLite::Statement query(*db, "SELECT key_id FROM encryption_keys WHERE role = 'current'");
-    const std::string recorded = query.executeStep() ? query.getColumn(0).getString() : "";
+    if (!chain_writer) chain_writer.emplace(*db);
+    const std::string recorded = chain_writer->recorded_key_id();
     const std::string expected = key_verdict == KeyVerdict::Keyed ? config.key->key_id : "";
     if (recorded != expected) {
         if (expected.empty()) throw_key_required(describe(path), "writing");
@@ -365,8 +365,7 @@ void SqliteBackend::Impl::extend_chain() {
                                              ": its key changed since it was opened; nothing "
                                              "was written. Open it again with its key file");
     }
-    query.reset();
-    extend_sqlite_chain(*db, chain_key());
+    chain_writer->extend(chain_key());
 }
 
 // PRAGMA journal_mode=WAL needs an exclusive lock when it changes the mode, and SQLite

@@ -6,6 +6,7 @@
 #include "crypto/key_check.hpp"
 #include "identity.hpp"
 #include "run_rules.hpp"
+#include "sqlite/chain.hpp"
 #include "sqlite/sqlite_backend.hpp"
 #include "staleness.hpp"
 #include "stored_values.hpp"
@@ -79,6 +80,7 @@ struct SqliteBackend::Impl final : StalenessFacts {
     std::optional<SQLite::Statement> current;
     std::optional<SQLite::Statement> append;
     std::optional<SQLite::Statement> seal_row;
+    std::optional<SqliteChainWriter> chain_writer;
     std::optional<SQLite::Statement> move_head;
     std::optional<SQLite::Statement> append_pipeline_clear;
     std::optional<SQLite::Statement> mark_pipeline_cleared;
