@@ -168,12 +168,6 @@ std::vector<std::string> verify_chain(
             }
         }
     });
-    if (previous_id != state.head_id || previous != state.head_hash) {
-        problem("the newest chained row is " + std::to_string(previous_id) +
-                ", but the chain head (table history_chain) records row " +
-                std::to_string(state.head_id) +
-                ": rows at the end were deleted, or the head was edited");
-    }
     if (expect && !expect_seen) {
         problem(expect->id <= state.start_id
                     ? "the expected head row " + std::to_string(expect->id) +
@@ -187,10 +181,20 @@ std::vector<std::string> verify_chain(
 }
 
 ChainHead extend_chain(const ChainHead& head, const std::vector<ChainRow>& rows,
-                       const SecretKey* key,
+                       const SecretKey* key, const std::string& run_id,
                        const std::function<void(std::int64_t, const std::string&)>& store) {
+    constexpr std::size_t run_column = chain_column_index("run_id");
+    static_assert(run_column < chain_row_column_count);
     ChainHead next = head;
     for (const ChainRow& row : rows) {
+        const auto* run = std::get_if<std::string>(&row.values[run_column]);
+        if (!run_id.empty() && (!run || *run != run_id)) {
+            throw Error(ErrorCode::Corrupt,
+                        "history row " + std::to_string(row.id()) +
+                            " has no chain hash and was not written by this write: something "
+                            "other than this library inserted it. Nothing was written; run "
+                            "`checkpointctl verify` and remove it");
+        }
         next.hash = chain_hash(next.hash, row, key);
         next.id = row.id();
         store(next.id, next.hash);

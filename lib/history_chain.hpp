@@ -98,9 +98,9 @@ struct ChainAnchor {
 
 // The chain's bookkeeping (table history_chain and history_chain_anchors).
 struct ChainState {
-    std::int64_t start_id = 0;                    // rows up to it predate the chain
-    std::int64_t head_id = 0;                     // the newest chained row (start_id when none)
-    std::string head_hash;                        // its hash (chain_zero_hash() when none)
+    std::int64_t start_id = 0;  // rows up to it predate the chain
+    std::int64_t head_id = 0;   // the newest row with a chain hash (start_id when none)
+    std::string head_hash;      // its hash (chain_zero_hash() when none)
     std::map<std::int64_t, ChainAnchor> anchors;  // by row_id
 };
 
@@ -117,18 +117,19 @@ ChainHead parse_chain_head(std::string_view text);
 // Recomputes the chain from `state` over `rows` (every row with id > state.start_id, in id
 // order, fed by the backend through the callback it is given) and returns one line per
 // problem: a row whose hash does not match (edited, or a row before it deleted, inserted or
-// moved), a forged anchor, a head that is not the newest row, and `expect` (when given)
-// missing or different. `key`: the database's key when it has one.
+// moved), a row without a hash, a forged anchor, and `expect` (when given) missing or
+// different. `key`: the database's key when it has one.
 std::vector<std::string> verify_chain(
     const ChainState& state,
     const std::function<void(const std::function<void(const ChainRow&)>&)>& for_each_row,
     const SecretKey* key, const std::optional<ChainHead>& expect, std::size_t max_problems);
 
 // Computes the hashes of rows appended after the chain head, in id order: for each row,
-// calls `store(id, hash)`; returns the new head. `state` needs only head_id, head_hash
-// and the anchors of the rows given (none for new rows).
+// calls `store(id, hash)`; returns the new head. Throws Error(Corrupt) when a row's run_id
+// is not `run_id` (unless empty): a write chains only its own rows, never one that something
+// else inserted (that row is reported, and writes refused, until it is removed).
 ChainHead extend_chain(const ChainHead& head, const std::vector<ChainRow>& rows,
-                       const SecretKey* key,
+                       const SecretKey* key, const std::string& run_id,
                        const std::function<void(std::int64_t, const std::string&)>& store);
 
 }  // namespace checkpoint::detail

@@ -236,21 +236,31 @@ TEST_CASE("a deleted middle row, a forged row and a cut tail are detected", "[ch
         CHECK_THAT(chain_problems(manager.verify()),
                    Catch::Contains("row " + std::to_string(forged) + " does not match its hash"));
     }
-    SECTION("the tail cut, and the chain head moved back with it: only the kept head tells") {
+    SECTION("the tail cut: invisible from inside the database, only the kept head tells") {
         const std::int64_t last = max_id(location);
         edit(location, "DELETE FROM checkpoints WHERE id >= " + std::to_string(last - 1));
-        edit(location, "UPDATE history_chain SET head_id = " + std::to_string(last - 2) +
-                           ", head_hash = (SELECT chain_hash FROM checkpoints WHERE id = " +
-                           std::to_string(last - 2) + ")");
         CHECK(chain_problems(manager.verify()).empty());
         CHECK_THAT(
             chain_problems(manager.verify(head)),
             Catch::Contains("the expected head row " + std::to_string(last) + " is missing"));
     }
-    SECTION("the tail cut without moving the chain head") {
-        edit(location, "DELETE FROM checkpoints WHERE id = " + std::to_string(max_id(location)));
-        CHECK_THAT(chain_problems(manager.verify()),
-                   Catch::Contains("rows at the end were deleted"));
+    SECTION("a row that something else appended stops every write until it is removed") {
+        // (PostgreSQL: the id from the sequence, as a plain INSERT takes it.)
+        edit(location,
+             "INSERT INTO checkpoints (pipeline, stage, status, version, timestamp, run_id) "
+             "SELECT pipeline, stage, status, version, timestamp, run_id FROM checkpoints "
+             "WHERE id = 1");
+        const std::int64_t forged = max_id(location);
+        CheckpointManager writer(location.location());
+        try {
+            writer.save_checkpoint("after");
+            FAIL("the forged row was chained");
+        } catch (const Error& e) {
+            CHECK(e.code() == ErrorCode::Corrupt);
+            CHECK_THAT(std::string(e.what()),
+                       Catch::Contains("history row " + std::to_string(forged)));
+        }
+        CHECK(location.query("SELECT count(*) FROM checkpoints WHERE stage = 'after'") == "0");
     }
 }
 
@@ -330,16 +340,18 @@ TEST_CASE(
     }
     SECTION("an unkeyed recomputation of the whole chain is detected") {
         // The attacker edits a row, removes the key's record, has the library (without a
-        // key) re-hash every row, and puts the key's record back.
+        // key) re-hash every row — as rows of its own run, which a write chains — and puts
+        // the key's record back.
         edit(location, "CREATE TABLE saved_keys AS SELECT * FROM encryption_keys");
         edit(location, "UPDATE checkpoints SET message = 'forged' WHERE status = 'failed'");
         edit(location, "DELETE FROM encryption_keys");
-        edit(location, "UPDATE checkpoints SET chain_hash = NULL");
-        edit(location, "UPDATE history_chain SET head_id = start_id, head_hash = " +
-                           std::string(location.is_postgres() ? "decode(repeat('00', 32), 'hex')"
-                                                              : "zeroblob(32)"));
         {
             CheckpointManager attacker(location.location());
+            edit(location,
+                 std::string(location.is_postgres() ? "SET session_replication_role = replica; "
+                                                    : "") +
+                     "UPDATE checkpoints SET chain_hash = NULL, run_id = '" + attacker.run_id() +
+                     "'");
             attacker.save_checkpoint("forged");
             CHECK(joined(attacker.verify()).empty());  // consistent, unkeyed
         }
@@ -428,8 +440,7 @@ TEST_CASE("a database upgraded from schema 2 starts its chain at the upgrade", "
     REQUIRE(old_rows > 0);
 
     CheckpointManager manager(location.location());
-    CHECK(location.query("SELECT start_id, head_id FROM history_chain") ==
-          std::to_string(old_rows) + "|" + std::to_string(old_rows));
+    CHECK(location.query("SELECT start_id FROM history_chain") == std::to_string(old_rows));
     CHECK(location.query("SELECT count(*) FROM checkpoints WHERE chain_hash IS NOT NULL") == "0");
     CHECK(joined(manager.verify()).empty());
     manager.save_checkpoint("after_upgrade");
@@ -484,7 +495,7 @@ TEST_CASE("a PostgreSQL database upgraded from schema 1 starts its chain at the 
     INFO(result.err);
     REQUIRE(result.exit_code == 0);
     CheckpointManager manager(location.location());
-    CHECK(location.query("SELECT start_id, head_id FROM history_chain") == "2|2");
+    CHECK(location.query("SELECT start_id FROM history_chain") == "2");
     CHECK(joined(manager.verify()).empty());
     manager.save_checkpoint("after_upgrade");
     CHECK(manager.history_head().rfind("3 ", 0) == 0);

@@ -177,15 +177,14 @@ PruneOptions older_than(std::chrono::seconds age) {
 // predate it.
 void make_old(const TestLocation& dir, const std::string& where) {
     const std::string restart_chain =
-        "UPDATE history_chain SET start_id = (SELECT max(id) FROM checkpoints), "
-        "head_id = (SELECT max(id) FROM checkpoints), head_hash = ";
+        "UPDATE history_chain SET start_id = (SELECT max(id) FROM checkpoints)";
     if (dir.is_postgres()) {
         dir.exec(
             "UPDATE checkpoints SET timestamp = to_char(timestamp '2020-01-01' + id * interval "
             "'1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') WHERE " +
             where);
         dir.exec("UPDATE checkpoints SET chain_hash = NULL");
-        dir.exec(restart_chain + "decode(repeat('00', 32), 'hex')");
+        dir.exec(restart_chain);
         return;
     }
     exec_sql(dir.location() / "checkpoints.db",
@@ -193,7 +192,7 @@ void make_old(const TestLocation& dir, const std::string& where) {
              "|| id || ' seconds') WHERE " +
                  where);
     exec_sql(dir.location() / "checkpoints.db", "UPDATE checkpoints SET chain_hash = NULL");
-    exec_sql(dir.location() / "checkpoints.db", restart_chain + "zeroblob(32)");
+    exec_sql(dir.location() / "checkpoints.db", restart_chain);
 }
 
 // `count` output files deleted by a prune on SQLite; none on PostgreSQL, which has no

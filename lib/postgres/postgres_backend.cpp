@@ -498,7 +498,7 @@ void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
                     tx.exec0("RELEASE SAVEPOINT batch_write");
                 }
             }
-            extend_pg_chain(tx, s.chain_key());
+            extend_pg_chain(tx, s.chain_key(), s.run.run_id);
             tx.commit();
             if (!s.run_recorded) {
                 s.run_recorded = true;

@@ -61,7 +61,7 @@ std::string from_hex(const std::string& hex) {
 }  // namespace
 
 std::string lock_pg_chain(pqxx::transaction_base& tx) {
-    const pqxx::result head = tx.exec("SELECT head_id FROM history_chain FOR UPDATE");
+    const pqxx::result head = tx.exec("SELECT start_id FROM history_chain FOR UPDATE");
     if (head.empty()) missing_head();
     const pqxx::result key = tx.exec("SELECT key_id FROM encryption_keys WHERE role = 'current'");
     return key.empty() ? std::string() : key[0][0].as<std::string>();
@@ -110,14 +110,32 @@ void for_each_pg_chain_row(pqxx::transaction_base& tx, std::int64_t after_id,
     }
 }
 
+namespace {
+
+// The chain's head: its newest row with a hash (its start while none).
+ChainHead read_pg_head(pqxx::transaction_base& tx) {
+    const pqxx::result start = tx.exec("SELECT start_id FROM history_chain");
+    if (start.empty()) missing_head();
+    ChainHead head{start[0][0].as<std::int64_t>(), chain_zero_hash()};
+    const pqxx::result newest = tx.exec_params(
+        "SELECT id, encode(chain_hash, 'hex') FROM checkpoints WHERE id > $1 "
+        "AND chain_hash IS NOT NULL ORDER BY id DESC LIMIT 1",
+        head.id);
+    if (!newest.empty())
+        head = {newest[0][0].as<std::int64_t>(), from_hex(newest[0][1].as<std::string>())};
+    return head;
+}
+
+}  // namespace
+
 ChainState read_pg_chain_state(pqxx::transaction_base& tx) {
-    const pqxx::result head =
-        tx.exec("SELECT start_id, head_id, encode(head_hash, 'hex') FROM history_chain");
-    if (head.empty()) missing_head();
+    const pqxx::result start = tx.exec("SELECT start_id FROM history_chain");
+    if (start.empty()) missing_head();
     ChainState state;
-    state.start_id = head[0][0].as<std::int64_t>();
-    state.head_id = head[0][1].as<std::int64_t>();
-    state.head_hash = from_hex(head[0][2].as<std::string>());
+    state.start_id = start[0][0].as<std::int64_t>();
+    const ChainHead head = read_pg_head(tx);
+    state.head_id = head.id;
+    state.head_hash = head.hash;
     for (const auto& anchor :
          tx.exec("SELECT row_id, prev_id, encode(prev_hash, 'hex'), encode(tag, 'hex') "
                  "FROM history_chain_anchors")) {
@@ -128,16 +146,13 @@ ChainState read_pg_chain_state(pqxx::transaction_base& tx) {
     return state;
 }
 
-void extend_pg_chain(pqxx::transaction_base& tx, const SecretKey* key) {
-    const pqxx::result head_row =
-        tx.exec("SELECT head_id, encode(head_hash, 'hex') FROM history_chain");
-    if (head_row.empty()) missing_head();
-    ChainHead head{head_row[0][0].as<std::int64_t>(), from_hex(head_row[0][1].as<std::string>())};
+void extend_pg_chain(pqxx::transaction_base& tx, const SecretKey* key, const std::string& run_id) {
+    const ChainHead head = read_pg_head(tx);
     std::vector<ChainRow> rows;
     for_each_pg_chain_row(tx, head.id, [&](const ChainRow& row) { rows.push_back(row); });
     if (rows.empty()) return;
     std::string ids = "{", hashes = "{";
-    head = extend_chain(head, rows, key, [&](std::int64_t id, const std::string& hash) {
+    extend_chain(head, rows, key, run_id, [&](std::int64_t id, const std::string& hash) {
         ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
         hashes += (hashes.size() > 1 ? "," : "") + to_hex(hash);
     });
@@ -146,8 +161,6 @@ void extend_pg_chain(pqxx::transaction_base& tx, const SecretKey* key) {
         "UPDATE checkpoints c SET chain_hash = decode(u.hash, 'hex') "
         "FROM unnest($1::bigint[], $2::text[]) AS u(id, hash) WHERE c.id = u.id",
         ids + "}", hashes + "}");
-    tx.exec_params0("UPDATE history_chain SET head_id = $1, head_hash = decode($2, 'hex')", head.id,
-                    to_hex(head.hash));
 }
 
 void anchor_pg_chain_for_prune(pqxx::transaction_base& tx, const SecretKey* key) {

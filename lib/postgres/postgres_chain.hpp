@@ -18,8 +18,9 @@ namespace checkpoint::detail {
 // none), which the caller compares with its own.
 std::string lock_pg_chain(pqxx::transaction_base& tx);
 
-// Inside a write transaction that called lock_pg_chain: hashes every row after the head.
-void extend_pg_chain(pqxx::transaction_base& tx, const SecretKey* key);
+// Inside a write transaction that called lock_pg_chain: hashes every row after the head,
+// which must all be of run `run_id` ("": any, for a copy).
+void extend_pg_chain(pqxx::transaction_base& tx, const SecretKey* key, const std::string& run_id);
 
 ChainState read_pg_chain_state(pqxx::transaction_base& tx);
 

@@ -177,7 +177,7 @@ public:
             tx_.exec0(sql_derive_heads);
             tx_.exec0(sql_derive_pipelines);
             tx_.exec1(sql_move_sequence);
-            extend_pg_chain(tx_, backend_.chain_key());  // the copy's rows get this chain
+            extend_pg_chain(tx_, backend_.chain_key(), "");  // the copy's rows get this chain
             tx_.commit();
         } catch (...) {
             std::rethrow_exception(backend_.translated("committing the copy"));

@@ -75,17 +75,45 @@ void for_each_sqlite_chain_row(SQLite::Database& db, std::int64_t after_id,
     }
 }
 
-ChainState read_sqlite_chain_state(SQLite::Database& db) {
-    ChainState state;
-    SQLite::Statement head(db, "SELECT start_id, head_id, head_hash FROM history_chain");
-    if (!head.executeStep()) {
+namespace {
+
+// The chain's start, and its head: the newest row with a hash (the start while none).
+constexpr const char* sql_chain_start = "SELECT start_id FROM history_chain";
+constexpr const char* sql_chain_head =
+    "SELECT id, chain_hash FROM checkpoints WHERE id > ?1 AND chain_hash IS NOT NULL "
+    "ORDER BY id DESC LIMIT 1";
+
+ChainHead read_head(SQLite::Statement& start, SQLite::Statement& head) {
+    if (!start.executeStep()) {
+        start.reset();
         throw Error(ErrorCode::Corrupt,
-                    "the history chain's head (table history_chain) is missing: the database "
+                    "the history chain's start (table history_chain) is missing: the database "
                     "was edited by something other than this library");
     }
-    state.start_id = head.getColumn(0).getInt64();
-    state.head_id = head.getColumn(1).getInt64();
-    state.head_hash = blob(head.getColumn(2));
+    ChainHead result{start.getColumn(0).getInt64(), chain_zero_hash()};
+    start.reset();
+    head.bind(1, result.id);
+    if (head.executeStep()) result = {head.getColumn(0).getInt64(), blob(head.getColumn(1))};
+    head.reset();
+    return result;
+}
+
+}  // namespace
+
+ChainState read_sqlite_chain_state(SQLite::Database& db) {
+    ChainState state;
+    SQLite::Statement start(db, sql_chain_start);
+    SQLite::Statement head_query(db, sql_chain_head);
+    if (!start.executeStep()) {
+        throw Error(ErrorCode::Corrupt,
+                    "the history chain's start (table history_chain) is missing: the database "
+                    "was edited by something other than this library");
+    }
+    state.start_id = start.getColumn(0).getInt64();
+    start.reset();
+    const ChainHead head = read_head(start, head_query);
+    state.head_id = head.id;
+    state.head_hash = head.hash;
     SQLite::Statement anchors(db,
                               "SELECT row_id, prev_id, prev_hash, tag FROM history_chain_anchors");
     while (anchors.executeStep()) {
@@ -99,12 +127,12 @@ ChainState read_sqlite_chain_state(SQLite::Database& db) {
 struct SqliteChainWriter::Statements {
     explicit Statements(SQLite::Database& db)
         : key(db, "SELECT key_id FROM encryption_keys WHERE role = 'current'"),
-          head(db, "SELECT head_id, head_hash FROM history_chain"),
+          start(db, sql_chain_start),
+          head(db, sql_chain_head),
           rows(db, rows_sql()),
           inputs(db, inputs_sql()),
-          store(db, "UPDATE checkpoints SET chain_hash = ?2 WHERE id = ?1"),
-          move(db, "UPDATE history_chain SET head_id = ?1, head_hash = ?2") {}
-    SQLite::Statement key, head, rows, inputs, store, move;
+          store(db, "UPDATE checkpoints SET chain_hash = ?2 WHERE id = ?1") {}
+    SQLite::Statement key, start, head, rows, inputs, store;
 };
 
 SqliteChainWriter::SqliteChainWriter(SQLite::Database& db)
@@ -119,16 +147,9 @@ std::string SqliteChainWriter::recorded_key_id() {
     return id;
 }
 
-void SqliteChainWriter::extend(const SecretKey* key) {
+void SqliteChainWriter::extend(const SecretKey* key, const std::string& run_id) {
     Statements& s = *statements_;
-    if (!s.head.executeStep()) {
-        s.head.reset();
-        throw Error(ErrorCode::Corrupt,
-                    "the history chain's head (table history_chain) is missing: the database "
-                    "was edited by something other than this library. Nothing was written");
-    }
-    ChainHead head{s.head.getColumn(0).getInt64(), blob(s.head.getColumn(1))};
-    s.head.reset();
+    const ChainHead head = read_head(s.start, s.head);
     std::vector<ChainRow> rows;
     s.rows.bind(1, head.id);
     while (s.rows.executeStep()) {
@@ -152,41 +173,28 @@ void SqliteChainWriter::extend(const SecretKey* key) {
     }
     s.rows.reset();
     if (rows.empty()) return;
-    head = extend_chain(head, rows, key, [&](std::int64_t id, const std::string& hash) {
+    extend_chain(head, rows, key, run_id, [&](std::int64_t id, const std::string& hash) {
         s.store.bind(1, id);
         s.store.bind(2, hash.data(), static_cast<int>(hash.size()));
         s.store.exec();
         s.store.reset();
     });
-    s.move.bind(1, head.id);
-    s.move.bind(2, head.hash.data(), static_cast<int>(head.hash.size()));
-    s.move.exec();
-    s.move.reset();
 }
 
 void extend_sqlite_chain(SQLite::Database& db, const SecretKey* key) {
-    SQLite::Statement head_query(db, "SELECT head_id, head_hash FROM history_chain");
-    if (!head_query.executeStep()) {
-        throw Error(ErrorCode::Corrupt,
-                    "the history chain's head (table history_chain) is missing: the database "
-                    "was edited by something other than this library. Nothing was written");
-    }
-    ChainHead head{head_query.getColumn(0).getInt64(), blob(head_query.getColumn(1))};
-    head_query.reset();
+    SQLite::Statement start(db, sql_chain_start);
+    SQLite::Statement head_query(db, sql_chain_head);
+    const ChainHead head = read_head(start, head_query);
     std::vector<ChainRow> rows;
     for_each_sqlite_chain_row(db, head.id, [&](const ChainRow& row) { rows.push_back(row); });
     if (rows.empty()) return;
     SQLite::Statement store(db, "UPDATE checkpoints SET chain_hash = ?2 WHERE id = ?1");
-    head = extend_chain(head, rows, key, [&](std::int64_t id, const std::string& hash) {
+    extend_chain(head, rows, key, "", [&](std::int64_t id, const std::string& hash) {
         store.bind(1, id);
         store.bind(2, hash.data(), static_cast<int>(hash.size()));
         store.exec();
         store.reset();
     });
-    SQLite::Statement move(db, "UPDATE history_chain SET head_id = ?1, head_hash = ?2");
-    move.bind(1, head.id);
-    move.bind(2, head.hash.data(), static_cast<int>(head.hash.size()));
-    move.exec();
 }
 
 void anchor_sqlite_chain_for_prune(SQLite::Database& db, const SecretKey* key) {

@@ -31,7 +31,8 @@ public:
 
     // The id of the key the database records ("" for none).
     std::string recorded_key_id();
-    void extend(const SecretKey* key);
+    // Chains the rows after the head, which must all be of run `run_id` (this write's).
+    void extend(const SecretKey* key, const std::string& run_id);
 
 private:
     struct Statements;

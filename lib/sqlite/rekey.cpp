@@ -167,10 +167,6 @@ void SqliteBackend::rekey(std::shared_ptr<const DatabaseKey> new_key) {
                 store.exec();
                 store.reset();
             }
-            SQLite::Statement move(*s.db, "UPDATE history_chain SET head_id = ?1, head_hash = ?2");
-            move.bind(1, head.id);
-            move.bind(2, head.hash.data(), static_cast<int>(head.hash.size()));
-            move.exec();
         }
         transaction.commit();
     } catch (...) {

@@ -365,7 +365,7 @@ void SqliteBackend::Impl::extend_chain() {
                                              ": its key changed since it was opened; nothing "
                                              "was written. Open it again with its key file");
     }
-    chain_writer->extend(chain_key());
+    chain_writer->extend(chain_key(), run.run_id);
 }
 
 // PRAGMA journal_mode=WAL needs an exclusive lock when it changes the mode, and SQLite

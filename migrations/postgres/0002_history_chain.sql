@@ -4,20 +4,16 @@
 --
 -- Frozen once landed: change the schema only by adding a new numbered file.
 --
--- Ordering: every write transaction locks the one history_chain row (FOR UPDATE) before it
--- draws an id, so on PostgreSQL too ids are drawn, and the chain extended, in commit order.
+-- Ordering: every write transaction locks the one history_chain row (FOR UPDATE, without
+-- writing it) before it draws an id, so on PostgreSQL too ids are drawn, and the chain extended, in commit order.
 ALTER TABLE checkpoints ADD COLUMN chain_hash bytea;       -- NULL before the upgrade
 ALTER TABLE checkpoints ADD COLUMN key_id text COLLATE "C";
 
 CREATE TABLE history_chain (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    start_id  bigint NOT NULL,
-    head_id   bigint NOT NULL,
-    head_hash bytea NOT NULL
+    start_id  bigint NOT NULL
 );
-INSERT INTO history_chain (singleton, start_id, head_id, head_hash)
-SELECT true, coalesce(max(id), 0), coalesce(max(id), 0), decode(repeat('00', 32), 'hex')
-FROM checkpoints;
+INSERT INTO history_chain (singleton, start_id) SELECT true, coalesce(max(id), 0) FROM checkpoints;
 
 CREATE TABLE history_chain_anchors (
     row_id    bigint PRIMARY KEY,

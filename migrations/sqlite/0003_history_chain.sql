@@ -14,18 +14,15 @@ ALTER TABLE checkpoints ADD COLUMN chain_hash BLOB;  -- 32 bytes; NULL before th
 -- digits (encryption_keys.key_id); NULL when the row holds plaintext.
 ALTER TABLE checkpoints ADD COLUMN key_id TEXT;
 
--- One row: where the chain starts and where it ends.
+-- One row: where the chain starts. Rows with id <= start_id predate the chain (written
+-- before this migration); the first row after it chains from 32 zero bytes. The chain's
+-- head is its newest row (no copy of it is kept here: a write touches no extra page).
 CREATE TABLE history_chain (
     singleton  INTEGER PRIMARY KEY CHECK (singleton = 1),
-    -- Rows with id <= start_id predate the chain (written before this migration); the
-    -- first row after it chains from 32 zero bytes.
-    start_id   INTEGER NOT NULL,
-    -- The newest chained row and its chain_hash (start_id and zero bytes while none).
-    head_id    INTEGER NOT NULL,
-    head_hash  BLOB NOT NULL
+    start_id   INTEGER NOT NULL
 );
-INSERT INTO history_chain (singleton, start_id, head_id, head_hash)
-SELECT 1, coalesce(max(id), 0), coalesce(max(id), 0), zeroblob(32) FROM checkpoints;
+INSERT INTO history_chain (singleton, start_id)
+SELECT 1, coalesce(max(id), 0) FROM checkpoints;
 
 -- Retention (prune) deletes rows from the middle of the chain. For each row whose
 -- predecessor in the chain was deleted: that predecessor's id and chain_hash, from which
