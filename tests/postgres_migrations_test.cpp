@@ -61,9 +61,8 @@ std::string snapshot(const PgDatabase& db) {
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = 'public'");
     if (db.exec("SELECT to_regclass('public.checkpoint_schema') IS NOT NULL") == "t") {
-        text += "|" + db.exec(
-                          "SELECT string_agg(application || '=' || version, ',') "
-                          "FROM checkpoint_schema");
+        text += "|" + db.exec("SELECT string_agg(application || '=' || version, ',') "
+                              "FROM checkpoint_schema");
     }
     if (db.exec("SELECT to_regclass('public.schema_migrations') IS NOT NULL") == "t")
         text += "|" + db.exec("SELECT string_agg(version || name, ',') FROM schema_migrations");
@@ -109,7 +108,8 @@ TEST_CASE("the schema has SQLite schema 2's tables and columns, and the views wo
           "run_id,pipeline,host,pid,user,started_at,ended_at,outcome,heartbeat_at");
     CHECK(columns_of(db, "checkpoints") ==
           "id,pipeline,stage,status,version,timestamp,run_id,duration_ms,message,metadata,"
-          "fingerprint,output_size,output_sha256,output_in_database,input_count,chain_hash,key_id");
+          "fingerprint,output_size,output_sha256,output_in_database,input_count,chain_hash,"
+          "key_id");
     CHECK(columns_of(db, "history_chain") == "singleton,start_id");
     CHECK(columns_of(db, "history_chain_anchors") == "row_id,prev_id,prev_hash,tag");
     CHECK(columns_of(db, "encryption_keys") == "key_id,check_value,role");
@@ -159,17 +159,15 @@ TEST_CASE("the schema has SQLite schema 2's tables and columns, and the views wo
     CHECK(db.exec("SELECT string_agg(\"user\", ',' ORDER BY run_id) FROM runs") == "alice,bob");
 
     // A pipeline-wide clear after both: every stage reads cleared.
-    db.exec(
-        "INSERT INTO checkpoints (pipeline, status, version, timestamp, run_id) "
-        "VALUES ('p', 'cleared', 0, '2026-11-27T08:00:00.000Z', 'r2'); "
-        "UPDATE pipelines SET cleared_id = 3 WHERE pipeline = 'p'");
+    db.exec("INSERT INTO checkpoints (pipeline, status, version, timestamp, run_id) "
+            "VALUES ('p', 'cleared', 0, '2026-11-27T08:00:00.000Z', 'r2'); "
+            "UPDATE pipelines SET cleared_id = 3 WHERE pipeline = 'p'");
     CHECK(db.exec("SELECT string_agg(status, ',' ORDER BY stage) FROM current_state") ==
           "cleared,cleared");
     // ids can be given (a copy keeps them); text sorts bytewise, as in SQLite.
-    db.exec(
-        "INSERT INTO checkpoints (id, pipeline, stage, status, version, timestamp, run_id) "
-        "VALUES (100, 'p', 'Zeta', 'started', 0, '2026-11-27T09:00:00.000Z', 'r2'), "
-        "(101, 'p', 'alpha', 'started', 0, '2026-11-27T09:00:00.000Z', 'r2')");
+    db.exec("INSERT INTO checkpoints (id, pipeline, stage, status, version, timestamp, run_id) "
+            "VALUES (100, 'p', 'Zeta', 'started', 0, '2026-11-27T09:00:00.000Z', 'r2'), "
+            "(101, 'p', 'alpha', 'started', 0, '2026-11-27T09:00:00.000Z', 'r2')");
     CHECK(db.exec("SELECT string_agg(stage, ',' ORDER BY stage) FROM checkpoints "
                   "WHERE id >= 100") == "Zeta,alpha");
     CHECK_THROWS_AS(db.exec("INSERT INTO checkpoints (pipeline, stage, status, version, "
@@ -247,7 +245,8 @@ TEST_CASE("concurrent openers in several processes migrate a fresh database exac
           std::to_string(latest_postgres_schema_version()));
 }
 
-TEST_CASE("a database with tables but no marker is refused, unchanged", "[postgres][migrations]") {
+TEST_CASE("a database with tables but no marker is refused, unchanged",
+          "[postgres][migrations]") {
     PgDatabase db;
     db.exec("CREATE TABLE orders (id integer PRIMARY KEY); INSERT INTO orders VALUES (1)");
     const std::string before = snapshot(db);
@@ -268,10 +267,9 @@ TEST_CASE("a database with tables but no marker is refused, unchanged", "[postgr
 
 TEST_CASE("a marker of another application is refused, unchanged", "[postgres][migrations]") {
     PgDatabase db;
-    db.exec(
-        "CREATE TABLE checkpoint_schema (singleton boolean PRIMARY KEY DEFAULT true, "
-        "application text NOT NULL, version integer NOT NULL); "
-        "INSERT INTO checkpoint_schema (application, version) VALUES ('other-app', 1)");
+    db.exec("CREATE TABLE checkpoint_schema (singleton boolean PRIMARY KEY DEFAULT true, "
+            "application text NOT NULL, version integer NOT NULL); "
+            "INSERT INTO checkpoint_schema (application, version) VALUES ('other-app', 1)");
     const std::string before = snapshot(db);
     std::string message;
     CHECK(code_of([&] { open_and_migrate(db, false); }, &message) == ErrorCode::NotADatabase);
@@ -294,10 +292,9 @@ TEST_CASE("a newer schema version is refused, unchanged", "[postgres][migrations
           std::to_string(latest_postgres_schema_version()));
 }
 
-TEST_CASE(
-    "read-only opens write nothing: an empty database is NotFound, an old one "
-    "SchemaTooOld",
-    "[postgres][migrations][readonly]") {
+TEST_CASE("read-only opens write nothing: an empty database is NotFound, an old one "
+          "SchemaTooOld",
+          "[postgres][migrations][readonly]") {
     PgDatabase db;
     std::string message;
     CHECK(code_of([&] { open_and_migrate(db, true); }, &message) == ErrorCode::NotFound);
@@ -316,10 +313,9 @@ TEST_CASE(
     CHECK(snapshot(db) == before);
 }
 
-TEST_CASE(
-    "a migration held off by another opener's lock past busy_timeout is Busy, and "
-    "writes nothing",
-    "[postgres][migrations][busy]") {
+TEST_CASE("a migration held off by another opener's lock past busy_timeout is Busy, and "
+          "writes nothing",
+          "[postgres][migrations][busy]") {
     PgDatabase db;
     pqxx::connection holder(db.url());
     pqxx::work holding(holder);

@@ -222,9 +222,9 @@ public:
     // Then the tamper-evident history (README, "Security"): recomputes the hash chain over
     // every row written since the chain started (in id order, every pipeline) and reports
     // each row that does not match its hash — an edited column, a deleted, inserted or
-    // moved row names the first row after it — and a chain head that is not the newest
-    // row. With a key the chain is keyed; a database that records a key needs it here
-    // (Error(KeyRequired) without it).
+    // moved row names the first row after it — or has none (inserted by something else).
+    // With a key the chain is keyed, and encrypted outputs are decrypted and checked; a
+    // database that records a key needs it here (Error(KeyRequired) without it).
     std::vector<std::string> verify() const;
     // The same, and also checks `expected_head` ("<row id> <64 hex digits>", as
     // history_head() returned it earlier): a problem when that row is gone (the newest rows
