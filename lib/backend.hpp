@@ -9,6 +9,8 @@
 // (read_output_file excepted, see there). Every call throws checkpoint::Error only.
 #pragma once
 
+#include "crypto/secret_key.hpp"
+#include "history_chain.hpp"
 #include "identity.hpp"
 
 #include <checkpoint/error.hpp>
@@ -44,6 +46,10 @@ struct BackendConfig {
     // Where a backend logs what the caller does not see otherwise (a reconnect); null:
     // the default logger.
     std::shared_ptr<spdlog::logger> logger;
+    // The key file's keys (Options::key_file), or none. The backend checks it against the
+    // database's recorded key when it opens (crypto/key_check.hpp: judge_key) and again
+    // inside every write transaction.
+    std::shared_ptr<const DatabaseKey> key;
 };
 
 // The run this backend records on its first write.
@@ -249,6 +255,26 @@ public:
     virtual std::vector<std::string> verify() = 0;
     // CheckpointManager::backup's copy. The default (a server database) refuses it.
     virtual void backup(const std::filesystem::path& destination);
+
+    // ---- The history chain (history_chain.hpp) ----
+    // Every write transaction extends it (under the lock that serializes writers).
+
+    // The chain's start, head and prune anchors.
+    virtual ChainState chain_state() = 0;
+    // The neutral verify_chain() over the chain's state and every chained row, read in one
+    // snapshot; `expect`: a head the caller kept (checkpointctl verify --expect-head).
+    virtual std::vector<std::string> verify_chain(const std::optional<ChainHead>& expect) = 0;
+    // The key the chain is keyed with (the key file's, when the database records a key);
+    // nullptr for an unkeyed chain.
+    virtual const SecretKey* chain_key() const noexcept = 0;
+    // True when the database records a key and none was given (judge_key: KeyMissing).
+    virtual bool key_missing() const noexcept = 0;
+    // Re-encrypts everything under `new_key` (the backend was opened with the old one),
+    // re-keys the chain and records the new key, atomically for readers; then deletes what
+    // only the old key could read. Throws Error.
+    virtual void rekey(std::shared_ptr<const DatabaseKey> new_key) = 0;
+    // After a rekey killed once its commit was done: deletes what only an old key can read.
+    virtual void finish_rekey() = 0;
 
     // ---- Copies (copy_history) ----
 

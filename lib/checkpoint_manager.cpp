@@ -2,6 +2,9 @@
 
 #include "backend.hpp"
 #include "clock.hpp"
+#include "crypto/key_check.hpp"
+#include "crypto/secret_key.hpp"
+#include "history_chain.hpp"
 #include "identity.hpp"
 #include "lease_state.hpp"
 #include "logging.hpp"
@@ -50,11 +53,18 @@ struct CheckpointManager::Impl final : detail::LeaseHost {
                                                        const Options& options,
                                                        const std::string& run_id) {
         detail::check_options(directory, options);
-        detail::BackendConfig config{
-            directory,          options.database_file,     options.pipeline,
-            options.durability, options.busy_timeout,      options.read_only,
-            options.file_mode,  options.max_inline_output, options.reconnect_timeout,
-            options.logger};
+        detail::BackendConfig config{directory,
+                                     options.database_file,
+                                     options.pipeline,
+                                     options.durability,
+                                     options.busy_timeout,
+                                     options.read_only,
+                                     options.file_mode,
+                                     options.max_inline_output,
+                                     options.reconnect_timeout,
+                                     options.logger,
+                                     nullptr};
+        if (!options.key_file.empty()) config.key = detail::load_key_file(options.key_file);
         return detail::open_backend(config, detail::RunIdentity{run_id, detail::current_process()});
     }
 
@@ -477,7 +487,7 @@ std::optional<Lease> CheckpointManager::claim_stage(std::string_view stage,
             if (has_checkpoint(stage)) return std::nullopt;  // ~Lease releases it
             state->start_heartbeat();
             impl_->logger->debug("claimed stage '{}' (lease token {}, ttl {} ms) in {}", name,
-                                *claim.token, options.ttl.count(), impl_->store->location());
+                                 *claim.token, options.ttl.count(), impl_->store->location());
             return lease;
         }
         const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -668,8 +678,34 @@ std::vector<std::string> CheckpointManager::pipelines() const {
 }
 
 std::vector<std::string> CheckpointManager::verify() const {
+    return verify_history({});
+}
+
+std::vector<std::string> CheckpointManager::verify(std::string_view expected_head) const {
+    return verify_history(detail::parse_chain_head(expected_head));
+}
+
+std::vector<std::string> CheckpointManager::verify_history(
+    const std::optional<detail::ChainHead>& expected_head) const {
     std::lock_guard lock(impl_->mutex);
-    return impl_->store->verify();
+    try {
+        std::vector<std::string> problems = impl_->store->verify();
+        for (std::string& problem : impl_->store->verify_chain(expected_head))
+            problems.push_back(std::move(problem));
+        return problems;
+    } catch (const Error& e) {
+        impl_->logger->debug("{}", e.what());
+        throw;
+    }
+}
+
+std::string CheckpointManager::history_head() const {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->store->key_missing()) {
+        detail::throw_key_required(impl_->store->description(), "sealing the history");
+    }
+    const detail::ChainState state = impl_->store->chain_state();
+    return detail::format_chain_head({state.head_id, state.head_hash});
 }
 
 void CheckpointManager::backup(const std::filesystem::path& destination) const {

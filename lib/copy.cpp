@@ -1,6 +1,7 @@
 #include <checkpoint/copy.hpp>
 
 #include "backend.hpp"
+#include "crypto/secret_key.hpp"
 #include "identity.hpp"
 #include "sha256.hpp"
 #include "validation.hpp"
@@ -22,7 +23,11 @@ CopyResult copy_history(const std::filesystem::path& from, const std::filesystem
                                  options.file_mode,
                                  options.max_inline_output,
                                  options.reconnect_timeout,
-                                 options.logger};
+                                 options.logger,
+                                 nullptr};
+    // The same key file for both: a plaintext source is read as it is, and a new target gets
+    // the key (copying is how a plaintext history becomes a keyed one).
+    if (!options.key_file.empty()) config.key = detail::load_key_file(options.key_file);
     // No run is ever recorded: neither backend is written through write_batch.
     const detail::RunIdentity run{detail::new_run_id(), detail::current_process()};
     const auto source = detail::open_backend(config, run);

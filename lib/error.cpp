@@ -34,6 +34,10 @@ std::string_view to_string(ErrorCode code) noexcept {
             return "unavailable";
         case ErrorCode::LeaseLost:
             return "lease_lost";
+        case ErrorCode::KeyRequired:
+            return "key_required";
+        case ErrorCode::WrongKey:
+            return "wrong_key";
     }
     return "unknown";
 }

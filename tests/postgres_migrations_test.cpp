@@ -109,10 +109,13 @@ TEST_CASE("the schema has SQLite schema 2's tables and columns, and the views wo
           "run_id,pipeline,host,pid,user,started_at,ended_at,outcome,heartbeat_at");
     CHECK(columns_of(db, "checkpoints") ==
           "id,pipeline,stage,status,version,timestamp,run_id,duration_ms,message,metadata,"
-          "fingerprint,output_size,output_sha256,output_in_database,input_count,lease_token,write_"
-          "id");
+          "fingerprint,output_size,output_sha256,output_in_database,input_count,lease_token,"
+          "write_id,chain_hash,key_id");
     CHECK(columns_of(db, "stage_leases") ==
           "pipeline,stage,token,run_id,host,pid,claimed_at,expires_at");
+    CHECK(columns_of(db, "history_chain") == "singleton,start_id");
+    CHECK(columns_of(db, "history_chain_anchors") == "row_id,prev_id,prev_hash,tag");
+    CHECK(columns_of(db, "encryption_keys") == "key_id,check_value,role");
     CHECK(columns_of(db, "stage_heads") == "pipeline,stage,status,version,head_id,checks");
     CHECK(columns_of(db, "pipelines") == "pipeline,cleared_id");
     CHECK(columns_of(db, "checkpoint_inputs") ==

@@ -171,19 +171,28 @@ PruneOptions older_than(std::chrono::seconds age) {
 }
 
 // Moves the timestamps of the rows matching `where` to early 2020 (one second apart,
-// in id order, so the history stays ordered). No manager may be writing meanwhile.
+// in id order, so the history stays ordered). No manager may be writing meanwhile. An edit
+// by hand breaks the history chain (README, "Security"), so the chain is restarted after
+// the edited rows, as for a database upgraded from schema 2: the rows up to the newest
+// predate it.
 void make_old(const TestLocation& dir, const std::string& where) {
+    const std::string restart_chain =
+        "UPDATE history_chain SET start_id = (SELECT max(id) FROM checkpoints)";
     if (dir.is_postgres()) {
         dir.exec(
             "UPDATE checkpoints SET timestamp = to_char(timestamp '2020-01-01' + id * interval "
             "'1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') WHERE " +
             where);
+        dir.exec("UPDATE checkpoints SET chain_hash = NULL");
+        dir.exec(restart_chain);
         return;
     }
     exec_sql(dir.location() / "checkpoints.db",
              "UPDATE checkpoints SET timestamp = strftime('%Y-%m-%dT%H:%M:%fZ', '2020-01-01', '+' "
              "|| id || ' seconds') WHERE " +
                  where);
+    exec_sql(dir.location() / "checkpoints.db", "UPDATE checkpoints SET chain_hash = NULL");
+    exec_sql(dir.location() / "checkpoints.db", restart_chain);
 }
 
 // `count` output files deleted by a prune on SQLite; none on PostgreSQL, which has no

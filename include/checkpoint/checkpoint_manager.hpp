@@ -29,6 +29,10 @@
 
 namespace checkpoint {
 
+namespace detail {
+struct ChainHead;
+}
+
 // The schema version this library writes to SQLite databases (their PRAGMA user_version).
 // PostgreSQL databases number their own schema: see CheckpointManager::schema_version().
 CHECKPOINT_EXPORT int schema_version() noexcept;
@@ -242,7 +246,24 @@ public:
     // metadata valid JSON objects. Returns one line per problem found (at
     // most 1000); empty when the database is sound. Only reads. Throws Error when the
     // file cannot be read at all.
+    //
+    // Then the tamper-evident history (README, "Security"): recomputes the hash chain over
+    // every row written since the chain started (in id order, every pipeline) and reports
+    // each row that does not match its hash — an edited column, a deleted, inserted or
+    // moved row names the first row after it — or has none (inserted by something else).
+    // With a key the chain is keyed, and encrypted outputs are decrypted and checked; a
+    // database that records a key needs it here (Error(KeyRequired) without it).
     std::vector<std::string> verify() const;
+    // The same, and also checks `expected_head` ("<row id> <64 hex digits>", as
+    // history_head() returned it earlier): a problem when that row is gone (the newest rows
+    // were deleted) or differs. Throws Error(InvalidArgument) for malformed text.
+    std::vector<std::string> verify(std::string_view expected_head) const;
+
+    // The head of the history chain: "<row id> <64 hex digits>", the newest row and its
+    // hash, for the caller to keep outside the database (`checkpointctl seal`) and check
+    // later with verify(expected_head). "<start> 000…0" while no row was chained. Throws
+    // Error(KeyRequired) for a database that records a key when none was given.
+    std::string history_head() const;
 
     // Writes a consistent copy of the database (every pipeline) into `destination`, a
     // directory (created if missing) that must not hold a file of the database's name yet:
@@ -280,6 +301,8 @@ public:
     const std::string& location() const noexcept;
 
 private:
+    std::vector<std::string> verify_history(
+        const std::optional<detail::ChainHead>& expected_head) const;
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -35,6 +35,10 @@ enum class ErrorCode {
     LeaseLost = 15,      // the stage's lease (claim_stage) lapsed or another worker took the
                          // stage over: the fenced write or renewal was refused and wrote
                          // nothing. Stop working on the stage; claim it again if need be
+    KeyRequired = 16,    // the database was written with a key (Options::key_file) and none was
+                         // given: writes, and verify's history chain, are refused
+    WrongKey = 17,       // the key file given is not the database's key (checked before anything
+                         // is written)
 };
 
 // The stable lower-case name of a code ("invalid_argument", "disk_full", ...).

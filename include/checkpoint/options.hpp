@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -68,6 +69,17 @@ struct Options {
     // Error(ErrorCode::ReadOnly). A missing database throws Error(ErrorCode::NotFound).
     // Default: false.
     bool read_only = false;
+
+    // A key file (README, "Security"): 32 random bytes, or 64 hexadecimal digits and a
+    // newline, readable by its owner only (`checkpointctl keygen FILE` writes one). The
+    // first manager that opens a database without rows with a key records the key's check
+    // value; from then on the history chain is keyed (BLAKE2b with a key derived from the
+    // file), the database refuses writes without the key (Error(KeyRequired)) and any
+    // other key (Error(WrongKey), before anything is written). A group- or world-readable
+    // file is refused with Error(Unsafe), a missing one with Error(NotFound). A key file
+    // given for a database that holds rows written without one is refused
+    // (Error(InvalidArgument)). Default: empty (no key).
+    std::filesystem::path key_file;
 
     // Where log lines go: info for saves and clears, debug for lookups, error (with the
     // database path) for failures. Default (nullptr): the spdlog logger named "checkpoint",

@@ -3,10 +3,13 @@
 #include "postgres/postgres_backend.hpp"
 
 #include "clock.hpp"
+#include "crypto/field_cipher.hpp"
 #include "identity.hpp"
 #include "logging.hpp"
 #include "postgres/migrations.hpp"
 #include "postgres/postgres_backend_impl.hpp"
+#include "postgres/postgres_chain.hpp"
+#include "sha256.hpp"
 
 #include <checkpoint/error.hpp>
 
@@ -24,14 +27,6 @@ constexpr int max_write_attempts = 20;
 
 bool is_retryable(const pqxx::sql_error& e) {
     return e.sqlstate() == "40001" || e.sqlstate() == "40P01";
-}
-
-// A write that is one statement (pg_sql::append or append_pipeline_clear): atomic on its
-// own, so it needs no BEGIN and COMMIT (two round trips fewer).
-bool is_one_statement(const Write& write) {
-    if (write.kind == Write::Kind::PipelineClear) return true;
-    if (write.lease_token) return false;  // the fencing check comes first
-    return write.kind == Write::Kind::Stage && write.inputs.empty() && !write.output;
 }
 
 }  // namespace
@@ -93,12 +88,48 @@ void PostgresBackend::Impl::open() {
     retrying("opening", [&] {
         connection();
         migrated_from = migrate_postgres(*connection_);
+        check_key();
         if (!config.read_only) {
             pqxx::work tx(connection());
             reap_dead_runs(tx);
             tx.commit();
         }
     });
+}
+
+// The recorded key against the key file given (judge_key), recording it in a database
+// without rows, under the chain's lock.
+void PostgresBackend::Impl::check_key() {
+    {
+        pqxx::read_transaction tx(connection());
+        const bool has_rows = tx.exec1("SELECT EXISTS (SELECT 1 FROM checkpoints)")[0].as<bool>();
+        key_verdict = judge_key(read_pg_recorded_key(tx), config.key.get(), has_rows,
+                                config.read_only, description);
+    }
+    if (key_verdict != KeyVerdict::Register) return;
+    pqxx::work tx(connection());
+    lock_pg_chain(tx);
+    const bool has_rows = tx.exec1("SELECT EXISTS (SELECT 1 FROM checkpoints)")[0].as<bool>();
+    key_verdict =
+        judge_key(read_pg_recorded_key(tx), config.key.get(), has_rows, false, description);
+    if (key_verdict == KeyVerdict::Register) {
+        tx.exec_params0(
+            "INSERT INTO encryption_keys (key_id, check_value, role) "
+            "VALUES ($1, decode($2, 'hex'), 'current')",
+            config.key->key_id, to_hex(config.key->check_value));
+        tx.commit();
+        key_verdict = KeyVerdict::Keyed;
+    }
+}
+
+void PostgresBackend::Impl::lock_chain(pqxx::transaction_base& tx) {
+    const std::string recorded = lock_pg_chain(tx);
+    const std::string expected = key_verdict == KeyVerdict::Keyed ? config.key->key_id : "";
+    if (recorded == expected) return;
+    if (expected.empty()) throw_key_required(description, "writing");
+    throw Error(ErrorCode::WrongKey, description +
+                                         ": its key changed since it was opened; nothing was "
+                                         "written. Open it again with its key file");
 }
 
 namespace {
@@ -287,10 +318,13 @@ Appended PostgresBackend::Impl::append_row(pqxx::transaction_base& tx, const std
         .text(timestamp)
         .text(run.run_id)
         .optional_integer(duration_ms)
-        .text_or_null(message);
+        // Encrypted: the plaintext never reaches the server (the UPDATE below sets the
+        // ciphertext once the row has its version).
+        .text_or_null(data_key() ? std::string() : message);
     bool checks = false;
     if (save) {
-        params.text_or_null(save->metadata).text_or_null(save->fingerprint);
+        params.text_or_null(data_key() ? std::string() : save->metadata)
+            .text_or_null(save->fingerprint);
         if (save->output) {
             params.integer(static_cast<std::int64_t>(save->output->size()))
                 .text(save->output_sha256)
@@ -307,7 +341,27 @@ Appended PostgresBackend::Impl::append_row(pqxx::transaction_base& tx, const std
     const pqxx::result result = params.exec(tx, pg_sql::append.name);
     if (result.size() != 1)
         throw Error(ErrorCode::Internal, description + ": appending a row returned no row");
-    return Appended{result[0][0].as<std::int64_t>(), result[0][1].as<std::int64_t>()};
+    const Appended appended{result[0][0].as<std::int64_t>(), result[0][1].as<std::int64_t>()};
+    if (const DatabaseKey* key = data_key()) {
+        // metadata is jsonb: its ciphertext is stored as a JSON string.
+        PgParams()
+            .integer(appended.id)
+            .text(key->key_id)
+            .text_or_null(
+                message.empty()
+                    ? std::string()
+                    : seal_text_field(*key, {config.pipeline, stage, appended.version, "message"},
+                                      message))
+            .text_or_null(
+                !save || save->metadata.empty()
+                    ? std::string()
+                    : seal_text_field(*key, {config.pipeline, stage, appended.version, "metadata"},
+                                      save->metadata))
+            .exec_sql(tx,
+                      "UPDATE checkpoints SET key_id = $2, message = $3, "
+                      "metadata = to_jsonb($4::text) WHERE id = $1");
+    }
+    return appended;
 }
 
 void PostgresBackend::Impl::apply(pqxx::transaction_base& tx, Write& write) {
@@ -394,7 +448,13 @@ void PostgresBackend::Impl::apply_completed(pqxx::transaction_base& tx, Write& w
             .exec(tx, pg_sql::insert_input.name);
     }
     if (write.output) {
-        const std::string& bytes = *write.output;
+        std::string sealed;
+        if (const DatabaseKey* key = data_key()) {
+            sealed =
+                seal_field(*key, {config.pipeline, write.stage, write.appended->version, "output"},
+                           *write.output);
+        }
+        const std::string& bytes = data_key() ? sealed : *write.output;
         std::size_t offset = 0;
         int chunk = 0;
         do {
@@ -435,6 +495,16 @@ void PostgresBackend::write_batch(const std::vector<Write*>& writes) {
         for (Write* write : writes) {
             try {
                 s.require_writable(s.describe_write(*write));
+            } catch (...) {
+                write->error = std::current_exception();
+            }
+        }
+        return;
+    }
+    if (s.key_verdict == KeyVerdict::KeyMissing) {
+        for (Write* write : writes) {
+            try {
+                throw_key_required(s.description, s.describe_write(*write));
             } catch (...) {
                 write->error = std::current_exception();
             }
@@ -540,24 +610,8 @@ void PostgresBackend::Impl::note_committed() {
 }
 
 void PostgresBackend::Impl::attempt_batch(const std::vector<Write*>& writes) {
-    if (writes.size() == 1 && run_recorded && is_one_statement(*writes.front())) {
-        // One statement in autocommit mode (no BEGIN, no COMMIT): a connection lost while it
-        // ran leaves its outcome unknown.
-        pqxx::connection_base& open = connection();
-        try {
-            pqxx::nontransaction tx(open);
-            apply(tx, *writes.front());
-        } catch (const pqxx::broken_connection& e) {
-            throw pqxx::in_doubt_error(e.what());
-        } catch (const pqxx::sql_error& e) {
-            // The session terminated (57P01, 08xxx) while the statement ran: it may have
-            // committed just before.
-            if (classify_failure(std::current_exception()) == FailureKind::ConnectionLost)
-                throw pqxx::in_doubt_error(e.what());
-            throw;
-        }
-        return;
-    }
+    // Every write is a transaction, single statements too: the history chain is extended
+    // in it, under its lock.
     // Savepoints only when there is another write to protect.
     const bool isolate = writes.size() > 1;
     pqxx::work tx(connection());
@@ -568,6 +622,7 @@ void PostgresBackend::Impl::attempt_batch(const std::vector<Write*>& writes) {
     PgParams()
         .text(config.pipeline)
         .exec(tx, clears ? pg_sql::lock_pipeline_alone.name : pg_sql::lock_pipeline_shared.name);
+    lock_chain(tx);
     for (Write* write : writes) {
         if (!isolate) {
             apply(tx, *write);
@@ -593,6 +648,7 @@ void PostgresBackend::Impl::attempt_batch(const std::vector<Write*>& writes) {
             tx.exec0("RELEASE SAVEPOINT batch_write");
         }
     }
+    extend_pg_chain(tx, chain_key(), run.run_id);
     try {
         tx.commit();
     } catch (const pqxx::in_doubt_error&) {

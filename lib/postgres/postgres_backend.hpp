@@ -54,6 +54,13 @@ public:
     std::vector<std::string> pipelines() override;
     std::vector<std::string> verify() override;
 
+    ChainState chain_state() override;
+    std::vector<std::string> verify_chain(const std::optional<ChainHead>& expect) override;
+    const SecretKey* chain_key() const noexcept override;
+    bool key_missing() const noexcept override;
+    void rekey(std::shared_ptr<const DatabaseKey> new_key) override;
+    void finish_rekey() override;
+
     void export_history(
         const std::function<void(const RawRun&)>& run,
         const std::function<void(const RawRow&, const std::optional<std::string>&)>& row) override;

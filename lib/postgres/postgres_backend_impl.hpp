@@ -3,6 +3,7 @@
 // staleness is decided from; postgres_prune.cpp: retention; postgres_verify.cpp: verify).
 #pragma once
 
+#include "crypto/key_check.hpp"
 #include "postgres/connection.hpp"
 #include "postgres/location.hpp"
 #include "postgres/postgres_backend.hpp"
@@ -72,6 +73,22 @@ struct PostgresBackend::Impl final : StalenessFacts {
     bool connected_before = false;  // a connection was open once: a new one is a reconnect
     bool run_recorded = false;
     std::optional<int> migrated_from;  // the schema version this open migrated from (0: new)
+    KeyVerdict key_verdict = KeyVerdict::Plain;  // see check_key()
+    const SecretKey* chain_key() const noexcept {
+        return key_verdict == KeyVerdict::Keyed ? &config.key->chain : nullptr;
+    }
+    // The key that encrypts what users put in (crypto/field_cipher.hpp), or nullptr.
+    const DatabaseKey* data_key() const noexcept {
+        return key_verdict == KeyVerdict::Keyed ? config.key.get() : nullptr;
+    }
+    void require_key(const std::string& action) const {
+        if (key_verdict == KeyVerdict::KeyMissing) throw_key_required(description, action);
+    }
+    // Inside a write transaction, first thing after its pipeline lock: locks the chain
+    // head (postgres_chain.hpp) and refuses the write when the database's key changed since
+    // the open.
+    void lock_chain(pqxx::transaction_base& tx);
+    void check_key();
 
     // The transaction the StalenessFacts queries run in (a read's or a write's), set for a
     // scope by FactsScope.

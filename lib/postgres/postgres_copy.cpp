@@ -2,10 +2,14 @@
 // stored (in pages, each output on its own); PgImport writes a copied history into an empty
 // database in one transaction, outputs in chunks, and moves the id sequence past the
 // copied ids.
+#include "crypto/field_cipher.hpp"
 #include "postgres/postgres_backend_impl.hpp"
+#include "postgres/postgres_chain.hpp"
 #include "stored_values.hpp"
 
 #include <checkpoint/error.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 
@@ -67,6 +71,7 @@ public:
     PgImport(PostgresBackend::Impl& backend, pqxx::connection_base& connection)
         : backend_(backend), tx_(connection) {
         try {
+            backend_.lock_chain(tx_);
             if (tx_.exec1(sql_is_empty)[0].as<std::int64_t>() != 0) {
                 throw Error(ErrorCode::InvalidArgument,
                             backend_.description +
@@ -101,6 +106,23 @@ public:
 
     void add_row(const RawRow& row, const std::string* output) override {
         try {
+            // An encrypted target: what the copy carries (plaintext) is encrypted here.
+            const DatabaseKey* key = backend_.data_key();
+            const std::string stage = row.stage.value_or("");
+            const auto seal = [&](const std::optional<std::string>& text, const char* field) {
+                if (!text || !key) return text;
+                return std::optional<std::string>(
+                    seal_text_field(*key, {row.pipeline, stage, row.version, field}, *text));
+            };
+            const std::optional<std::string> metadata =
+                key && row.metadata ? std::optional<std::string>(
+                                          nlohmann::json(*seal(row.metadata, "metadata")).dump())
+                                    : row.metadata;
+            std::string sealed_output;
+            if (key && output)
+                sealed_output =
+                    seal_field(*key, {row.pipeline, stage, row.version, "output"}, *output);
+            if (key && output) output = &sealed_output;
             PgParams params;
             params.integer(row.id)
                 .text(row.pipeline)
@@ -110,8 +132,8 @@ public:
                 .text(row.timestamp)
                 .text(row.run_id)
                 .optional_integer(row.duration_ms)
-                .optional_text(row.message)
-                .optional_text(row.metadata)
+                .optional_text(seal(row.message, "message"))
+                .optional_text(metadata)
                 .optional_text(row.fingerprint);
             if (row.output) {
                 params.integer(row.output->size).text(row.output->sha256).boolean(true);
@@ -120,6 +142,10 @@ public:
             }
             params.integer(static_cast<std::int64_t>(row.inputs.size()));
             params.exec_sql(tx_, sql_import_row);
+            if (key) {
+                tx_.exec_params0("UPDATE checkpoints SET key_id = $2 WHERE id = $1", row.id,
+                                 key->key_id);
+            }
             for (std::size_t i = 0; i < row.inputs.size(); ++i) {
                 PgParams()
                     .integer(row.id)
@@ -151,6 +177,7 @@ public:
             tx_.exec0(sql_derive_heads);
             tx_.exec0(sql_derive_pipelines);
             tx_.exec1(sql_move_sequence);
+            extend_pg_chain(tx_, backend_.chain_key(), "");  // the copy's rows get this chain
             tx_.commit();
         } catch (...) {
             std::rethrow_exception(backend_.translated("committing the copy"));
@@ -168,6 +195,7 @@ void PostgresBackend::export_history(
     const std::function<void(const RawRun&)>& run,
     const std::function<void(const RawRow&, const std::optional<std::string>&)>& row) {
     Impl& s = *impl_;
+    s.require_key("copying the history");
     bool in_visit = false;
     try {
         // One snapshot for the whole export (pages and outputs alike).
@@ -201,10 +229,29 @@ void PostgresBackend::export_history(
                 raw.run_id = r[6].as<std::string>();
                 if (!r[7].is_null()) raw.duration_ms = r[7].as<std::int64_t>();
                 raw.message = optional_text(r[8]);
-                // jsonb: re-serialized compactly, as the SQLite backend stores metadata.
-                if (!r[9].is_null())
-                    raw.metadata =
-                        parse_json_object(r[9].as<std::string>(), "metadata", s.description).dump();
+                const DatabaseKey* key = s.data_key();
+                const std::string stage = raw.stage.value_or("");
+                const std::string where = s.description + ": history row " + std::to_string(raw.id);
+                if (key && raw.message && is_sealed_text(*raw.message))
+                    raw.message = open_text_field(
+                        *key, {raw.pipeline, stage, raw.version, "message"}, *raw.message, where);
+                // jsonb: re-serialized compactly, as the SQLite backend stores metadata. An
+                // encrypted one is a JSON string.
+                if (!r[9].is_null()) {
+                    const nlohmann::json stored = nlohmann::json::parse(r[9].as<std::string>());
+                    if (key && stored.is_string()) {
+                        raw.metadata = parse_json_object(
+                                           open_text_field(
+                                               *key, {raw.pipeline, stage, raw.version, "metadata"},
+                                               stored.get<std::string>(), where),
+                                           "metadata", s.description)
+                                           .dump();
+                    } else {
+                        raw.metadata =
+                            parse_json_object(r[9].as<std::string>(), "metadata", s.description)
+                                .dump();
+                    }
+                }
                 raw.fingerprint = optional_text(r[10]);
                 if (!r[11].is_null()) {
                     raw.output = StoredOutput{r[11].as<std::int64_t>(), r[12].as<std::string>(),
@@ -221,6 +268,9 @@ void PostgresBackend::export_history(
                         const pqxx::binarystring data(chunk[0]);
                         bytes->append(reinterpret_cast<const char*>(data.data()), data.size());
                     }
+                    if (key)
+                        bytes = open_field(*key, {raw.pipeline, stage, raw.version, "output"},
+                                           *bytes, where);
                 }
                 after = raw.id;
                 in_visit = true;
@@ -239,6 +289,8 @@ void PostgresBackend::export_history(
 std::unique_ptr<HistoryImport> PostgresBackend::begin_import() {
     Impl& s = *impl_;
     s.require_writable("copying a history into the database");
+    if (s.key_verdict == KeyVerdict::KeyMissing)
+        throw_key_required(s.description, "copying a history into the database");
     try {
         return std::make_unique<PgImport>(s, s.connection());
     } catch (const Error&) {

@@ -2,6 +2,7 @@
 // their output chunks go in one transaction; there are no output files, so there is no second step.
 #include "clock.hpp"
 #include "postgres/postgres_backend_impl.hpp"
+#include "postgres/postgres_chain.hpp"
 
 #include <checkpoint/error.hpp>
 
@@ -63,11 +64,13 @@ void PostgresBackend::Impl::reap_dead_runs(pqxx::transaction_base& tx) {
 PruneResult PostgresBackend::prune(const PruneOptions& options) {
     Impl& s = *impl_;
     s.require_writable("pruning");
+    if (s.key_verdict == KeyVerdict::KeyMissing) throw_key_required(s.description, "pruning");
     // Run again after a lost connection: a pass whose commit's outcome was unknown deletes
     // by the same rule again (what it deleted is gone; the counts are of the second pass).
     return s.retrying("pruning pipeline '" + s.config.pipeline + "'", [&] {
         PruneResult result;
         pqxx::work tx(s.connection());
+        s.lock_chain(tx);
         // Runs that read as died stop protecting their rows.
         s.reap_dead_runs(tx);
         if (options.older_than || options.keep_last) {
@@ -87,6 +90,8 @@ PruneResult PostgresBackend::prune(const PruneOptions& options) {
             }
             params.exec_sql(tx, sql_select_pruned);
             result.bytes_freed = tx.exec1(sql_pruned_bytes)[0].as<std::int64_t>();
+            // The chain stays verifiable across the gaps (history_chain.hpp).
+            anchor_pg_chain_for_prune(tx, s.chain_key());
             for (const char* sql : sql_delete_pruned) tx.exec0(sql);
             result.rows_deleted =
                 static_cast<std::int64_t>(tx.exec0(sql_delete_rows).affected_rows());

@@ -1,5 +1,6 @@
 // PostgresBackend's reads, and the facts that staleness (staleness.hpp) is decided from.
 // Each read is a pqxx::nontransaction: one round trip per statement, no BEGIN / COMMIT.
+#include "crypto/field_cipher.hpp"
 #include "postgres/postgres_backend_impl.hpp"
 
 #include "stored_values.hpp"
@@ -44,8 +45,27 @@ Checkpoint PostgresBackend::Impl::read_checkpoint(const pqxx::row& row, Liveness
     if (!row[7].is_null())
         checkpoint.duration = std::chrono::milliseconds(row[7].as<std::int64_t>());
     checkpoint.message = text_of(row[8]);
-    if (!row[12].is_null())
-        checkpoint.metadata = parse_json_object(row[12].as<std::string>(), "metadata", description);
+    std::string metadata = row[12].is_null() ? std::string() : row[12].as<std::string>();
+    const DatabaseKey* key = data_key();
+    const std::string where = description + ": history row " + std::to_string(checkpoint.id);
+    if (is_sealed_text(checkpoint.message)) {
+        checkpoint.message =
+            key ? open_text_field(
+                      *key, {checkpoint.pipeline, checkpoint.stage, checkpoint.version, "message"},
+                      checkpoint.message, where)
+                : "(encrypted)";
+    }
+    // Encrypted metadata is a JSON string (jsonb): "ckpt-enc1:...".
+    if (metadata.size() > 2 && metadata.front() == '"' &&
+        is_sealed_text(std::string_view(metadata).substr(1))) {
+        metadata =
+            key ? open_text_field(
+                      *key, {checkpoint.pipeline, checkpoint.stage, checkpoint.version, "metadata"},
+                      std::string_view(metadata).substr(1, metadata.size() - 2), where)
+                : std::string();
+    }
+    if (!metadata.empty())
+        checkpoint.metadata = parse_json_object(metadata, "metadata", description);
     checkpoint.fingerprint = text_of(row[13]);
     checkpoint.output = stored_output(row, 14);
     if (!row[17].is_null())
@@ -128,11 +148,13 @@ HeadState PostgresBackend::head_state(const std::string& stage, bool with_finger
 std::optional<OutputLocation> PostgresBackend::output_of(const std::string& stage,
                                                          std::optional<std::int64_t> version) {
     Impl& s = *impl_;
+    s.require_key("loading the output of stage '" + stage + "'");
     return s.retrying(
         "loading the output of stage '" + stage + "'", [&]() -> std::optional<OutputLocation> {
             pqxx::nontransaction tx(s.connection());
             OutputLocation location;
             std::int64_t id = 0;
+            std::int64_t row_version = version.value_or(0);
             if (!version) {
                 const auto head = s.completed_head_of(tx, stage, false);
                 if (!head) return std::nullopt;
@@ -141,6 +163,7 @@ std::optional<OutputLocation> PostgresBackend::output_of(const std::string& stag
                 if (!row.output) return std::nullopt;
                 location.output = *row.output;
                 id = head->id;
+                row_version = head->version;
             } else {
                 const pqxx::result result = PgParams()
                                                 .text(s.config.pipeline)
@@ -165,6 +188,12 @@ std::optional<OutputLocation> PostgresBackend::output_of(const std::string& stag
             for (const auto& chunk : chunks) {
                 const pqxx::binarystring bytes(chunk[0]);
                 location.data.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+            }
+            if (const DatabaseKey* key = s.data_key()) {
+                location.data = open_field(*key, {s.config.pipeline, stage, row_version, "output"},
+                                           location.data,
+                                           s.description + ": the output of stage '" + stage +
+                                               "' (row " + std::to_string(id) + ")");
             }
             return location;
         });

@@ -2,6 +2,9 @@
 // (lib/sqlite/verify.cpp), in PostgreSQL's SQL, for every pipeline of the database. The
 // server keeps its own pages sound (checksums, WAL); there is no integrity_check to run.
 #include "postgres/postgres_backend_impl.hpp"
+#include "postgres/postgres_chain.hpp"
+
+#include <checkpoint/error.hpp>
 
 namespace checkpoint::detail {
 
@@ -73,7 +76,7 @@ constexpr const char* checks[] = {
     "FROM checkpoints WHERE status <> 'completed' AND (metadata IS NOT NULL OR "
     "fingerprint IS NOT NULL OR output_size IS NOT NULL OR input_count <> 0)",
     "SELECT 'checkpoints row ' || id || ': metadata is not a JSON object' FROM checkpoints "
-    "WHERE metadata IS NOT NULL AND jsonb_typeof(metadata) <> 'object'",
+    "WHERE metadata IS NOT NULL AND key_id IS NULL AND jsonb_typeof(metadata) <> 'object'",
     "SELECT 'checkpoints row ' || id || ': output columns are inconsistent (size ' || "
     "quote_nullable(output_size) || ', sha256 ' || quote_nullable(output_sha256) || "
     "', in database ' || quote_nullable(output_in_database) || ')' FROM checkpoints "
@@ -89,8 +92,8 @@ constexpr const char* checks[] = {
     "  max(chunk) AS last, encode(sha256(string_agg(data, ''::bytea ORDER BY chunk)), 'hex') "
     "  AS sha256 FROM output_chunks o WHERE o.checkpoint_id = c.id) d ON true "
     "WHERE c.output_size IS NOT NULL AND (d.chunks IS DISTINCT FROM d.last + 1 "
-    "OR coalesce(d.bytes, 0) <> c.output_size OR coalesce(d.sha256, "
-    "encode(sha256(''::bytea), 'hex')) <> c.output_sha256)",
+    "OR (c.key_id IS NULL AND (coalesce(d.bytes, 0) <> c.output_size OR coalesce(d.sha256, "
+    "encode(sha256(''::bytea), 'hex')) <> c.output_sha256)))",
     "SELECT 'output_chunks of row ' || o.checkpoint_id || ': no checkpoints row stores an "
     "output there' FROM (SELECT DISTINCT checkpoint_id FROM output_chunks) o "
     "WHERE NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.id = o.checkpoint_id "
@@ -141,6 +144,55 @@ std::vector<std::string> PostgresBackend::verify() {
         }
         return problems;
     });
+}
+
+ChainState PostgresBackend::chain_state() {
+    Impl& s = *impl_;
+    try {
+        pqxx::read_transaction tx(s.connection());
+        return read_pg_chain_state(tx);
+    } catch (const Error&) {
+        throw;
+    } catch (...) {
+        s.fail("reading the history chain");
+    }
+}
+
+std::vector<std::string> PostgresBackend::verify_chain(const std::optional<ChainHead>& expect) {
+    Impl& s = *impl_;
+    if (s.key_verdict == KeyVerdict::KeyMissing)
+        throw_key_required(s.description, "verifying the history chain");
+    try {
+        // One snapshot for the head and every row.
+        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(s.connection());
+        const ChainState state = read_pg_chain_state(tx);
+        return detail::verify_chain(
+            state,
+            [&](const std::function<void(const ChainRow&)>& visit) {
+                for_each_pg_chain_row(tx, state.start_id, visit);
+            },
+            s.chain_key(), expect, 1000);
+    } catch (const Error&) {
+        throw;
+    } catch (...) {
+        s.fail("verifying the history chain");
+    }
+}
+
+const SecretKey* PostgresBackend::chain_key() const noexcept {
+    return impl_->chain_key();
+}
+
+void PostgresBackend::rekey(std::shared_ptr<const DatabaseKey>) {
+    throw Error(
+        ErrorCode::InvalidArgument,
+        impl_->description + ": rekey is not available on PostgreSQL yet; nothing was changed");
+}
+
+void PostgresBackend::finish_rekey() {}
+
+bool PostgresBackend::key_missing() const noexcept {
+    return impl_->key_verdict == KeyVerdict::KeyMissing;
 }
 
 }  // namespace checkpoint::detail

@@ -1,5 +1,7 @@
 // Copies between databases, SQLite's side: export_history reads every run and row as
 // stored; SqliteImport writes a copied history into an empty database in one transaction.
+#include "crypto/field_cipher.hpp"
+#include "sqlite/chain.hpp"
 #include "sqlite/output_files.hpp"
 #include "sqlite/sqlite_backend_impl.hpp"
 
@@ -68,8 +70,11 @@ void bind_optional(SQLite::Statement& statement, int index, const std::optional<
 class SqliteImport final : public HistoryImport {
 public:
     explicit SqliteImport(const BackendConfig& config, SQLite::Database& db,
-                          std::filesystem::path outputs)
+                          std::filesystem::path outputs, const SecretKey* chain_key,
+                          const DatabaseKey* data_key)
         : config_(config),
+          chain_key_(chain_key),
+          data_key_(data_key),
           db_(db),
           outputs_(std::move(outputs)),
           transaction_(db, SQLite::TransactionBehavior::IMMEDIATE),
@@ -101,7 +106,15 @@ public:
         const bool in_database =
             !row.output || static_cast<std::size_t>(row.output->size) <= config_.max_inline_output;
         if (row.output && output && !in_database)
-            write_output_file(outputs_, row.output->sha256, *output, config_.file_mode);
+            write_output_file(outputs_, row.output->sha256, *output, config_.file_mode, data_key_);
+        const std::string stage = row.stage.value_or("");
+        const auto seal = [&](const std::optional<std::string>& text, const char* field) {
+            if (!text || !data_key_) return text;
+            return std::optional<std::string>(
+                seal_text_field(*data_key_, {row.pipeline, stage, row.version, field}, *text));
+        };
+        const std::optional<std::string> message = seal(row.message, "message");
+        const std::optional<std::string> metadata = seal(row.metadata, "metadata");
         {
             StatementUse use(row_);
             row_.bind(1, row.id);
@@ -112,8 +125,8 @@ public:
             row_.bind(6, row.timestamp);
             row_.bind(7, row.run_id);
             bind_optional(row_, 8, row.duration_ms);
-            bind_optional(row_, 9, row.message);
-            bind_optional(row_, 10, row.metadata);
+            bind_optional(row_, 9, message);
+            bind_optional(row_, 10, metadata);
             bind_optional(row_, 11, row.fingerprint);
             if (row.output) {
                 row_.bind(12, row.output->size);
@@ -122,6 +135,12 @@ public:
             }
             row_.bind(15, static_cast<std::int64_t>(row.inputs.size()));
             row_.exec();
+        }
+        if (data_key_) {
+            SQLite::Statement key(db_, "UPDATE checkpoints SET key_id = ?2 WHERE id = ?1");
+            key.bind(1, row.id);
+            key.bind(2, data_key_->key_id);
+            key.exec();
         }
         for (std::size_t i = 0; i < row.inputs.size(); ++i) {
             StatementUse use(input_);
@@ -135,7 +154,14 @@ public:
         if (row.output && output && in_database) {
             StatementUse use(data_);
             data_.bind(1, row.id);
-            data_.bindNoCopy(2, output->data(), static_cast<int>(output->size()));
+            std::string sealed;
+            if (data_key_) {
+                sealed =
+                    seal_field(*data_key_, {row.pipeline, stage, row.version, "output"}, *output);
+                data_.bindNoCopy(2, sealed.data(), static_cast<int>(sealed.size()));
+            } else {
+                data_.bindNoCopy(2, output->data(), static_cast<int>(output->size()));
+            }
             data_.exec();
         }
     }
@@ -143,11 +169,14 @@ public:
     void commit() override {
         db_.exec(sql_derive_heads);
         db_.exec(sql_derive_pipelines);
+        extend_sqlite_chain(db_, chain_key_);  // the copy's rows get this database's chain
         transaction_.commit();
     }
 
 private:
     const BackendConfig& config_;
+    const SecretKey* chain_key_;
+    const DatabaseKey* data_key_;  // encrypts what the copy writes, when the target has a key
     SQLite::Database& db_;
     std::filesystem::path outputs_;
     SQLite::Transaction transaction_;
@@ -192,6 +221,7 @@ void SqliteBackend::export_history(
     const std::function<void(const RawRun&)>& run,
     const std::function<void(const RawRow&, const std::optional<std::string>&)>& row) {
     Impl& s = *impl_;
+    s.require_key("copying the history");
     bool in_visit = false;
     try {
         // One read transaction: the runs and rows of one moment.
@@ -228,6 +258,17 @@ void SqliteBackend::export_history(
             if (!rows.getColumn(9).isNull()) raw.metadata = rows.getColumn(9).getString();
             if (!rows.getColumn(10).isNull()) raw.fingerprint = rows.getColumn(10).getString();
             raw.output = stored_output(rows, 11);
+            // The copy carries plaintext (the target encrypts it again, if it has a key).
+            const std::string stage = raw.stage.value_or("");
+            const std::string where = s.description + ": history row " + std::to_string(raw.id);
+            if (const DatabaseKey* key = s.data_key()) {
+                if (raw.message && is_sealed_text(*raw.message))
+                    raw.message = open_text_field(
+                        *key, {raw.pipeline, stage, raw.version, "message"}, *raw.message, where);
+                if (raw.metadata && is_sealed_text(*raw.metadata))
+                    raw.metadata = open_text_field(
+                        *key, {raw.pipeline, stage, raw.version, "metadata"}, *raw.metadata, where);
+            }
             if (rows.getColumn(14).getInt64() > 0) {
                 StatementUse use(inputs);
                 inputs.bind(1, raw.id);
@@ -251,9 +292,13 @@ void SqliteBackend::export_history(
                 const SQLite::Column blob = data.getColumn(0);
                 bytes.emplace(static_cast<const char*>(blob.getBlob()),
                               static_cast<std::size_t>(blob.getBytes()));
+                if (s.data_key())
+                    bytes = open_field(*s.data_key(), {raw.pipeline, stage, raw.version, "output"},
+                                       *bytes, where);
             } else if (raw.output) {
                 bytes = detail::read_output_file(s.outputs, raw.output->sha256,
-                                                 static_cast<std::uint64_t>(raw.output->size));
+                                                 static_cast<std::uint64_t>(raw.output->size),
+                                                 s.data_key());
             }
             in_visit = true;
             row(raw, bytes);
@@ -269,9 +314,12 @@ void SqliteBackend::export_history(
 std::unique_ptr<HistoryImport> SqliteBackend::begin_import() {
     Impl& s = *impl_;
     s.require_writable("copying a history into the database");
+    if (s.key_verdict == KeyVerdict::KeyMissing)
+        throw_key_required(s.description, "copying a history into the database");
     try {
         return std::make_unique<TranslatingImport>(
-            s, std::make_unique<SqliteImport>(s.config, *s.db, s.outputs));
+            s, std::make_unique<SqliteImport>(s.config, *s.db, s.outputs, s.chain_key(),
+                                              s.data_key()));
     } catch (...) {
         s.fail("starting the copy");
     }

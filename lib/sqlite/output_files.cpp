@@ -1,5 +1,7 @@
 #include "sqlite/output_files.hpp"
 
+#include "crypto/field_cipher.hpp"
+
 #include "file_descriptor.hpp"
 #include "sha256.hpp"
 #include "sqlite/db_file.hpp"
@@ -32,6 +34,14 @@ constexpr std::string_view temporary_suffix = ".tmp";
                                    std::strerror(error) +
                                    "); nothing was recorded. Check the disk and retry");
 }
+
+}  // namespace
+
+std::string output_file_name(const std::string& sha256_hex, const DatabaseKey* key) {
+    return key ? sha256_hex + "." + key->key_id : sha256_hex;
+}
+
+namespace {
 
 // A name no other writer (thread or process) uses at the same time.
 std::string temporary_name(const std::string& sha256_hex) {
@@ -70,17 +80,20 @@ std::filesystem::path outputs_directory(const std::filesystem::path& directory,
 }
 
 void write_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
-                       std::string_view bytes, unsigned mode) {
+                       std::string_view bytes, unsigned mode, const DatabaseKey* key) {
     ensure_directory(outputs);
-    const std::filesystem::path final_path = outputs / sha256_hex;
-    const std::filesystem::path temporary = outputs / temporary_name(sha256_hex);
+    const std::filesystem::path final_path = outputs / output_file_name(sha256_hex, key);
+    const std::filesystem::path temporary =
+        outputs / temporary_name(output_file_name(sha256_hex, key));
     {
         FileDescriptor file(::open(temporary.c_str(),
                                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                                    static_cast<mode_t>(mode)));
         if (file.fd < 0) throw_write_error(temporary, "creating", errno);
         try {
-            std::size_t written = 0;
+            if (key && !write_sealed_file(file.fd, *key, sha256_hex, bytes))
+                throw_write_error(temporary, "writing", errno);
+            std::size_t written = key ? bytes.size() : 0;
             while (written < bytes.size()) {
                 const ssize_t n = ::write(file.fd, bytes.data() + written,
                                           std::min<std::size_t>(bytes.size() - written, 1 << 24));
@@ -102,16 +115,18 @@ void write_output_file(const std::filesystem::path& outputs, const std::string& 
 }
 
 std::optional<std::uint64_t> output_file_size(const std::filesystem::path& outputs,
-                                              const std::string& sha256_hex) {
+                                              const std::string& sha256_hex,
+                                              const DatabaseKey* key) {
     struct stat info {};
-    const std::filesystem::path file = outputs / sha256_hex;
+    const std::filesystem::path file = outputs / output_file_name(sha256_hex, key);
     if (::lstat(file.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return std::nullopt;
+    if (key) return plain_file_size(static_cast<std::uint64_t>(info.st_size));
     return static_cast<std::uint64_t>(info.st_size);
 }
 
 std::string read_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
-                             std::uint64_t size) {
-    const std::filesystem::path path = outputs / sha256_hex;
+                             std::uint64_t size, const DatabaseKey* key) {
+    const std::filesystem::path path = outputs / output_file_name(sha256_hex, key);
     const std::string damaged = "output file " + path.string() + ": ";
     const std::string what_to_do =
         ". The stage must run again: clear it (checkpointctl clear --stage) or save it anew";
@@ -129,13 +144,19 @@ std::string read_output_file(const std::filesystem::path& outputs, const std::st
     if (::fstat(file.fd, &info) != 0 || !S_ISREG(info.st_mode)) {
         throw Error(ErrorCode::OutputDamaged, damaged + "is not a regular file" + what_to_do);
     }
-    if (static_cast<std::uint64_t>(info.st_size) != size) {
+    const std::uint64_t file_size = key ? sealed_file_size(size) : size;
+    if (static_cast<std::uint64_t>(info.st_size) != file_size) {
         throw Error(ErrorCode::OutputDamaged, damaged + "holds " + std::to_string(info.st_size) +
-                                                  " bytes instead of " + std::to_string(size) +
+                                                  " bytes instead of " + std::to_string(file_size) +
                                                   " (truncated or altered)" + what_to_do);
     }
-    std::string bytes(size, '\0');
-    std::size_t got = 0;
+    std::string bytes;
+    if (key) {
+        bytes = read_sealed_file(file.fd, *key, sha256_hex, size, "output file " + path.string());
+    } else {
+        bytes.assign(size, '\0');
+    }
+    std::size_t got = key ? size : 0;
     while (got < size) {
         const ssize_t n = ::read(file.fd, bytes.data() + got, size - got);
         if (n < 0 && errno == EINTR) continue;
@@ -169,11 +190,18 @@ std::vector<OutputFileEntry> list_output_files(const std::filesystem::path& outp
         const bool temporary = name.size() > temporary_suffix.size() &&
                                name.compare(name.size() - temporary_suffix.size(),
                                             temporary_suffix.size(), temporary_suffix) == 0;
-        if (!temporary && !is_sha256_hex(name)) continue;
+        // <sha256> (plaintext) or <sha256>.<key id> (encrypted with that key)
+        const std::string sha = name.substr(0, 64);
+        const std::string key_id = name.size() > 65 && name[64] == '.' ? name.substr(65) : "";
+        const bool keyed_name = key_id.size() == 16 && is_sha256_hex(sha) &&
+                                key_id.find_first_not_of("0123456789abcdef") == std::string::npos;
+        if (!temporary && !is_sha256_hex(name) && !keyed_name) continue;
         struct stat info {};
         if (::lstat(entry.path().c_str(), &info) != 0 || !S_ISREG(info.st_mode)) continue;
         OutputFileEntry file;
         file.name = name;
+        file.sha256 = temporary ? "" : sha;
+        file.key_id = temporary ? "" : key_id;
         file.size = static_cast<std::uint64_t>(info.st_size);
         file.modified = std::chrono::system_clock::from_time_t(info.st_mtim.tv_sec) +
                         std::chrono::duration_cast<std::chrono::system_clock::duration>(

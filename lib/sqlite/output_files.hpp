@@ -14,6 +14,13 @@
 
 namespace checkpoint::detail {
 
+struct DatabaseKey;
+
+// The name of an output's file: <sha256> in a plaintext database, <sha256>.<key id> in an
+// encrypted one (so that `checkpointctl rekey` writes the new files beside the old ones,
+// and rows switch to them in one commit).
+std::string output_file_name(const std::string& sha256_hex, const DatabaseKey* key);
+
 // <directory>/<database_file>-outputs
 std::filesystem::path outputs_directory(const std::filesystem::path& directory,
                                         const std::string& database_file);
@@ -22,19 +29,24 @@ std::filesystem::path outputs_directory(const std::filesystem::path& directory,
 // writes a temporary file with permission bits `mode`, fsyncs it, renames it over any
 // file of that name (an orphan is never reused as it is) and fsyncs the directory.
 // Throws Error(DiskFull) or Error(Io) naming the file; a temporary file is removed then.
+// With `key` (an encrypted database), the file holds the bytes encrypted (a secretstream
+// bound to sha256_hex: crypto/field_cipher.hpp).
 void write_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
-                       std::string_view bytes, unsigned mode);
+                       std::string_view bytes, unsigned mode, const DatabaseKey* key = nullptr);
 
-// The size of the regular file <outputs>/<sha256_hex>; std::nullopt when it is missing
-// (or is not a regular file).
+// The size of the output the regular file <outputs>/<sha256_hex> holds (with `key`: the
+// plaintext size its encrypted size stands for); std::nullopt when it is missing (or is
+// not a regular file, or no plaintext size gives its encrypted size).
 std::optional<std::uint64_t> output_file_size(const std::filesystem::path& outputs,
-                                              const std::string& sha256_hex);
+                                              const std::string& sha256_hex,
+                                              const DatabaseKey* key = nullptr);
 
 // The bytes of <outputs>/<sha256_hex>, checked against `size` and the hash.
 // Throws Error(OutputDamaged) when the file is missing, has another size or another
 // SHA-256; Error(Io) when it cannot be read.
+// With `key`, decrypted chunk by chunk (Error(OutputDamaged) when it does not decrypt).
 std::string read_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
-                             std::uint64_t size);
+                             std::uint64_t size, const DatabaseKey* key = nullptr);
 
 // A file of the outputs directory.
 struct OutputFileEntry {
@@ -42,6 +54,8 @@ struct OutputFileEntry {
     std::uint64_t size = 0;
     std::chrono::system_clock::time_point modified;
     bool temporary = false;  // a "*.tmp" file (a write in flight, or left by a killed process)
+    std::string sha256;      // of the output it holds (not temporary files)
+    std::string key_id;      // the key it is encrypted with; empty: plaintext
 };
 
 // The regular files of the outputs directory whose name is a SHA-256 or ends in ".tmp";

@@ -3,6 +3,7 @@
 // checkpoint_inputs, output_data and the output columns of checkpoints
 // (migrations/sqlite/0002_outputs_fingerprints_inputs.sql).
 #include "clock.hpp"
+#include "crypto/field_cipher.hpp"
 #include "sqlite/output_files.hpp"
 #include "sqlite/sqlite_backend_impl.hpp"
 
@@ -70,11 +71,11 @@ std::vector<InputFacts> SqliteBackend::Impl::input_facts(std::int64_t id) {
 }
 
 std::optional<std::uint64_t> SqliteBackend::Impl::output_file_size(const std::string& sha256) {
-    return detail::output_file_size(outputs, sha256);
+    return detail::output_file_size(outputs, sha256, data_key());
 }
 
 std::string SqliteBackend::Impl::output_file_name(const std::string& sha256) {
-    return (outputs / sha256).string();
+    return (outputs / detail::output_file_name(sha256, data_key())).string();
 }
 
 std::optional<SqliteBackend::Impl::CompletedHead> SqliteBackend::Impl::completed_head_of(
@@ -108,9 +109,11 @@ HeadState SqliteBackend::head_state(const std::string& stage, bool with_fingerpr
 std::optional<OutputLocation> SqliteBackend::output_of(const std::string& stage,
                                                        std::optional<std::int64_t> version) {
     Impl& s = *impl_;
+    s.require_key("loading the output of stage '" + stage + "'");
     try {
         OutputLocation location;
         std::int64_t id = 0;
+        std::int64_t row_version = version.value_or(0);
         if (!version) {
             const auto head = s.completed_head_of(stage);
             if (!head) return std::nullopt;
@@ -118,6 +121,7 @@ std::optional<OutputLocation> SqliteBackend::output_of(const std::string& stage,
             if (!row.output) return std::nullopt;
             location.output = *row.output;
             id = head->id;
+            row_version = head->version;
         } else {
             SQLite::Statement query(*s.db, sql_completed_row_id);
             query.bind(1, s.config.pipeline);
@@ -147,6 +151,12 @@ std::optional<OutputLocation> SqliteBackend::output_of(const std::string& stage,
             const SQLite::Column blob = data.getColumn(0);
             location.data.assign(static_cast<const char*>(blob.getBlob()),
                                  static_cast<std::size_t>(blob.getBytes()));
+            if (const DatabaseKey* key = s.data_key()) {
+                location.data = open_field(*key, {s.config.pipeline, stage, row_version, "output"},
+                                           location.data,
+                                           s.description + ": the output of stage '" + stage +
+                                               "' (row " + std::to_string(id) + ")");
+            }
         }
         return location;
     } catch (...) {
@@ -156,17 +166,18 @@ std::optional<OutputLocation> SqliteBackend::output_of(const std::string& stage,
 
 std::string SqliteBackend::read_output_file(const StoredOutput& output) const {
     return detail::read_output_file(impl_->outputs, output.sha256,
-                                    static_cast<std::uint64_t>(output.size));
+                                    static_cast<std::uint64_t>(output.size), impl_->data_key());
 }
 
 void SqliteBackend::prepare_output(Write& write) const {
     if (!write.output) return;
+    impl_->require_key("saving stage '" + write.stage + "'");
     write.output_in_database = write.output->size() <= impl_->config.max_inline_output;
     // Written (and fsynced) before the row's transaction, so that the write lock is not held
     // meanwhile; the transaction checks that it is still there (apply_completed).
     if (!write.output_in_database && !impl_->config.read_only)
         write_output_file(impl_->outputs, write.output_sha256, *write.output,
-                          impl_->config.file_mode);
+                          impl_->config.file_mode, impl_->data_key());
 }
 
 // Inside a write transaction: a Completed row, with what SaveOptions carried.
@@ -198,9 +209,10 @@ void SqliteBackend::Impl::apply_completed(Write& write) {
     if (write.output && !write.output_in_database) {
         // The caller wrote the file before taking the lock; a prune may have deleted it
         // since (it had no row yet). Under the lock, no prune can delete it any more.
-        const auto size = detail::output_file_size(outputs, write.output_sha256);
+        const auto size = detail::output_file_size(outputs, write.output_sha256, data_key());
         if (size != write.output->size())
-            write_output_file(outputs, write.output_sha256, *write.output, config.file_mode);
+            write_output_file(outputs, write.output_sha256, *write.output, config.file_mode,
+                              data_key());
     }
     write.appended = append_row(write.stage, Status::Completed, write.duration_ms, write.message,
                                 utc_now(), &write);
@@ -216,8 +228,16 @@ void SqliteBackend::Impl::apply_completed(Write& write) {
     if (write.output && write.output_in_database) {
         StatementUse use(*insert_output_data);
         insert_output_data->bind(1, write.appended->id);
-        insert_output_data->bindNoCopy(2, write.output->data(),
-                                       static_cast<int>(write.output->size()));
+        std::string sealed;
+        if (const DatabaseKey* key = data_key()) {
+            sealed =
+                seal_field(*key, {config.pipeline, write.stage, write.appended->version, "output"},
+                           *write.output);
+            insert_output_data->bindNoCopy(2, sealed.data(), static_cast<int>(sealed.size()));
+        } else {
+            insert_output_data->bindNoCopy(2, write.output->data(),
+                                           static_cast<int>(write.output->size()));
+        }
         insert_output_data->exec();
     }
 }

@@ -3,6 +3,7 @@
 // point never leaves a row pointing at a deleted file, and a save in flight (which checks
 // its file under the same lock) never commits a row whose file was just deleted.
 #include "clock.hpp"
+#include "sqlite/chain.hpp"
 #include "sqlite/output_files.hpp"
 #include "sqlite/sqlite_backend_impl.hpp"
 
@@ -52,14 +53,17 @@ constexpr const char* sql_delete_empty_runs =
     "DELETE FROM runs WHERE pipeline = ?1 AND outcome <> 'running' "
     "AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.run_id = runs.run_id)";
 
+// ?2: the key the file is encrypted with (NULL: a plaintext file).
 constexpr const char* sql_file_referenced =
-    "SELECT 1 FROM checkpoints WHERE output_sha256 = ?1 AND output_in_database = 0 LIMIT 1";
+    "SELECT 1 FROM checkpoints WHERE output_sha256 = ?1 AND output_in_database = 0 "
+    "AND key_id IS ?2 LIMIT 1";
 
 }  // namespace
 
 PruneResult SqliteBackend::prune(const PruneOptions& options) {
     Impl& s = *impl_;
     s.require_writable("pruning");
+    if (s.key_verdict == KeyVerdict::KeyMissing) throw_key_required(s.description, "pruning");
     PruneResult result;
     std::set<std::string> pruned_files;  // named by the rows pruned: deleted at any age
     try {
@@ -95,6 +99,8 @@ PruneResult SqliteBackend::prune(const PruneOptions& options) {
                 while (files.executeStep()) pruned_files.insert(files.getColumn(0).getString());
             }
             result.bytes_freed = s.db->execAndGet(sql_pruned_inline_bytes).getInt64();
+            // The chain stays verifiable across the gaps (history_chain.hpp).
+            anchor_sqlite_chain_for_prune(*s.db, s.chain_key());
             for (const char* sql : sql_delete_pruned) s.db->exec(sql);
             result.rows_deleted = s.db->exec(sql_delete_rows);
             SQLite::Statement runs(*s.db, sql_delete_empty_runs);
@@ -112,12 +118,14 @@ PruneResult SqliteBackend::prune(const PruneOptions& options) {
         for (const OutputFileEntry& file : list_output_files(s.outputs)) {
             // Younger unnamed files may belong to a save in flight (written, row not yet
             // committed): that is what the grace period is for.
-            if (!pruned_files.count(file.name) && now - file.modified < options.orphan_grace)
+            if (!pruned_files.count(file.sha256) && now - file.modified < options.orphan_grace)
                 continue;
             if (!file.temporary) {
-                referenced.bind(1, file.name);
+                referenced.bind(1, file.sha256);
+                if (!file.key_id.empty()) referenced.bind(2, file.key_id);
                 const bool in_use = referenced.executeStep();
                 referenced.reset();
+                referenced.clearBindings();
                 if (in_use) continue;
             }
             if (remove_output_file(s.outputs, file.name)) {

@@ -2,7 +2,9 @@
 #include "sqlite/sqlite_backend.hpp"
 
 #include "clock.hpp"
+#include "crypto/field_cipher.hpp"
 #include "migrations.hpp"
+#include "sqlite/chain.hpp"
 #include "sqlite/db_file.hpp"
 #include "sqlite/migrate.hpp"
 #include "sqlite/output_files.hpp"
@@ -73,6 +75,11 @@ constexpr const char* sql_move_head =
     "status = excluded.status, version = excluded.version, head_id = excluded.head_id, "
     "checks = excluded.checks";
 
+// An encrypted database: the row's key, message and metadata, encrypted once the INSERT
+// gave the row its version.
+constexpr const char* sql_seal_row =
+    "UPDATE checkpoints SET key_id = ?2, message = ?3, metadata = ?4 WHERE id = ?1";
+
 constexpr const char* sql_find_import =
     "SELECT 1 FROM checkpoints WHERE pipeline = ?1 AND stage = ?2 AND status = 'completed' "
     "AND timestamp = ?3 AND message = ?4";
@@ -125,8 +132,10 @@ std::optional<std::string> optional_text(const SQLite::Column& column) {
 
 // Reads one row selected with `checkpoint_columns` (from the history or current_state
 // view), its status as reported_status() says (`open_attempt`: it was never finished).
+// With `key` (an encrypted database) the message and metadata are decrypted; without it
+// (KeyMissing) they read as "(encrypted)" and no metadata.
 Checkpoint read_checkpoint(SQLite::Statement& row, const std::string& description,
-                           LivenessCache& liveness, bool open_attempt) {
+                           LivenessCache& liveness, bool open_attempt, const DatabaseKey* key) {
     Checkpoint checkpoint;
     checkpoint.id = row.getColumn(0).getInt64();
     checkpoint.pipeline = row.getColumn(1).getString();
@@ -138,9 +147,25 @@ Checkpoint read_checkpoint(SQLite::Statement& row, const std::string& descriptio
     if (!row.getColumn(7).isNull())
         checkpoint.duration = std::chrono::milliseconds(row.getColumn(7).getInt64());
     checkpoint.message = row.getColumn(8).getString();
-    if (!row.getColumn(12).isNull())
-        checkpoint.metadata =
-            parse_json_object(row.getColumn(12).getString(), "metadata", description);
+    std::string metadata =
+        row.getColumn(12).isNull() ? std::string() : row.getColumn(12).getString();
+    const FieldContext context{checkpoint.pipeline, checkpoint.stage, checkpoint.version, ""};
+    const std::string where = description + ": history row " + std::to_string(checkpoint.id);
+    if (is_sealed_text(checkpoint.message)) {
+        checkpoint.message =
+            key ? open_text_field(*key,
+                                  {context.pipeline, context.stage, context.version, "message"},
+                                  checkpoint.message, where)
+                : "(encrypted)";
+    }
+    if (is_sealed_text(metadata)) {
+        metadata = key ? open_text_field(
+                             *key, {context.pipeline, context.stage, context.version, "metadata"},
+                             metadata, where)
+                       : std::string();
+    }
+    if (!metadata.empty())
+        checkpoint.metadata = parse_json_object(metadata, "metadata", description);
     checkpoint.fingerprint = row.getColumn(13).getString();
     checkpoint.output = stored_output(row, 14);
     if (!row.getColumn(17).isNull())
@@ -284,6 +309,7 @@ void SqliteBackend::Impl::open() {
             migrated_from = migrate(*db, path);
             if (state == FileState::Missing) sync_directory(directory);
         }
+        check_key();
         completed_head.emplace(*db, sql_completed_head);
         row_outputs.emplace(*db, sql_row_outputs);
         input_states.emplace(*db, sql_input_states);
@@ -291,6 +317,7 @@ void SqliteBackend::Impl::open() {
                                  " FROM current_state v WHERE pipeline = ?1 AND stage = ?2");
         if (!config.read_only) {
             append.emplace(*db, sql_append);
+            seal_row.emplace(*db, sql_seal_row);
             move_head.emplace(*db, sql_move_head);
             append_pipeline_clear.emplace(*db, sql_append_pipeline_clear);
             mark_pipeline_cleared.emplace(*db, sql_mark_pipeline_cleared);
@@ -347,6 +374,52 @@ void SqliteBackend::Impl::check_schema() {
                         ") and a read-only open does not migrate. Run `checkpointctl "
                         "migrate`, or open it once for writing");
     }
+}
+
+// The recorded key against the key file given (judge_key), recording it in a database
+// without rows; under the write lock, so that two processes cannot record two keys.
+void SqliteBackend::Impl::check_key() {
+    const auto recorded = [&]() -> std::optional<RecordedKey> {
+        SQLite::Statement query(
+            *db, "SELECT key_id, check_value FROM encryption_keys WHERE role = 'current'");
+        if (!query.executeStep()) return std::nullopt;
+        const SQLite::Column check = query.getColumn(1);
+        return RecordedKey{query.getColumn(0).getString(),
+                           std::string(static_cast<const char*>(check.getBlob()),
+                                       static_cast<std::size_t>(check.getBytes()))};
+    };
+    const auto has_rows = [&] {
+        return db->execAndGet("SELECT EXISTS (SELECT 1 FROM checkpoints)").getInt() != 0;
+    };
+    key_verdict =
+        judge_key(recorded(), config.key.get(), has_rows(), config.read_only, describe(path));
+    if (key_verdict != KeyVerdict::Register) return;
+    SQLite::Transaction transaction(*db, SQLite::TransactionBehavior::IMMEDIATE);
+    key_verdict = judge_key(recorded(), config.key.get(), has_rows(), false, describe(path));
+    if (key_verdict == KeyVerdict::Register) {
+        SQLite::Statement insert(*db,
+                                 "INSERT INTO encryption_keys (key_id, check_value, role) "
+                                 "VALUES (?1, ?2, 'current')");
+        insert.bind(1, config.key->key_id);
+        insert.bind(2, config.key->check_value.data(),
+                    static_cast<int>(config.key->check_value.size()));
+        insert.exec();
+        transaction.commit();
+        key_verdict = KeyVerdict::Keyed;
+    }
+}
+
+void SqliteBackend::Impl::extend_chain() {
+    if (!chain_writer) chain_writer.emplace(*db);
+    const std::string recorded = chain_writer->recorded_key_id();
+    const std::string expected = key_verdict == KeyVerdict::Keyed ? config.key->key_id : "";
+    if (recorded != expected) {
+        if (expected.empty()) throw_key_required(describe(path), "writing");
+        throw Error(ErrorCode::WrongKey, describe(path) +
+                                             ": its key changed since it was opened; nothing "
+                                             "was written. Open it again with its key file");
+    }
+    chain_writer->extend(chain_key(), run.run_id);
 }
 
 // PRAGMA journal_mode=WAL needs an exclusive lock when it changes the mode, and SQLite
@@ -426,11 +499,13 @@ Appended SqliteBackend::Impl::append_row(const std::string& stage, Status status
         append->bindNoCopy(5, timestamp);
         append->bindNoCopy(6, run.run_id);
         if (duration_ms) append->bind(7, *duration_ms);
-        if (!message.empty()) append->bindNoCopy(8, message);
+        // Encrypted: plaintext never reaches a page (the UPDATE below writes the ciphertext).
+        const bool plaintext = data_key() == nullptr;
+        if (!message.empty() && plaintext) append->bindNoCopy(8, message);
         append->bind(14, 0);
         if (lease_token) append->bind(15, *lease_token);
         if (save) {
-            if (!save->metadata.empty()) append->bindNoCopy(9, save->metadata);
+            if (!save->metadata.empty() && plaintext) append->bindNoCopy(9, save->metadata);
             if (!save->fingerprint.empty()) append->bindNoCopy(10, save->fingerprint);
             if (save->output) {
                 append->bind(11, static_cast<std::int64_t>(save->output->size()));
@@ -443,6 +518,24 @@ Appended SqliteBackend::Impl::append_row(const std::string& stage, Status status
         appended.id = append->getColumn(0).getInt64();
         appended.version = append->getColumn(1).getInt64();
         append->executeStep();  // finish the statement
+    }
+    if (const DatabaseKey* key = data_key()) {
+        // Encrypted now that the row's version is known (it is bound into the ciphertext).
+        StatementUse use(*seal_row);
+        seal_row->bind(1, appended.id);
+        seal_row->bindNoCopy(2, key->key_id);
+        std::string message_text, metadata_text;
+        if (!message.empty()) {
+            message_text = seal_text_field(
+                *key, {config.pipeline, stage, appended.version, "message"}, message);
+            seal_row->bindNoCopy(3, message_text);
+        }
+        if (save && !save->metadata.empty()) {
+            metadata_text = seal_text_field(
+                *key, {config.pipeline, stage, appended.version, "metadata"}, save->metadata);
+            seal_row->bindNoCopy(4, metadata_text);
+        }
+        seal_row->exec();
     }
     StatementUse use(*move_head);
     move_head->bindNoCopy(1, config.pipeline);
@@ -542,6 +635,16 @@ void SqliteBackend::write_batch(const std::vector<Write*>& writes) {
         }
         return;
     }
+    if (s.key_verdict == KeyVerdict::KeyMissing) {
+        for (Write* write : writes) {
+            try {
+                throw_key_required(s.description, s.describe_write(*write));
+            } catch (...) {
+                write->error = std::current_exception();
+            }
+        }
+        return;
+    }
     // Savepoints only when there is another write to protect.
     const bool isolate = writes.size() > 1;
     try {
@@ -563,6 +666,7 @@ void SqliteBackend::write_batch(const std::vector<Write*>& writes) {
                 s.db->exec("RELEASE batch_write");
             }
         }
+        s.extend_chain();
         transaction.commit();
         s.run_recorded = true;
     } catch (...) {
@@ -645,7 +749,8 @@ std::optional<Checkpoint> SqliteBackend::current(const std::string& stage) {
         s.current->bindNoCopy(2, stage);
         if (!s.current->executeStep()) return std::nullopt;
         LivenessCache liveness;
-        Checkpoint checkpoint = read_checkpoint(*s.current, s.description, liveness, true);
+        Checkpoint checkpoint =
+            read_checkpoint(*s.current, s.description, liveness, true, s.data_key());
         s.current->reset();
         StalenessCheck(s).mark(checkpoint);
         return checkpoint;
@@ -664,7 +769,7 @@ std::vector<Checkpoint> SqliteBackend::current_all() {
         std::vector<Checkpoint> result;
         LivenessCache liveness;
         while (query.executeStep()) {
-            result.push_back(read_checkpoint(query, s.description, liveness, true));
+            result.push_back(read_checkpoint(query, s.description, liveness, true, s.data_key()));
         }
         query.reset();
         StalenessCheck staleness(s);  // shared by every stage
@@ -737,7 +842,7 @@ void SqliteBackend::for_each_history(const HistoryFilter& filter,
         while ((!filter.limit || produced < *filter.limit) && query.executeStep()) {
             const bool open_attempt = query.getColumn(checkpoint_column_count).getInt() != 0;
             const Checkpoint checkpoint =
-                read_checkpoint(query, s.description, liveness, open_attempt);
+                read_checkpoint(query, s.description, liveness, open_attempt, s.data_key());
             if (filter.status && checkpoint.status != *filter.status) continue;
             in_visit = true;
             visit(checkpoint);
@@ -794,10 +899,46 @@ std::vector<std::string> SqliteBackend::pipelines() {
     }
 }
 
+ChainState SqliteBackend::chain_state() {
+    Impl& s = *impl_;
+    try {
+        return read_sqlite_chain_state(*s.db);
+    } catch (...) {
+        s.fail("reading the history chain");
+    }
+}
+
+std::vector<std::string> SqliteBackend::verify_chain(const std::optional<ChainHead>& expect) {
+    Impl& s = *impl_;
+    if (s.key_verdict == KeyVerdict::KeyMissing)
+        throw_key_required(s.description, "verifying the history chain");
+    try {
+        SQLite::Transaction snapshot(*s.db, SQLite::TransactionBehavior::DEFERRED);
+        const ChainState state = read_sqlite_chain_state(*s.db);
+        return detail::verify_chain(
+            state,
+            [&](const std::function<void(const ChainRow&)>& visit) {
+                for_each_sqlite_chain_row(*s.db, state.start_id, visit);
+            },
+            s.chain_key(), expect, 1000);
+    } catch (...) {
+        s.fail("verifying the history chain");
+    }
+}
+
+const SecretKey* SqliteBackend::chain_key() const noexcept {
+    return impl_->chain_key();
+}
+
+bool SqliteBackend::key_missing() const noexcept {
+    return impl_->key_verdict == KeyVerdict::KeyMissing;
+}
+
 std::vector<std::string> SqliteBackend::verify() {
     Impl& s = *impl_;
     try {
-        return verify_database(*s.db, s.outputs);
+        s.require_key("verifying the outputs");
+        return verify_database(*s.db, s.outputs, s.data_key());
     } catch (...) {
         s.fail("verifying");
     }

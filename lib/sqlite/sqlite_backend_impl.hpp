@@ -3,8 +3,10 @@
 // loading outputs; prune.cpp: retention; errors.cpp: SQLite errors as checkpoint::Error).
 #pragma once
 
+#include "crypto/key_check.hpp"
 #include "identity.hpp"
 #include "run_rules.hpp"
+#include "sqlite/chain.hpp"
 #include "sqlite/sqlite_backend.hpp"
 #include "staleness.hpp"
 #include "stored_values.hpp"
@@ -68,9 +70,9 @@ struct SqliteBackend::Impl final : StalenessFacts {
     std::string description;        // "checkpoint database <path>"
     std::filesystem::path outputs;  // <directory>/<database_file>-outputs
     bool run_recorded = false;
-    bool counted_writer = false;
-    std::optional<int> migrated_from;  // the schema version this open migrated from (0: new)  //
-                                       // counted in open_writers (sqlite_backend.cpp)
+    bool counted_writer = false;       // counted in open_writers (sqlite_backend.cpp)
+    std::optional<int> migrated_from;  // the schema version this open migrated from (0: new)
+    KeyVerdict key_verdict = KeyVerdict::Plain;  // see check_key()
     std::unique_ptr<SQLite::Database> db;
 
     // Prepared once, reused for every call (writers only have the write statements).
@@ -79,6 +81,8 @@ struct SqliteBackend::Impl final : StalenessFacts {
     std::optional<SQLite::Statement> input_states;
     std::optional<SQLite::Statement> current;
     std::optional<SQLite::Statement> append;
+    std::optional<SQLite::Statement> seal_row;
+    std::optional<SqliteChainWriter> chain_writer;
     std::optional<SQLite::Statement> move_head;
     std::optional<SQLite::Statement> append_pipeline_clear;
     std::optional<SQLite::Statement> mark_pipeline_cleared;
@@ -99,6 +103,23 @@ struct SqliteBackend::Impl final : StalenessFacts {
     void check_schema();
     void set_wal_mode();
     void reap_dead_runs();
+    void check_key();
+    // The chain's key: the key file's when the database records it; nullptr otherwise.
+    const SecretKey* chain_key() const noexcept {
+        return key_verdict == KeyVerdict::Keyed ? &config.key->chain : nullptr;
+    }
+    // The key that encrypts what users put in (crypto/field_cipher.hpp), or nullptr.
+    const DatabaseKey* data_key() const noexcept {
+        return key_verdict == KeyVerdict::Keyed ? config.key.get() : nullptr;
+    }
+    // Refuses `action` (an output or metadata read, a write) with Error(KeyRequired) when the
+    // database records a key and none was given.
+    void require_key(const std::string& action) const {
+        if (key_verdict == KeyVerdict::KeyMissing) throw_key_required(description, action);
+    }
+    // Inside a write transaction: refuses it when the database's key changed since the open
+    // (another process recorded one), then extends the history chain.
+    void extend_chain();
     void record_run_if_needed();
     void apply(Write& write);
     std::string describe_write(const Write& write) const;

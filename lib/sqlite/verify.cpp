@@ -1,5 +1,6 @@
 #include "sqlite/verify.hpp"
 
+#include "crypto/field_cipher.hpp"
 #include "sha256.hpp"
 #include "sqlite/output_files.hpp"
 
@@ -93,7 +94,7 @@ constexpr Check checks[] = {
      "FROM checkpoints WHERE status <> 'completed' AND (metadata IS NOT NULL OR "
      "fingerprint IS NOT NULL OR output_size IS NOT NULL OR input_count <> 0)"},
     {"SELECT 'checkpoints row ' || id || ': metadata is not a JSON object' FROM checkpoints "
-     "WHERE metadata IS NOT NULL AND (NOT json_valid(metadata) OR "
+     "WHERE metadata IS NOT NULL AND key_id IS NULL AND (NOT json_valid(metadata) OR "
      "json_type(metadata) <> 'object')"},
     {"SELECT 'checkpoints row ' || id || ': output columns are inconsistent (size ' || "
      "quote(output_size) || ', sha256 ' || quote(output_sha256) || ', in database ' || "
@@ -109,8 +110,8 @@ constexpr Check checks[] = {
     {"SELECT 'checkpoints row ' || c.id || ': its output in output_data holds ' || "
      "length(d.data) || ' bytes instead of ' || c.output_size || ', or another SHA-256' "
      "FROM checkpoints c JOIN output_data d ON d.checkpoint_id = c.id "
-     "WHERE length(d.data) IS NOT c.output_size OR checkpoint_sha256(d.data) IS NOT "
-     "c.output_sha256"},
+     "WHERE c.key_id IS NULL AND (length(d.data) IS NOT c.output_size OR "
+     "checkpoint_sha256(d.data) IS NOT c.output_sha256)"},
     {"SELECT 'output_data row ' || d.checkpoint_id || ': no checkpoints row stores its output "
      "in the database' FROM output_data d WHERE NOT EXISTS (SELECT 1 FROM checkpoints c "
      "WHERE c.id = d.checkpoint_id AND c.output_in_database = 1)"},
@@ -156,7 +157,8 @@ void register_sha256_function(SQLite::Database& db) {
 
 // Every output file that a row names exists, with its size and SHA-256.
 void check_output_files(SQLite::Database& db, const std::filesystem::path& outputs,
-                        std::vector<std::string>& problems, std::size_t max_problems) {
+                        std::vector<std::string>& problems, std::size_t max_problems,
+                        const DatabaseKey* key) {
     try {
         SQLite::Statement files(db,
                                 "SELECT output_sha256, output_size, min(id), count(*) FROM "
@@ -173,7 +175,7 @@ void check_output_files(SQLite::Database& db, const std::filesystem::path& outpu
             if (!is_sha256_hex(sha)) continue;  // reported by the column checks
             try {
                 read_output_file(outputs, sha,
-                                 static_cast<std::uint64_t>(files.getColumn(1).getInt64()));
+                                 static_cast<std::uint64_t>(files.getColumn(1).getInt64()), key);
             } catch (const Error& e) {
                 problems.push_back("checkpoints " + rows + ": " + e.what());
             }
@@ -183,10 +185,45 @@ void check_output_files(SQLite::Database& db, const std::filesystem::path& outpu
     }
 }
 
+// An encrypted database: every output in output_data decrypts in its row's context and
+// matches the row's size and SHA-256.
+void check_encrypted_outputs(SQLite::Database& db, const DatabaseKey& key,
+                             std::vector<std::string>& problems, std::size_t max_problems) {
+    try {
+        SQLite::Statement rows(db,
+                               "SELECT c.id, c.pipeline, coalesce(c.stage, ''), c.version, "
+                               "c.output_size, c.output_sha256, d.data FROM checkpoints c "
+                               "JOIN output_data d ON d.checkpoint_id = c.id ORDER BY c.id");
+        while (problems.size() < max_problems && rows.executeStep()) {
+            const std::string id = std::to_string(rows.getColumn(0).getInt64());
+            const std::string pipeline = rows.getColumn(1).getString();
+            const std::string stage = rows.getColumn(2).getString();
+            const SQLite::Column data = rows.getColumn(6);
+            try {
+                const std::string plain =
+                    open_field(key, {pipeline, stage, rows.getColumn(3).getInt64(), "output"},
+                               std::string_view(static_cast<const char*>(data.getBlob()),
+                                                static_cast<std::size_t>(data.getBytes())),
+                               "checkpoints row " + id);
+                if (static_cast<std::int64_t>(plain.size()) != rows.getColumn(4).getInt64() ||
+                    to_hex(sha256(plain)) != rows.getColumn(5).getString()) {
+                    problems.push_back("checkpoints row " + id +
+                                       ": its output in output_data decrypts to other bytes "
+                                       "than its size and SHA-256 say");
+                }
+            } catch (const Error& e) {
+                problems.push_back(e.what());
+            }
+        }
+    } catch (const SQLite::Exception& e) {
+        problems.push_back(std::string("the encrypted output check could not run: ") + e.what());
+    }
+}
+
 }  // namespace
 
 std::vector<std::string> verify_database(SQLite::Database& db, const std::filesystem::path& outputs,
-                                         std::size_t max_problems) {
+                                         const DatabaseKey* key, std::size_t max_problems) {
     std::vector<std::string> problems;
     register_sha256_function(db);
     {
@@ -207,7 +244,8 @@ std::vector<std::string> verify_database(SQLite::Database& db, const std::filesy
             problems.push_back(std::string("a table check could not run: ") + e.what());
         }
     }
-    check_output_files(db, outputs, problems, max_problems);
+    check_output_files(db, outputs, problems, max_problems, key);
+    if (key) check_encrypted_outputs(db, *key, problems, max_problems);
     return problems;
 }
 

@@ -23,7 +23,10 @@ enum Exit {
     exit_schema = 6,
     exit_busy = 7,
     exit_unavailable = 8,
-    exit_listen = 9,  // serve: the address to listen on is in use, or may not be used
+    exit_listen = 9,         // serve: the address to listen on is in use, or may not be used
+    exit_key_required = 10,  // the database was written with a key; give --key-file
+    exit_wrong_key = 11,     // --key-file is not the database's key
+    // 12 is reserved (stage leases)
 };
 
 // What the user asked for, filled by CLI11.
@@ -71,6 +74,11 @@ struct Settings {
     std::string html_file;
     // backup
     std::string backup_to;
+    // keys and the history chain (crypto_commands.hpp)
+    std::string key_file;      // --key-file: Options::key_file
+    std::string keygen_file;   // keygen FILE
+    std::string new_key_file;  // rekey --new-key-file
+    std::string expect_head;   // verify --expect-head "<row id> <hash>"
 };
 
 enum class Command {
@@ -87,7 +95,10 @@ enum class Command {
     Serve,
     Report,
     Pipelines,
-    Backup
+    Backup,
+    Keygen,
+    Seal,
+    Rekey,
 };
 
 // The largest row count --limit and --last accept (more is a usage error, not "no limit").

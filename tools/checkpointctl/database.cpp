@@ -37,6 +37,10 @@ int exit_code_for(checkpoint::ErrorCode code) {
             return exit_busy;
         case ErrorCode::Unavailable:
             return exit_unavailable;
+        case ErrorCode::KeyRequired:
+            return exit_key_required;
+        case ErrorCode::WrongKey:
+            return exit_wrong_key;
         default:
             return exit_error;
     }
@@ -45,6 +49,7 @@ int exit_code_for(checkpoint::ErrorCode code) {
 Location locate(const Settings& settings) {
     Location location{settings.url.empty() ? settings.dir : settings.url, {}};
     location.options.pipeline = settings.pipeline;
+    location.options.key_file = settings.key_file;
     location.options.logger = tool_logger(settings.verbose);
     location.options.busy_timeout = std::chrono::milliseconds(settings.busy_timeout_ms);
     if (settings.url.empty() && !settings.db.empty()) {

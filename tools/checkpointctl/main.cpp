@@ -3,8 +3,9 @@
 // Exit codes: 0 success; 1 error; 2 usage; 3 verification found problems; 4 database (or
 // --pipeline, or clear's --stage) not found; 5 not a checkpoint database, damaged or
 // unsafe; 6 schema version mismatch; 7 busy; 8 database server unavailable; 9 serve cannot
-// listen on the address.
+// listen on the address; 10 the database needs its key (--key-file); 11 wrong key.
 #include "command_line.hpp"
+#include "crypto_commands.hpp"
 #include "dashboard_server.hpp"
 #include "database.hpp"
 #include "html_report.hpp"
@@ -413,7 +414,8 @@ int run_prune(const Settings& settings) {
 
 int run_verify(const Settings& settings) {
     const auto manager = open_database(settings, true);
-    const auto problems = manager.verify();
+    const auto problems =
+        settings.expect_head.empty() ? manager.verify() : manager.verify(settings.expect_head);
     if (settings.format == "json") {
         // A JSON list of the problems (empty when the database is sound).
         std::string json = "[";
@@ -538,6 +540,8 @@ void add_location_options(CLI::App& command, Settings& settings) {
     url->excludes(db);
     command.add_option("--pipeline", settings.pipeline, "Pipeline name (default: default)");
     command.add_flag("-v,--verbose", settings.verbose, "Log what the library does");
+    command.add_option("--key-file", settings.key_file,
+                       "The database's key file (README, \"Security\"; see keygen)");
     command
         .add_option("--busy-timeout", settings.busy_timeout_ms,
                     "How long to wait for a database locked by a writer, in ms (default: 30000)")
@@ -766,7 +770,33 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
     add_location_options(*verify, settings);
     verify->add_option("--format", settings.format, "text|json (default: text, one problem a line)")
         ->check(CLI::IsMember({"text", "json"}));
+    verify->add_option("--expect-head", settings.expect_head,
+                       "Also fail unless this head, as `seal` printed it (\"<row id> <hash>\"), "
+                       "is still in the history chain");
     verify->footer("Example: checkpointctl verify --db /var/lib/etl/checkpoints.db || alert");
+
+    auto* keygen = app.add_subcommand("keygen", "Write a new random key file (mode 0600)");
+    keygen->add_option("file", settings.keygen_file, "The key file to create (never replaced)")
+        ->required();
+    keygen->footer("Example: checkpointctl keygen /etc/etl/checkpoints.key");
+
+    auto* rekey = app.add_subcommand(
+        "rekey", "Re-encrypt everything under a new key (--key-file OLD --new-key-file NEW)");
+    add_location_options(*rekey, settings);
+    rekey->add_option("--new-key-file", settings.new_key_file, "The new key file (see keygen)")
+        ->required();
+    rekey->footer(
+        "Readers see the old key's database or the new one's, never a mix; killed midway,\n"
+        "run it again to finish. The history chain is re-keyed: seal again afterwards.\n"
+        "Example: checkpointctl rekey --dir checkpoints --key-file old.key --new-key-file new.key");
+
+    auto* seal = app.add_subcommand(
+        "seal", "Print the history chain's head (\"<row id> <hash>\"), to keep elsewhere");
+    add_location_options(*seal, settings);
+    seal->footer(
+        "Keep the line outside the database (a ticket, a log, a signature); later,\n"
+        "`checkpointctl verify --expect-head \"<line>\"` fails if the history was cut back.\n"
+        "Example: checkpointctl seal --dir checkpoints >> /var/log/etl-heads");
 
     auto* migrate = app.add_subcommand("migrate", "Apply pending schema migrations");
     add_location_options(*migrate, settings);
@@ -919,6 +949,12 @@ CommandLine parse_command_line(int argc, const char* const* argv, std::ostream& 
         result.command = Command::Pipelines;
     else if (*backup)
         result.command = Command::Backup;
+    else if (*keygen)
+        result.command = Command::Keygen;
+    else if (*seal)
+        result.command = Command::Seal;
+    else if (*rekey)
+        result.command = Command::Rekey;
     else
         result.exit_code = exit_usage;
     return result;
@@ -962,6 +998,12 @@ int main(int argc, char** argv) {
                 return run_pipelines(settings);
             case Command::Backup:
                 return run_backup(settings);
+            case Command::Keygen:
+                return checkpointctl::run_keygen(settings);
+            case Command::Seal:
+                return checkpointctl::run_seal(settings);
+            case Command::Rekey:
+                return checkpointctl::run_rekey(settings);
         }
     } catch (const checkpoint::Error& e) {
         std::string message = e.what();
