@@ -20,10 +20,17 @@ RekeyResult rekey(const std::filesystem::path& location, const Options& options,
                     "--key-file) and the new one (--new-key-file)");
     }
     const auto new_key = detail::load_key_file(new_key_file);
-    detail::BackendConfig config{
-        location,           options.database_file,     options.pipeline,
-        options.durability, options.busy_timeout,      false,
-        options.file_mode,  options.max_inline_output, detail::load_key_file(options.key_file)};
+    detail::BackendConfig config{location,
+                                 options.database_file,
+                                 options.pipeline,
+                                 options.durability,
+                                 options.busy_timeout,
+                                 false,
+                                 options.file_mode,
+                                 options.max_inline_output,
+                                 options.reconnect_timeout,
+                                 options.logger,
+                                 detail::load_key_file(options.key_file)};
     // No run is recorded: rekey writes no history row.
     const detail::RunIdentity run{detail::new_run_id(), detail::current_process()};
     RekeyResult result;
