@@ -253,6 +253,8 @@ def test_the_error_classes_and_their_codes():
         "IoError": "io", "DiskFullError": "disk_full", "BusyError": "busy",
         "ReadOnlyError": "read_only", "InternalError": "internal", "UnsafeError": "unsafe",
         "OutputDamagedError": "output_damaged", "ClosedError": "closed", "ForkedError": "forked",
+        "UnavailableError": "unavailable", "LeaseLostError": "lease_lost",
+        "KeyRequiredError": "key_required", "WrongKeyError": "wrong_key",
     }
     for name, code in codes.items():
         error_class = getattr(checkpoint, name)

@@ -42,6 +42,10 @@ class ReadOnlyError(Error): ...  # "read_only"
 class InternalError(Error): ...  # "internal"
 class UnsafeError(Error): ...  # "unsafe"
 class OutputDamagedError(Error): ...  # "output_damaged"
+class UnavailableError(Error): ...  # "unavailable": PostgreSQL server unreachable
+class LeaseLostError(Error): ...  # "lease_lost"
+class KeyRequiredError(Error): ...  # "key_required"
+class WrongKeyError(Error): ...  # "wrong_key"
 class ClosedError(Error): ...  # "closed": the manager was closed
 class ForkedError(Error): ...  # "forked": the manager belongs to the parent process
 

@@ -95,6 +95,16 @@ void register_errors(py::module_& module) {
                "The database is a symbolic link, or its directory is writable by every user.");
     make_class(module, "OutputDamagedError", base_of(error_base), "output_damaged",
                "A stored output is missing, truncated or altered (its SHA-256 differs).");
+    make_class(module, "UnavailableError", base_of(error_base), "unavailable",
+               "PostgreSQL: the server could not be reached (or none came back within "
+               "reconnect_timeout); the message names host:port, never the password.");
+    make_class(module, "LeaseLostError", base_of(error_base), "lease_lost",
+               "The stage's lease lapsed or another worker took the stage over; nothing was "
+               "written.");
+    make_class(module, "KeyRequiredError", base_of(error_base), "key_required",
+               "The database was written with a key (key_file) and none was given.");
+    make_class(module, "WrongKeyError", base_of(error_base), "wrong_key",
+               "The key file given is not the database's key; nothing was written.");
     make_class(module, "ClosedError", base_of(error_base), "closed",
                "The manager was closed (close(), or the end of its `with` block).");
     make_class(module, "ForkedError", base_of(error_base), "forked",
