@@ -139,6 +139,10 @@ TEST_CASE("rekey killed with SIGKILL at random points, then run again, ends unde
         }
         manager.begin_stage("broken");
         manager.fail_stage("broken", "secret failure " + marker);
+    }
+    {
+        // In another run: prune keeps the rows of a live run.
+        CheckpointManager manager(dir, keyed(a));
         checkpoint::PruneOptions prune;
         prune.keep_last = 1;
         REQUIRE(manager.prune(prune).rows_deleted == 2);
