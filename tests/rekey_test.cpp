@@ -4,7 +4,7 @@
 // database and in files; PostgreSQL: output_chunks), metadata and message; run once more,
 // it ends with everything readable with the new key only, the chain (with a prune's anchor)
 // verified, and nothing of the old key left (SQLite: no file of it; PostgreSQL: the marker
-// is in no byte of pg_dump).
+// is in no byte of pg_dump). A rekey waits for, and then refuses, another manager's saves.
 #include <checkpoint/checkpoint_manager.hpp>
 #include <checkpoint/keys.hpp>
 #include <checkpoint/prune.hpp>
@@ -17,6 +17,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -232,4 +233,55 @@ TEST_CASE("rekey killed with SIGKILL at random points, then run again, ends unde
     CHECK(run_command(ctl("verify", location, {})).exit_code == 10);
     CHECK(run_command(ctl("verify", location, {"--key-file", a.string()})).exit_code == 11);
     CHECK(run_command(ctl("verify", location, {"--key-file", b.string()})).exit_code == 0);
+}
+
+TEST_CASE(
+    "rekey while another manager saves: the saves before it read with the new key, the "
+    "first one after it is WrongKey",
+    "[rekey]") {
+    TestLocation location;
+    const fs::path dir = location.location();
+    const fs::path a = location / "a.key";
+    const fs::path b = location / "b.key";
+    checkpoint::generate_key_file(a);
+    checkpoint::generate_key_file(b);
+    CheckpointManager writer(dir, keyed(a));
+    std::atomic<int> saved{0};
+    std::atomic<bool> refused{false};
+    std::string failure;
+    // Saves until a save is refused: the rekey committed since the writer opened.
+    std::thread saving([&] {
+        try {
+            for (int i = 1; i <= 100000; ++i) {
+                SaveOptions save;
+                save.output = "w " + std::to_string(i) + " " + marker;
+                save.metadata = {{"note", marker}};
+                writer.save_checkpoint("w", save);
+                saved = i;
+            }
+        } catch (const Error& e) {
+            if (e.code() == ErrorCode::WrongKey) {
+                refused = true;
+            } else {
+                failure = e.what();
+            }
+        }
+    });
+    // Bounded wait for the first saves.
+    for (int i = 0; i < 6000 && saved < 5 && !refused && failure.empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const auto result = run_command(
+        ctl("rekey", location, {"--key-file", a.string(), "--new-key-file", b.string()}));
+    saving.join();
+    INFO(result.err << failure);
+    REQUIRE(result.exit_code == 0);
+    CHECK(failure.empty());
+    CHECK(refused);
+    REQUIRE(saved >= 5);
+    CHECK(current_key(dir, a, b) == b);
+    CheckpointManager reader(dir, keyed(b));
+    CHECK(reader.latest("w")->version == saved);
+    CHECK(reader.load_output("w") == "w " + std::to_string(saved.load()) + " " + marker);
+    CHECK(reader.latest("w")->metadata["note"] == marker);
+    CHECK(reader.verify().empty());
 }
