@@ -4,7 +4,8 @@
 // database and in files; PostgreSQL: output_chunks), metadata and message; run once more,
 // it ends with everything readable with the new key only, the chain (with a prune's anchor)
 // verified, and nothing of the old key left (SQLite: no file of it; PostgreSQL: the marker
-// is in no byte of pg_dump). A rekey waits for, and then refuses, another manager's saves.
+// is in no byte of pg_dump). Another manager's saves wait for a rekey; the first after it is
+// refused (WrongKey).
 #include <checkpoint/checkpoint_manager.hpp>
 #include <checkpoint/keys.hpp>
 #include <checkpoint/prune.hpp>
