@@ -1,8 +1,9 @@
-// Encryption at rest (README, "Security"), on SQLite: with a key file, what a user put in —
-// outputs (in the database and as files), metadata, failure messages — is in no byte of the
-// database file, its -wal, or any output file; everything reads back with the key; without
-// it writes and output reads are KeyRequired; a ciphertext moved to another row is
-// OutputDamaged; copy_history into a new database with the key encrypts a plaintext history.
+// Encryption at rest (README, "Security"), on SQLite (the cases not tagged [sqlite] on
+// PostgreSQL too): with a key file, what a user put in — outputs (in the database and as files),
+// metadata, failure messages — is in no byte of the database file, its -wal, or any output file;
+// everything reads back with the key; without it writes and output reads are KeyRequired; a
+// ciphertext moved to another row is OutputDamaged; copy_history into a new database with the key
+// encrypts a plaintext history.
 #include <checkpoint/checkpoint_manager.hpp>
 #include <checkpoint/copy.hpp>
 #include <checkpoint/keys.hpp>
@@ -252,4 +253,32 @@ TEST_CASE(
                             small + ") WHERE checkpoint_id = " + moved);
     CHECK(code_of([&] { manager.load_output("other"); }) == ErrorCode::OutputDamaged);
     CHECK(manager.load_output("small") == "small " + marker);
+}
+
+TEST_CASE(
+    "verify decrypts every encrypted output: one that fails to authenticate is a problem "
+    "naming its row",
+    "[encryption][verify]") {
+    TestLocation location;
+    const fs::path key = location / "db.key";
+    checkpoint::generate_key_file(key);
+    write_marked_history(location.location(), keyed(key));
+    CheckpointManager manager(location.location(), keyed(key));
+    REQUIRE(manager.verify().empty());
+    const std::string small = location.query("SELECT id FROM checkpoints WHERE stage = 'small'");
+    // One byte of the ciphertext changed (PostgreSQL), or all of it zeroed (SQLite): same
+    // size, so only decrypting finds it.
+    location.exec(location.is_postgres()
+                      ? "UPDATE output_chunks SET data = set_byte(data, 40, 255 - get_byte(data, "
+                        "40)) WHERE checkpoint_id = " +
+                            small
+                      : "UPDATE output_data SET data = zeroblob(length(data)) WHERE "
+                        "checkpoint_id = " +
+                            small);
+    const auto problems = manager.verify();
+    INFO(problems.size() << " problems; first: " << (problems.empty() ? "" : problems.front()));
+    REQUIRE(problems.size() == 1);
+    CHECK(problems.front().find("checkpoints row " + small) != std::string::npos);
+    CHECK(code_of([&] { manager.load_output("small"); }) == ErrorCode::OutputDamaged);
+    CHECK(manager.load_output("large") == large_output());
 }

@@ -1,10 +1,14 @@
-// Key rotation (`checkpointctl rekey`, checkpoint::rekey) on SQLite: the real checkpointctl
-// killed with SIGKILL at random points, again and again; after every kill exactly one of the
-// two keys opens the database and reads every output (in the database and in files),
-// metadata and message; run once more, it ends with everything readable with the new key
-// only, the chain verified, and no file of the old key left.
+// Key rotation (`checkpointctl rekey`, checkpoint::rekey) on both backends: the real
+// checkpointctl killed with SIGKILL at random points, again and again; after every kill
+// exactly one of the two keys opens the database and reads every output (SQLite: in the
+// database and in files; PostgreSQL: output_chunks), metadata and message; run once more,
+// it ends with everything readable with the new key only, the chain (with a prune's anchor)
+// verified, and nothing of the old key left (SQLite: no file of it; PostgreSQL: the marker
+// is in no byte of pg_dump). Another manager's saves wait for a rekey; the first after it is
+// refused (WrongKey).
 #include <checkpoint/checkpoint_manager.hpp>
 #include <checkpoint/keys.hpp>
+#include <checkpoint/prune.hpp>
 
 #include "child_process.hpp"
 #include "scale.hpp"
@@ -14,6 +18,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -21,6 +26,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 using checkpoint::CheckpointManager;
 using checkpoint::Error;
@@ -37,6 +43,23 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string checkpointctl = std::string(CHECKPOINT_BINARY_DIR) + "/tools/checkpointctl";
+
+const std::string marker = "REKEY-MARKER-51c0de";
+
+// checkpointctl's arguments naming the database.
+std::vector<std::string> where(const TestLocation& location) {
+    if (location.is_postgres()) return {"--url", location.pg()->url()};
+    return {"--dir", location.location().string()};
+}
+
+// `checkpointctl <command> <where> <rest...>`.
+std::vector<std::string> ctl(const std::string& command, const TestLocation& location,
+                             const std::vector<std::string>& rest) {
+    std::vector<std::string> argv{checkpointctl, command};
+    for (const std::string& arg : where(location)) argv.push_back(arg);
+    argv.insert(argv.end(), rest.begin(), rest.end());
+    return argv;
+}
 
 Options keyed(const fs::path& key) {
     Options options;
@@ -59,7 +82,7 @@ void check_all(const fs::path& dir, const fs::path& key,
         CHECK(manager.load_output(stage) == want.output);
         CHECK(manager.latest(stage)->metadata["note"] == want.note);
     }
-    CHECK(manager.latest("broken")->message == "secret failure");
+    CHECK(manager.latest("broken")->message == "secret failure " + marker);
 }
 
 // Which of the two keys opens the database (the test fails if neither or both do).
@@ -82,9 +105,9 @@ fs::path current_key(const fs::path& dir, const fs::path& a, const fs::path& b) 
 }  // namespace
 
 TEST_CASE("rekey killed with SIGKILL at random points, then run again, ends under the new key",
-          "[rekey][crash][sqlite]") {
-    TestLocation location(TestBackend::Sqlite);
-    const fs::path dir = location.location() / "db";
+          "[rekey][crash]") {
+    TestLocation location;
+    const fs::path dir = location.location();
     const fs::path a = location / "a.key";
     const fs::path b = location / "b.key";
     checkpoint::generate_key_file(a);
@@ -92,11 +115,24 @@ TEST_CASE("rekey killed with SIGKILL at random points, then run again, ends unde
     std::map<std::string, Expected> expected;
     {
         CheckpointManager manager(dir, keyed(a));
+        // Two versions of "old" that prune deletes: the chain gets an anchor to re-key.
+        for (int i = 0; i < 3; ++i) {
+            SaveOptions save;
+            save.output = "old " + std::to_string(i) + " " + marker;
+            save.metadata = {{"note", "old " + marker}};
+            manager.save_checkpoint("old", save);
+            expected["old"] = {*save.output, "old " + marker};
+        }
         for (int i = 0; i < 12; ++i) {
             const std::string stage = "stage_" + std::to_string(i);
-            // Half small (in the database), half large (files, several stream chunks).
-            const std::size_t size = i % 2 ? 100 : 150 * 1024 + static_cast<std::size_t>(i);
-            Expected want{std::string(size, static_cast<char>('a' + i)), "note " + stage};
+            // Half small (SQLite: in the database), half large (SQLite: files; PostgreSQL:
+            // several stream chunks, and one output over two 1 MiB chunks).
+            const std::size_t size = i % 2 ? 100
+                                     : i == 0 && location.is_postgres()
+                                         ? 1100 * 1024
+                                         : 150 * 1024 + static_cast<std::size_t>(i);
+            Expected want{marker + std::string(size, static_cast<char>('a' + i)),
+                          "note " + stage + " " + marker};
             SaveOptions save;
             save.output = want.output;
             save.metadata = {{"note", want.note}};
@@ -104,14 +140,22 @@ TEST_CASE("rekey killed with SIGKILL at random points, then run again, ends unde
             expected[stage] = want;
         }
         manager.begin_stage("broken");
-        manager.fail_stage("broken", "secret failure");
+        manager.fail_stage("broken", "secret failure " + marker);
+    }
+    {
+        // In another run: prune keeps the rows of a live run.
+        CheckpointManager manager(dir, keyed(a));
+        checkpoint::PruneOptions prune;
+        prune.keep_last = 1;
+        REQUIRE(manager.prune(prune).rows_deleted == 2);
+        REQUIRE(manager.verify().empty());
     }
     check_all(dir, a, expected);
 
     // One whole rekey, timed: the kills land anywhere in such a span.
     const auto started = std::chrono::steady_clock::now();
-    auto first = run_command({checkpointctl, "rekey", "--dir", dir.string(), "--key-file",
-                              a.string(), "--new-key-file", b.string()});
+    auto first = run_command(
+        ctl("rekey", location, {"--key-file", a.string(), "--new-key-file", b.string()}));
     INFO(first.err);
     REQUIRE(first.exit_code == 0);
     const auto span = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -126,24 +170,26 @@ TEST_CASE("rekey killed with SIGKILL at random points, then run again, ends unde
     for (int i = 0; i < kills; ++i) {
         const fs::path from = current_key(dir, a, b);
         const fs::path to = from == a ? b : a;
-        ChildProcess child({checkpointctl, "rekey", "--dir", dir.string(), "--key-file",
-                            from.string(), "--new-key-file", to.string()});
+        ChildProcess child(
+            ctl("rekey", location, {"--key-file", from.string(), "--new-key-file", to.string()}));
         std::this_thread::sleep_for(std::chrono::microseconds(
             std::uniform_int_distribution<long>(0, span + span / 4)(rng)));
         child.kill(SIGKILL);
         const int status = child.wait();
         if (status == 128 + SIGKILL) ++interrupted;
+        // PostgreSQL: the killed session's transaction is rolled back or committed first.
+        location.settle();
         // Whichever key opens it reads everything.
         check_all(dir, current_key(dir, a, b), expected);
     }
-    std::cerr << "rekey_test: " << kills << " rekeys, " << interrupted
-              << " killed before they ended (scale " << checkpoint::test::test_scale_percent()
-              << "%)\n";
+    std::cerr << "rekey_test (" << checkpoint::test::test_backend_name() << "): " << kills
+              << " rekeys, " << interrupted << " killed before they ended (scale "
+              << checkpoint::test::test_scale_percent() << "%)\n";
     // Finish towards b, from wherever it stands.
     const fs::path from = current_key(dir, a, b);
-    const auto last =
-        run_command({checkpointctl, "rekey", "--dir", dir.string(), "--key-file",
-                     from == b ? a.string() : from.string(), "--new-key-file", b.string()});
+    const auto last = run_command(
+        ctl("rekey", location,
+            {"--key-file", from == b ? a.string() : from.string(), "--new-key-file", b.string()}));
     INFO(last.err);
     REQUIRE(last.exit_code == 0);
     CHECK(current_key(dir, a, b) == b);
@@ -152,24 +198,91 @@ TEST_CASE("rekey killed with SIGKILL at random points, then run again, ends unde
     CHECK(manager.verify().empty());
     const std::string head = last.out.substr(0, last.out.find('\n'));
     CHECK(manager.history_head() == head);
-    // Only the new key's files are left, one per large output (temporary files of killed
-    // writes are prune's, after its grace period).
-    int files = 0;
-    std::string suffix;
-    for (const auto& entry : fs::directory_iterator(dir / "checkpoints.db-outputs")) {
-        const std::string name = entry.path().filename().string();
-        if (name.size() > 4 && name.substr(name.size() - 4) == ".tmp") continue;
-        INFO(name);
-        REQUIRE(name.size() == 64 + 1 + 16);
-        if (suffix.empty()) suffix = name.substr(65);
-        CHECK(name.substr(65) == suffix);
-        ++files;
+    if (location.is_postgres()) {
+        // One key recorded, every row under it, and the marker nowhere in the database.
+        CHECK(location.query("SELECT count(*) FROM encryption_keys") == "1");
+        CHECK(location.query("SELECT count(DISTINCT key_id) FROM checkpoints") == "1");
+        CHECK(location.query("SELECT count(*) FROM history_chain_anchors") == "1");
+        const auto dump = run_command({"pg_dump", "-d", location.pg()->url()});
+        REQUIRE(dump.exit_code == 0);
+        CHECK(dump.out.find("CREATE TABLE") != std::string::npos);
+        CHECK(dump.out.find(marker) == std::string::npos);
+        std::string marker_hex;
+        for (const unsigned char c : marker) {
+            const char* digits = "0123456789abcdef";
+            marker_hex += digits[c >> 4];
+            marker_hex += digits[c & 15];
+        }
+        CHECK(dump.out.find(marker_hex) == std::string::npos);
+    } else {
+        // Only the new key's files are left, one per large output (temporary files of killed
+        // writes are prune's, after its grace period).
+        int files = 0;
+        std::string suffix;
+        for (const auto& entry : fs::directory_iterator(dir / "checkpoints.db-outputs")) {
+            const std::string name = entry.path().filename().string();
+            if (name.size() > 4 && name.substr(name.size() - 4) == ".tmp") continue;
+            INFO(name);
+            REQUIRE(name.size() == 64 + 1 + 16);
+            if (suffix.empty()) suffix = name.substr(65);
+            CHECK(name.substr(65) == suffix);
+            ++files;
+        }
+        CHECK(files == 6);
     }
-    CHECK(files == 6);
-    // checkpointctl: without a key, a wrong one, and a database without a key.
-    CHECK(run_command({checkpointctl, "verify", "--dir", dir.string()}).exit_code == 10);
-    CHECK(run_command({checkpointctl, "verify", "--dir", dir.string(), "--key-file", a.string()})
-              .exit_code == 11);
-    CHECK(run_command({checkpointctl, "verify", "--dir", dir.string(), "--key-file", b.string()})
-              .exit_code == 0);
+    // checkpointctl: without a key, a wrong one, and the right one.
+    CHECK(run_command(ctl("verify", location, {})).exit_code == 10);
+    CHECK(run_command(ctl("verify", location, {"--key-file", a.string()})).exit_code == 11);
+    CHECK(run_command(ctl("verify", location, {"--key-file", b.string()})).exit_code == 0);
+}
+
+TEST_CASE(
+    "rekey while another manager saves: the saves before it read with the new key, the "
+    "first one after it is WrongKey",
+    "[rekey]") {
+    TestLocation location;
+    const fs::path dir = location.location();
+    const fs::path a = location / "a.key";
+    const fs::path b = location / "b.key";
+    checkpoint::generate_key_file(a);
+    checkpoint::generate_key_file(b);
+    CheckpointManager writer(dir, keyed(a));
+    std::atomic<int> saved{0};
+    std::atomic<bool> refused{false};
+    std::string failure;
+    // Saves until a save is refused: the rekey committed since the writer opened.
+    std::thread saving([&] {
+        try {
+            for (int i = 1; i <= 100000; ++i) {
+                SaveOptions save;
+                save.output = "w " + std::to_string(i) + " " + marker;
+                save.metadata = {{"note", marker}};
+                writer.save_checkpoint("w", save);
+                saved = i;
+            }
+        } catch (const Error& e) {
+            if (e.code() == ErrorCode::WrongKey) {
+                refused = true;
+            } else {
+                failure = e.what();
+            }
+        }
+    });
+    // Bounded wait for the first saves.
+    for (int i = 0; i < 6000 && saved < 5 && !refused && failure.empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const auto result = run_command(
+        ctl("rekey", location, {"--key-file", a.string(), "--new-key-file", b.string()}));
+    saving.join();
+    INFO(result.err << failure);
+    REQUIRE(result.exit_code == 0);
+    CHECK(failure.empty());
+    CHECK(refused);
+    REQUIRE(saved >= 5);
+    CHECK(current_key(dir, a, b) == b);
+    CheckpointManager reader(dir, keyed(b));
+    CHECK(reader.latest("w")->version == saved);
+    CHECK(reader.load_output("w") == "w " + std::to_string(saved.load()) + " " + marker);
+    CHECK(reader.latest("w")->metadata["note"] == marker);
+    CHECK(reader.verify().empty());
 }

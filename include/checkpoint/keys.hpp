@@ -29,8 +29,10 @@ struct RekeyResult {
 // (their busy timeout). Killed at any point, it leaves a database that one of the two keys
 // opens, and running it again finishes. Refuses a chain that does not verify
 // (Error(Corrupt)), a database without a key (Error(InvalidArgument)), a key file that is
-// neither the database's key nor the new one (Error(WrongKey)). SQLite only for now
-// (PostgreSQL: Error(InvalidArgument), nothing changed).
+// neither the database's key nor the new one (Error(WrongKey)). On both backends; on
+// PostgreSQL it is one transaction under every pipeline's lock and the chain's (writers of
+// every pipeline wait, up to their busy timeout, until it commits), so a rekey killed before
+// its commit changed nothing.
 CHECKPOINT_EXPORT RekeyResult rekey(const std::filesystem::path& location, const Options& options,
                                     const std::filesystem::path& new_key_file);
 
