@@ -430,7 +430,12 @@ void CheckpointManager::fail_stage(std::string_view stage, std::string_view mess
     std::string text = detail::sanitize_message(message);
     impl_->write_stage(name, Status::Failed, impl_->elapsed_since_begin(name), text);
     impl_->set_begun(name, false);
-    impl_->logger->warn("stage '{}' failed: {}", name, text);
+    if (impl_->options.key_file.empty()) {
+        impl_->logger->warn("stage '{}' failed: {}", name, text);
+    } else {
+        // With a key the message is encrypted in the database: the log does not repeat it.
+        impl_->logger->warn("stage '{}' failed (its message is encrypted, not logged)", name);
+    }
 }
 
 bool CheckpointManager::run_stage(std::string_view stage, const std::function<void()>& fn) {

@@ -12,9 +12,12 @@
 #include "files.hpp"
 #include "test_location.hpp"
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -86,7 +89,15 @@ TEST_CASE("with a key, no byte of the database, its -wal or an output file holds
     TestLocation location(TestBackend::Sqlite);
     const fs::path key = location / "db.key";
     checkpoint::generate_key_file(key);
-    write_marked_history(location.location(), keyed(key));
+    // Every log line, debug included: none repeats what the database keeps encrypted.
+    std::ostringstream log;
+    Options writing = keyed(key);
+    writing.logger = std::make_shared<spdlog::logger>(
+        "encryption_test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+    writing.logger->set_level(spdlog::level::debug);
+    write_marked_history(location.location(), writing);
+    CHECK(log.str().find("stage 'broken' failed") != std::string::npos);
+    CHECK(log.str().find("SECRET-MARKER") == std::string::npos);
     {
         // Read back with the key, while the -wal holds the writes.
         CheckpointManager manager(location.location(), keyed(key));
