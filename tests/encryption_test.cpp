@@ -293,3 +293,15 @@ TEST_CASE(
     CHECK(code_of([&] { manager.load_output("small"); }) == ErrorCode::OutputDamaged);
     CHECK(manager.load_output("large") == large_output());
 }
+
+TEST_CASE("a plaintext database takes nothing for a ciphertext: a message that looks sealed "
+          "reads as written",
+          "[encryption]") {
+    TestLocation location;
+    CheckpointManager manager(location.location());
+    const std::string text = "ckpt-enc1:not a ciphertext";
+    manager.begin_stage("s");
+    manager.fail_stage("s", text);
+    CHECK(manager.latest("s")->message == text);
+    CHECK(manager.history()[1].message == text);
+}

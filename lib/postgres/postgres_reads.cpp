@@ -47,8 +47,11 @@ Checkpoint PostgresBackend::Impl::read_checkpoint(const pqxx::row& row, Liveness
     checkpoint.message = text_of(row[8]);
     std::string metadata = row[12].is_null() ? std::string() : row[12].as<std::string>();
     const DatabaseKey* key = data_key();
+    // Only a database that records a key holds ciphertexts: in a plaintext one, a message
+    // that happens to look sealed is the user's text, and such metadata is damage.
+    const bool encrypted = key_verdict != KeyVerdict::Plain;
     const std::string where = description + ": history row " + std::to_string(checkpoint.id);
-    if (is_sealed_text(checkpoint.message)) {
+    if (encrypted && is_sealed_text(checkpoint.message)) {
         checkpoint.message =
             key ? open_text_field(
                       *key, {checkpoint.pipeline, checkpoint.stage, checkpoint.version, "message"},
@@ -56,7 +59,7 @@ Checkpoint PostgresBackend::Impl::read_checkpoint(const pqxx::row& row, Liveness
                 : "(encrypted)";
     }
     // Encrypted metadata is a JSON string (jsonb): "ckpt-enc1:...".
-    if (metadata.size() > 2 && metadata.front() == '"' &&
+    if (encrypted && metadata.size() > 2 && metadata.front() == '"' &&
         is_sealed_text(std::string_view(metadata).substr(1))) {
         metadata =
             key ? open_text_field(

@@ -132,10 +132,13 @@ std::optional<std::string> optional_text(const SQLite::Column& column) {
 
 // Reads one row selected with `checkpoint_columns` (from the history or current_state
 // view), its status as reported_status() says (`open_attempt`: it was never finished).
-// With `key` (an encrypted database) the message and metadata are decrypted; without it
-// (KeyMissing) they read as "(encrypted)" and no metadata.
+// `encrypted`: the database records a key. With `key` (it was given) the message and
+// metadata are decrypted; without it (KeyMissing) they read as "(encrypted)" and no
+// metadata. In a plaintext database nothing is taken for a ciphertext: a message that
+// happens to look sealed is the user's text, and such metadata is damage (Corrupt).
 Checkpoint read_checkpoint(SQLite::Statement& row, const std::string& description,
-                           LivenessCache& liveness, bool open_attempt, const DatabaseKey* key) {
+                           LivenessCache& liveness, bool open_attempt, bool encrypted,
+                           const DatabaseKey* key) {
     Checkpoint checkpoint;
     checkpoint.id = row.getColumn(0).getInt64();
     checkpoint.pipeline = row.getColumn(1).getString();
@@ -147,25 +150,26 @@ Checkpoint read_checkpoint(SQLite::Statement& row, const std::string& descriptio
     if (!row.getColumn(7).isNull())
         checkpoint.duration = std::chrono::milliseconds(row.getColumn(7).getInt64());
     checkpoint.message = row.getColumn(8).getString();
-    std::string metadata =
-        row.getColumn(12).isNull() ? std::string() : row.getColumn(12).getString();
+    // NULL: no metadata; any text (an empty one too) must parse as a JSON object.
+    bool has_metadata = !row.getColumn(12).isNull();
+    std::string metadata = has_metadata ? row.getColumn(12).getString() : std::string();
     const FieldContext context{checkpoint.pipeline, checkpoint.stage, checkpoint.version, ""};
     const std::string where = description + ": history row " + std::to_string(checkpoint.id);
-    if (is_sealed_text(checkpoint.message)) {
+    if (encrypted && is_sealed_text(checkpoint.message)) {
         checkpoint.message =
             key ? open_text_field(*key,
                                   {context.pipeline, context.stage, context.version, "message"},
                                   checkpoint.message, where)
                 : "(encrypted)";
     }
-    if (is_sealed_text(metadata)) {
+    if (encrypted && is_sealed_text(metadata)) {
         metadata = key ? open_text_field(
                              *key, {context.pipeline, context.stage, context.version, "metadata"},
                              metadata, where)
                        : std::string();
+        has_metadata = key != nullptr;
     }
-    if (!metadata.empty())
-        checkpoint.metadata = parse_json_object(metadata, "metadata", description);
+    if (has_metadata) checkpoint.metadata = parse_json_object(metadata, "metadata", description);
     checkpoint.fingerprint = row.getColumn(13).getString();
     checkpoint.output = stored_output(row, 14);
     if (!row.getColumn(17).isNull())
@@ -749,8 +753,8 @@ std::optional<Checkpoint> SqliteBackend::current(const std::string& stage) {
         s.current->bindNoCopy(2, stage);
         if (!s.current->executeStep()) return std::nullopt;
         LivenessCache liveness;
-        Checkpoint checkpoint =
-            read_checkpoint(*s.current, s.description, liveness, true, s.data_key());
+        Checkpoint checkpoint = read_checkpoint(*s.current, s.description, liveness, true,
+                                                s.key_verdict != KeyVerdict::Plain, s.data_key());
         s.current->reset();
         StalenessCheck(s).mark(checkpoint);
         return checkpoint;
@@ -769,7 +773,8 @@ std::vector<Checkpoint> SqliteBackend::current_all() {
         std::vector<Checkpoint> result;
         LivenessCache liveness;
         while (query.executeStep()) {
-            result.push_back(read_checkpoint(query, s.description, liveness, true, s.data_key()));
+            result.push_back(read_checkpoint(query, s.description, liveness, true,
+                                             s.key_verdict != KeyVerdict::Plain, s.data_key()));
         }
         query.reset();
         StalenessCheck staleness(s);  // shared by every stage
@@ -842,7 +847,8 @@ void SqliteBackend::for_each_history(const HistoryFilter& filter,
         while ((!filter.limit || produced < *filter.limit) && query.executeStep()) {
             const bool open_attempt = query.getColumn(checkpoint_column_count).getInt() != 0;
             const Checkpoint checkpoint =
-                read_checkpoint(query, s.description, liveness, open_attempt, s.data_key());
+                read_checkpoint(query, s.description, liveness, open_attempt,
+                                s.key_verdict != KeyVerdict::Plain, s.data_key());
             if (filter.status && checkpoint.status != *filter.status) continue;
             in_visit = true;
             visit(checkpoint);
