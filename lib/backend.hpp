@@ -141,8 +141,9 @@ struct RawRow {
     std::optional<std::string> message;
     std::optional<std::string> metadata;  // compact JSON object text
     std::optional<std::string> fingerprint;
-    std::optional<StoredOutput> output;  // where the source keeps it does not matter
-    std::vector<InputVersion> inputs;    // in SaveOptions order
+    std::optional<StoredOutput> output;       // where the source keeps it does not matter
+    std::vector<InputVersion> inputs;         // in SaveOptions order
+    std::optional<std::int64_t> lease_token;  // the claim the row was written under
 };
 
 // What Backend::claim_lease found: the new token, or the live claim that holds the stage.

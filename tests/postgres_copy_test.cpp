@@ -2,6 +2,7 @@
 // against the test server (tools/test.sh starts it; see tests/support/pg_database.hpp).
 #include <checkpoint/checkpoint_manager.hpp>
 #include <checkpoint/copy.hpp>
+#include <checkpoint/lease.hpp>
 
 #include "pg_database.hpp"
 #include "raw_db.hpp"
@@ -55,6 +56,15 @@ void write_history(const std::filesystem::path& location) {
         etl.clear_checkpoint("report");
         etl.clear_checkpoints();
         etl.save_checkpoint("ingest", ingest);  // version 2, the same output bytes
+        // Rows written under leases carry their tokens (1, then 2 after a second claim).
+        for (int claim = 0; claim < 2; ++claim) {
+            auto lease = etl.claim_stage("leased");
+            REQUIRE(lease);
+            etl.begin_stage("leased");
+            etl.save_checkpoint("leased");
+            lease->release();
+            etl.clear_checkpoint("leased");
+        }
     }
     CheckpointManager ml(location, quiet("ml"));
     ml.save_checkpoint("train");
@@ -93,6 +103,7 @@ void check_same_history(const std::filesystem::path& a, const std::filesystem::p
         CHECK(left[i].message == right[i].message);
         CHECK(left[i].metadata == right[i].metadata);
         CHECK(left[i].fingerprint == right[i].fingerprint);
+        CHECK(left[i].lease_token == right[i].lease_token);
         CHECK(left[i].output.has_value() == right[i].output.has_value());
         if (left[i].output && right[i].output) {
             CHECK(left[i].output->size == right[i].output->size);
@@ -164,6 +175,11 @@ TEST_CASE("copy_history carries a whole history from SQLite to PostgreSQL and ba
         etl.save_checkpoint("ingest");
         CHECK(etl.latest("ingest")->version == 3);
         CHECK(etl.latest("ingest")->id > last_id);
+        // Lease tokens continue above the copied ones.
+        auto lease = etl.claim_stage("leased");
+        REQUIRE(lease);
+        CHECK(lease->token() == 3);
+        lease->release();
         CHECK(etl.verify().empty());
     }
 }

@@ -24,11 +24,13 @@ struct CopyResult {
 
 // Copies the whole history of the database at `from` into the database at `to` (each a
 // checkpoint directory or a postgresql:// URI, as CheckpointManager takes them): every
-// pipeline, run, history row with its id, version, timestamp, metadata, fingerprint, inputs
-// and output. The target keeps each output where its backend keeps outputs of that size
-// (SQLite: in the database up to Options::max_inline_output, else in a file; PostgreSQL:
-// always in the database). The target's current state is derived from the copied rows, so
-// has_checkpoint, latest, stages, runs and verify answer there as at the source.
+// pipeline, run, history row with its id, version, timestamp, metadata, fingerprint,
+// inputs, output and lease token. Live stage leases are not copied, but each leased stage's
+// tokens continue above the copied ones (a claim on the target gets a larger token). The
+// target keeps each output where its backend keeps outputs of that size (SQLite: in the
+// database up to Options::max_inline_output, else in a file; PostgreSQL: always in the
+// database). The target's current state is derived from the copied rows, so has_checkpoint,
+// latest, stages, runs and verify answer there as at the source.
 //
 // `from` is opened read-only (it is not changed, and no run is recorded anywhere); `to` is
 // created and migrated when missing, and written in one transaction: a copy that fails

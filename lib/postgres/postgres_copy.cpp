@@ -28,7 +28,7 @@ constexpr const char* sql_export_rows =
     "metadata::text, fingerprint, output_size, output_sha256, output_in_database, "
     "(SELECT jsonb_agg(jsonb_build_object('stage', i.input_stage, 'version', i.input_version, "
     "  'id', i.input_id) ORDER BY i.position)::text FROM checkpoint_inputs i "
-    "  WHERE i.checkpoint_id = c.id) "
+    "  WHERE i.checkpoint_id = c.id), lease_token "
     "FROM checkpoints c WHERE id > $1 ORDER BY id LIMIT $2";
 
 constexpr const char* sql_is_empty =
@@ -41,8 +41,8 @@ constexpr const char* sql_import_run =
 constexpr const char* sql_import_row =
     "INSERT INTO checkpoints (id, pipeline, stage, status, version, timestamp, run_id, "
     "duration_ms, message, metadata, fingerprint, output_size, output_sha256, "
-    "output_in_database, input_count) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15)";
+    "output_in_database, input_count, lease_token) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16)";
 
 constexpr const char* sql_derive_heads =
     "INSERT INTO stage_heads (pipeline, stage, status, version, head_id, checks) "
@@ -56,6 +56,13 @@ constexpr const char* sql_derive_pipelines =
     "SELECT p.pipeline, coalesce((SELECT max(id) FROM checkpoints c "
     "  WHERE c.pipeline = p.pipeline AND c.stage IS NULL), 0) "
     "FROM (SELECT pipeline FROM runs UNION SELECT pipeline FROM checkpoints) p";
+
+// Each leased stage's token counter continues after the copied tokens (no holder: a claim
+// is a live process's, never copied), so tokens keep growing across the copy.
+constexpr const char* sql_derive_leases =
+    "INSERT INTO stage_leases (pipeline, stage, token) "
+    "SELECT pipeline, stage, max(lease_token) FROM checkpoints "
+    "WHERE stage IS NOT NULL AND lease_token IS NOT NULL GROUP BY pipeline, stage";
 
 constexpr const char* sql_move_sequence =
     "SELECT setval(pg_get_serial_sequence('checkpoints', 'id'), "
@@ -140,7 +147,8 @@ public:
             } else {
                 params.null().null().null();
             }
-            params.integer(static_cast<std::int64_t>(row.inputs.size()));
+            params.integer(static_cast<std::int64_t>(row.inputs.size()))
+                .optional_integer(row.lease_token);
             params.exec_sql(tx_, sql_import_row);
             if (key) {
                 tx_.exec_params0("UPDATE checkpoints SET key_id = $2 WHERE id = $1", row.id,
@@ -176,6 +184,7 @@ public:
         try {
             tx_.exec0(sql_derive_heads);
             tx_.exec0(sql_derive_pipelines);
+            tx_.exec0(sql_derive_leases);
             tx_.exec1(sql_move_sequence);
             extend_pg_chain(tx_, backend_.chain_key(), "");  // the copy's rows get this chain
             tx_.commit();
@@ -259,6 +268,7 @@ void PostgresBackend::export_history(
                 }
                 if (!r[14].is_null())
                     raw.inputs = parse_inputs(r[14].as<std::string>(), s.description);
+                if (!r[15].is_null()) raw.lease_token = r[15].as<std::int64_t>();
                 std::optional<std::string> bytes;
                 if (raw.output) {
                     bytes.emplace();

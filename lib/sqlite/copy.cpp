@@ -19,8 +19,8 @@ constexpr const char* sql_export_runs =
 
 constexpr const char* sql_export_rows =
     "SELECT id, pipeline, stage, status, version, timestamp, run_id, duration_ms, message, "
-    "metadata, fingerprint, output_size, output_sha256, output_in_database, input_count "
-    "FROM checkpoints ORDER BY id";
+    "metadata, fingerprint, output_size, output_sha256, output_in_database, input_count, "
+    "lease_token FROM checkpoints ORDER BY id";
 
 constexpr const char* sql_export_inputs =
     "SELECT input_stage, input_version, input_id FROM checkpoint_inputs "
@@ -38,8 +38,8 @@ constexpr const char* sql_import_run =
 constexpr const char* sql_import_row =
     "INSERT INTO checkpoints (id, pipeline, stage, status, version, timestamp, run_id, "
     "duration_ms, message, metadata, fingerprint, output_size, output_sha256, "
-    "output_in_database, input_count) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+    "output_in_database, input_count, lease_token) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 constexpr const char* sql_import_input =
     "INSERT INTO checkpoint_inputs (checkpoint_id, position, input_stage, input_id, "
@@ -61,6 +61,13 @@ constexpr const char* sql_derive_pipelines =
     "SELECT p.pipeline, coalesce((SELECT max(id) FROM checkpoints c "
     "  WHERE c.pipeline = p.pipeline AND c.stage IS NULL), 0) "
     "FROM (SELECT pipeline FROM runs UNION SELECT pipeline FROM checkpoints) p";
+
+// Each leased stage's token counter continues after the copied tokens (no holder: a claim
+// is a live process's, never copied), so tokens keep growing across the copy.
+constexpr const char* sql_derive_leases =
+    "INSERT INTO stage_leases (pipeline, stage, token) "
+    "SELECT pipeline, stage, max(lease_token) FROM checkpoints "
+    "WHERE stage IS NOT NULL AND lease_token IS NOT NULL GROUP BY pipeline, stage";
 
 template <typename T>
 void bind_optional(SQLite::Statement& statement, int index, const std::optional<T>& value) {
@@ -134,6 +141,7 @@ public:
                 row_.bind(14, in_database ? 1 : 0);
             }
             row_.bind(15, static_cast<std::int64_t>(row.inputs.size()));
+            bind_optional(row_, 16, row.lease_token);
             row_.exec();
         }
         if (data_key_) {
@@ -169,6 +177,7 @@ public:
     void commit() override {
         db_.exec(sql_derive_heads);
         db_.exec(sql_derive_pipelines);
+        db_.exec(sql_derive_leases);
         extend_sqlite_chain(db_, chain_key_);  // the copy's rows get this database's chain
         transaction_.commit();
     }
@@ -258,6 +267,7 @@ void SqliteBackend::export_history(
             if (!rows.getColumn(9).isNull()) raw.metadata = rows.getColumn(9).getString();
             if (!rows.getColumn(10).isNull()) raw.fingerprint = rows.getColumn(10).getString();
             raw.output = stored_output(rows, 11);
+            if (!rows.getColumn(15).isNull()) raw.lease_token = rows.getColumn(15).getInt64();
             // The copy carries plaintext (the target encrypts it again, if it has a key).
             const std::string stage = raw.stage.value_or("");
             const std::string where = s.description + ": history row " + std::to_string(raw.id);
