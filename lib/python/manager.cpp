@@ -1,5 +1,6 @@
 #include "manager.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <regex>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "convert.hpp"
+#include "lease.hpp"
 #include "stage.hpp"
 
 namespace checkpoint::python {
@@ -96,7 +98,8 @@ std::string time_bound_arg(py::handle value, const char* what) {
 std::unique_ptr<Manager> make_manager(py::object checkpoint_dir, py::object pipeline,
                                       py::object durability, py::object busy_timeout,
                                       bool read_only, py::object database_file,
-                                      py::object file_mode, py::object max_inline_output) {
+                                      py::object file_mode, py::object max_inline_output,
+                                      py::object key_file, py::object reconnect_timeout) {
     refuse_url(checkpoint_dir);
     Options options;
     options.pipeline = utf8_string(pipeline, "pipeline");
@@ -118,6 +121,8 @@ std::unique_ptr<Manager> make_manager(py::object checkpoint_dir, py::object pipe
                                                     ": give a number of bytes (at most 512 MiB)");
     }
     options.max_inline_output = static_cast<std::size_t>(inline_limit);
+    if (!key_file.is_none()) options.key_file = path_arg(key_file, "key_file");
+    options.reconnect_timeout = duration_arg(reconnect_timeout, "reconnect_timeout");
     return std::make_unique<Manager>(std::move(checkpoint_dir), std::move(options));
 }
 
@@ -203,6 +208,8 @@ Manager::~Manager() {
     // Destroyed by garbage collection, with the GIL held: no call can be in flight (each
     // holds a reference), and closing the run is one short write. The GIL is kept: taking it
     // back in a destructor is what a daemon thread must not do while the interpreter exits.
+    // (No Lease can be alive: each holds a reference to this manager.)
+    take_leases().clear();
     manager_.reset();
 }
 
@@ -230,11 +237,63 @@ void Manager::close() {
     }
     sync_log_level();
     // The GIL is released while waiting: a call in flight may need it to log.
+    std::vector<Lease> leases;
     std::unique_ptr<CheckpointManager> closing = without_gil([&] {
         std::unique_lock lock(mutex_);  // waits for the calls in flight
+        leases = take_leases();
         return std::move(manager_);
     });
-    without_gil([&] { closing.reset(); });  // records the end of the run (and may log)
+    without_gil([&] {
+        leases.clear();   // releases the claims still held (before their manager goes)
+        closing.reset();  // records the end of the run (and may log)
+    });
+}
+
+std::vector<Lease> Manager::take_leases() {
+    std::vector<Lease> taken;
+    std::lock_guard lock(leases_mutex_);
+    for (const auto& weak : leases_) {
+        if (const LeaseSlot slot = weak.lock(); slot && *slot) {
+            taken.push_back(std::move(**slot));
+            slot->reset();
+        }
+    }
+    leases_.clear();
+    return taken;
+}
+
+Manager::LeaseSlot Manager::adopt_lease(std::optional<Lease> lease) {
+    if (!lease) return nullptr;
+    auto slot = std::make_shared<std::optional<Lease>>(std::move(lease));
+    std::lock_guard lock(leases_mutex_);
+    // Forget the slots of Lease objects gone, so the list stays as long as the live ones.
+    leases_.erase(std::remove_if(leases_.begin(), leases_.end(),
+                                 [](const auto& weak) { return weak.expired(); }),
+                  leases_.end());
+    leases_.push_back(slot);
+    return slot;
+}
+
+void Manager::drop_lease(const LeaseSlot& slot) {
+    if (closed_) return;  // released with the manager already
+    if (fork_generation_ != fork_generation() || _Py_IsFinalizing()) {
+        // Another process's claim (see ~Manager), or an interpreter too far gone to release
+        // the GIL: forgotten, never released here (the claim lapses after its ttl).
+        std::lock_guard guard(leases_mutex_);
+        if (*slot) static_cast<void>(new std::optional<Lease>(std::move(*slot)));
+        return;
+    }
+    std::optional<Lease> lease;
+    without_gil([&] {
+        std::shared_lock lock(mutex_);  // the manager stays while the claim is released
+        if (!manager_) return;
+        {
+            std::lock_guard guard(leases_mutex_);
+            lease = std::move(*slot);
+            slot->reset();
+        }
+        lease.reset();  // releases the claim (never throws; a failure is logged)
+    });
 }
 
 void Manager::close_all() {
@@ -326,7 +385,8 @@ run: close() (or the end of a `with` block, or garbage collection) records its e
              py::arg("pipeline") = "default", py::arg("durability") = "full",
              py::arg("busy_timeout") = 30.0, py::arg("read_only") = false,
              py::arg("database_file") = "checkpoints.db", py::arg("file_mode") = 0600,
-             py::arg("max_inline_output") = 1024 * 1024)
+             py::arg("max_inline_output") = 1024 * 1024, py::arg("key_file") = py::none(),
+             py::arg("reconnect_timeout") = 30.0)
         .def(
             "save_checkpoint",
             [](Manager& m, py::handle stage, py::handle output, py::handle metadata,
@@ -424,16 +484,45 @@ run: close() (or the end of a `with` block, or garbage collection) records its e
         .def(
             "run_stage",
             [](py::object self, py::handle stage, py::handle fn, py::handle fingerprint,
-               py::handle inputs) -> py::object {
+               py::handle inputs, py::handle lease) -> py::object {
+                if (!lease.is_none() && !(PyBool_Check(lease.ptr()) && lease.ptr() == Py_False)) {
+                    const LeaseOptions options = lease_arg(lease);
+                    if (fn.is_none() || !fingerprint.is_none() || !inputs.is_none()) {
+                        throw Error(ErrorCode::InvalidArgument,
+                                    "run_stage with a lease takes a function and no fingerprint "
+                                    "or inputs; for those, claim_stage() and save_checkpoint("
+                                    "..., fingerprint=..., inputs=...) under the lease");
+                    }
+                    return py::bool_(run_leased(std::move(self), stage, fn, options));
+                }
                 py::object scope = make_stage(self, stage, fingerprint, inputs);
                 if (fn.is_none()) return scope;
                 return py::bool_(run_now(scope, fn));
             },
             py::arg("stage"), py::arg("fn") = py::none(), py::kw_only(),
             py::arg("fingerprint") = py::none(), py::arg("inputs") = py::none(),
+            py::arg("lease") = py::none(),
             "run_stage(name, fn): skips fn if the stage is done (returns False), else runs it "
             "between begin and save (True), or records the failure and re-raises. Without "
-            "fn: the same Stage as stage(name).")
+            "fn: the same Stage as stage(name). With lease=True (or a LeaseOptions): claims "
+            "the stage first, so that among parallel workers one runs it (False when it is "
+            "completed, also by another worker meanwhile).")
+        .def(
+            "claim_stage",
+            [](py::object self, py::handle stage, py::handle ttl, py::handle wait, bool heartbeat) {
+                return claim_stage(std::move(self), stage, lease_options(ttl, wait, heartbeat));
+            },
+            py::arg("stage"), py::kw_only(), py::arg("ttl") = 30.0, py::arg("wait") = py::none(),
+            py::arg("heartbeat") = true,
+            "Claims the stage for this manager: a Lease when this caller may run it now, None "
+            "when it is completed (also by another worker while waiting). Waits while another "
+            "live claim holds it, for at most `wait` seconds (None: for ever), then raises "
+            "BusyError. While the lease is held, this manager's begin_stage, save_checkpoint and "
+            "fail_stage of the stage raise LeaseLostError once the claim was lost.")
+        .def(
+            "leases",
+            [](Manager& m) { return m.call([](CheckpointManager& c) { return c.leases(); }); },
+            "The unreleased claims of this pipeline's stages (StageLease), by stage.")
         .def("close", &Manager::close, "Ends the run. Further calls raise ClosedError.")
         .def_property_readonly("closed", &Manager::closed)
         .def("__enter__", [](py::object self) { return self; })

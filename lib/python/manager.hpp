@@ -6,11 +6,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <pybind11/pybind11.h>
 #include <sys/types.h>
@@ -62,8 +64,17 @@ public:
     static void close_all();
     const py::object& checkpoint_dir() const noexcept { return checkpoint_dir_; }
 
+    // Leases (lease.cpp). adopt_lease keeps a claim the manager made (call it inside call());
+    // close() releases the claims still held before the manager goes, as the C++ API
+    // requires, and empties their slots. drop_lease releases one claim now (the Python Lease
+    // went away); in a child process after fork() it forgets it, touching nothing.
+    using LeaseSlot = std::shared_ptr<std::optional<Lease>>;
+    LeaseSlot adopt_lease(std::optional<Lease> lease);
+    void drop_lease(const LeaseSlot& slot);
+
 private:
     void check_process() const;
+    std::vector<Lease> take_leases();  // empties every slot; with mutex_ held exclusively
     [[noreturn]] void throw_closed() const;
 
     py::object checkpoint_dir_;  // as given, like the original class's attribute
@@ -73,6 +84,8 @@ private:
     bool closed_ = false;      // written with the GIL held: read with it
     std::shared_mutex mutex_;  // shared: calls; exclusive: close()
     std::unique_ptr<CheckpointManager> manager_;
+    std::mutex leases_mutex_;  // guards leases_ (adopt_lease runs under the shared lock)
+    std::vector<std::weak_ptr<std::optional<Lease>>> leases_;
 };
 
 // The calls the Stage helper (stage.cpp) shares with the methods of the same names.

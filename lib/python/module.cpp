@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include "errors.hpp"
+#include "lease.hpp"
 #include "log_sink.hpp"
 #include "manager.hpp"
 #include "records.hpp"
@@ -25,6 +26,7 @@ PYBIND11_MODULE(checkpoint, module) {
     python::bind_records(module);
     python::bind_fingerprints(module);
     python::bind_stage(module);
+    python::bind_lease(module);
     python::bind_manager(module);
     module.def("schema_version", &checkpoint::schema_version,
                "The schema version this library writes (PRAGMA user_version).");

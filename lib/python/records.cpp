@@ -58,6 +58,8 @@ void bind_records(py::module_& module) {
             "metadata", [](const Checkpoint& row) { return to_python(row.metadata); },
             "The dict saved with the checkpoint (empty when none).")
         .def_readonly("fingerprint", &Checkpoint::fingerprint)
+        .def_readonly("lease_token", &Checkpoint::lease_token,
+                      "The lease token a row written under a claim carries (else None).")
         .def_readonly("inputs", &Checkpoint::inputs)
         .def_readonly("output", &Checkpoint::output, "A StoredOutput, or None.")
         .def_readonly("stale", &Checkpoint::stale)
