@@ -41,6 +41,9 @@ import unittest
 import urllib.parse
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from unittest_support import postgres_database, shard  # noqa: E402
+
 
 def _required_binary(variable):
     value = os.environ.get(variable)
@@ -2942,22 +2945,10 @@ class PostgresTest(CtlTestCase):
 
     def setUp(self):
         super().setUp()
-        self.server = os.environ.get("CHECKPOINT_TEST_PG_URL")
-        if not self.server:
-            self.fail("CHECKPOINT_TEST_PG_URL is not set: run through tools/test.sh, or start a "
-                      "server with eval \"$(tools/pg_server.sh start)\"")
-        self.psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
         self.url = self.create_database()
 
     def create_database(self):
-        name = "ctl_" + os.urandom(8).hex()
-        self.sql(f"CREATE DATABASE {name}")
-        self.addCleanup(self.sql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        return self.server.rsplit("/", 1)[0] + "/" + name
-
-    def sql(self, statement):
-        subprocess.run([self.psql, self.server, "-qAtc", statement], check=True,
-                       capture_output=True, timeout=TIMEOUT)
+        return postgres_database(self, "ctl_", TIMEOUT)
 
     def dump(self, *location):
         result = ctl(*location, "dump", "--format", "ndjson")
@@ -3054,29 +3045,7 @@ class PostgresTest(CtlTestCase):
 
 
 def load_tests(loader, tests, pattern):
-    """CHECKPOINT_TEST_SHARD=I/N (set by tests/CMakeLists.txt): only every Nth test, from the
-    Ith (0-based), so that CTest runs the N parts in parallel. Every test is in exactly one
-    part."""
-    shard = os.environ.get("CHECKPOINT_TEST_SHARD")
-    if not shard:
-        return tests
-    match = re.fullmatch(r"(\d+)/(\d+)", shard)
-    if not match or int(match[1]) >= int(match[2]):
-        raise ValueError(f"CHECKPOINT_TEST_SHARD={shard!r}: expected I/N with 0 <= I < N")
-    index, count = int(match[1]), int(match[2])
-
-    def flatten(suite):
-        for test in suite:
-            if isinstance(test, unittest.TestSuite):
-                yield from flatten(test)
-            else:
-                yield test
-
-    every = list(flatten(tests))
-    part = every[index::count]
-    print(f"checkpointctl_test: part {index + 1} of {count}: {len(part)} of {len(every)} tests",
-          file=sys.stderr)
-    return unittest.TestSuite(part)
+    return shard("checkpointctl_test", tests)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from unittest_support import postgres_database, shard  # noqa: E402
+
 
 def _required_binary(variable):
     value = os.environ.get(variable)
@@ -743,18 +746,7 @@ class PostgresApiTest(DashboardTestCase):
     server tools/test.sh starts, served with --url, answers as checkpointctl --url does."""
 
     def test_json_api_on_postgresql_matches_checkpointctl(self):
-        server_url = os.environ.get("CHECKPOINT_TEST_PG_URL")
-        if not server_url:
-            self.fail("CHECKPOINT_TEST_PG_URL is not set: run through tools/test.sh, or start a "
-                      'server with eval "$(tools/pg_server.sh start)"')
-        psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
-        name = "dash_" + os.urandom(8).hex()
-        subprocess.run([psql, server_url, "-qAtc", f"CREATE DATABASE {name}"], check=True,
-                       capture_output=True, timeout=TIMEOUT)
-        self.addCleanup(subprocess.run, [psql, server_url, "-qAtc",
-                                         f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
-                        capture_output=True, timeout=TIMEOUT)
-        url = server_url.rsplit("/", 1)[0] + "/" + name
+        url = postgres_database(self, "dash_", TIMEOUT)
         copied = ctl("copy", "--from", self.copy(), "--to", url)
         self.assertEqual(copied.returncode, 0, copied.stderr)
         server = Server(self, None, location=["--url", url])
@@ -955,29 +947,7 @@ class ScreenshotTest(DashboardTestCase):
 
 
 def load_tests(loader, tests, pattern):
-    """CHECKPOINT_TEST_SHARD=I/N (set by tests/CMakeLists.txt): only every Nth test, from the
-    Ith (0-based), so that CTest runs the N parts in parallel. Every test is in exactly one
-    part."""
-    shard = os.environ.get("CHECKPOINT_TEST_SHARD")
-    if not shard:
-        return tests
-    match = re.fullmatch(r"(\d+)/(\d+)", shard)
-    if not match or int(match[1]) >= int(match[2]):
-        raise ValueError(f"CHECKPOINT_TEST_SHARD={shard!r}: expected I/N with 0 <= I < N")
-    index, count = int(match[1]), int(match[2])
-
-    def flatten(suite):
-        for test in suite:
-            if isinstance(test, unittest.TestSuite):
-                yield from flatten(test)
-            else:
-                yield test
-
-    every = sorted(flatten(tests), key=lambda test: test.id())
-    part = every[index::count]
-    print(f"dashboard_test: part {index + 1} of {count}: {len(part)} of {len(every)} tests",
-          file=sys.stderr)
-    return unittest.TestSuite(part)
+    return shard("dashboard_test", tests)
 
 
 def main():
