@@ -84,7 +84,21 @@ constexpr const char* sql_chain_head =
     "SELECT id, chain_hash FROM checkpoints WHERE id > ?1 AND chain_hash IS NOT NULL "
     "ORDER BY id DESC LIMIT 1";
 
+// Resets a statement kept for reuse when its use ends, however it ends (SQLiteCpp refuses
+// to step a statement that failed and was not reset: SQLITE_MISUSE on the next write).
+class ResetOnExit {
+public:
+    explicit ResetOnExit(SQLite::Statement& statement) : statement_(statement) {}
+    ~ResetOnExit() { statement_.tryReset(); }
+    ResetOnExit(const ResetOnExit&) = delete;
+    ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+private:
+    SQLite::Statement& statement_;
+};
+
 ChainHead read_head(SQLite::Statement& start, SQLite::Statement& head) {
+    ResetOnExit start_use(start), head_use(head);
     if (!start.executeStep()) {
         start.reset();
         throw Error(ErrorCode::Corrupt,
@@ -142,6 +156,7 @@ SqliteChainWriter::~SqliteChainWriter() = default;
 
 std::int64_t SqliteChainWriter::data_version() {
     SQLite::Statement& query = statements_->data_version;
+    ResetOnExit use(query);
     query.executeStep();
     const std::int64_t version = query.getColumn(0).getInt64();
     query.reset();
@@ -161,9 +176,12 @@ const std::string& SqliteChainWriter::begin(const SecretKey* key, const std::str
 
 void SqliteChainWriter::read_tail(const SecretKey* key, const std::string& run_id) {
     Statements& s = *statements_;
-    key_id_ = s.key.executeStep() ? s.key.getColumn(0).getString() : "";
-    s.key.reset();
+    {
+        ResetOnExit use(s.key);
+        key_id_ = s.key.executeStep() ? s.key.getColumn(0).getString() : "";
+    }
     const auto newest = [&] {
+        ResetOnExit use(s.newest);
         const std::int64_t id = s.newest.executeStep() ? s.newest.getColumn(0).getInt64() : 0;
         s.newest.reset();
         return id;
