@@ -1,6 +1,7 @@
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include "backend.hpp"
+#include "batch_window.hpp"
 #include "clock.hpp"
 #include "crypto/key_check.hpp"
 #include "crypto/secret_key.hpp"
@@ -32,7 +33,8 @@ using detail::validate_name;
 int schema_version() noexcept {
     return detail::latest_schema_version();
 }
-using SteadyTime = std::chrono::steady_clock::time_point;
+using SteadyClock = std::chrono::steady_clock;
+using SteadyTime = SteadyClock::time_point;
 
 struct CheckpointManager::Impl final : detail::LeaseHost {
     // A write waiting in the group-commit queue.
@@ -70,23 +72,37 @@ struct CheckpointManager::Impl final : detail::LeaseHost {
 
     // Group commit. A writer queues its write; the first writer that finds no leader
     // becomes the leader and commits everything queued so far in one transaction (one
-    // fsync), while the others wait. Each call still returns only once its own write is
-    // committed, or throws its own error: durability per call is unchanged.
+    // fsync), while the others wait. When the recent batches held more writes than are
+    // queued, the leader first waits a moment for the others (detail::BatchWindow: never for
+    // a lone writer). Each call still returns only once its own write is committed, or
+    // throws its own error: durability per call is unchanged.
     void submit(detail::Write& write) {
         Queued mine{write};
         std::unique_lock lock(queue_mutex);
         queue.push_back(&mine);
+        if (leader_waiting && queue.size() >= window.expected()) arrived.notify_one();
         while (!mine.done) {
             if (leader_active) {
                 committed.wait(lock);
                 continue;
             }
             leader_active = true;
+            const auto wait = window.wait_for(queue.size());
+            if (wait > detail::BatchWindow::Duration::zero()) {
+                leader_waiting = true;
+                if (!arrived.wait_until(lock, SteadyClock::now() + wait,
+                                        [&] { return queue.size() >= window.expected(); }))
+                    window.missed(queue.size());
+                leader_waiting = false;
+            }
             std::vector<Queued*> batch;
             batch.swap(queue);
             lock.unlock();
+            const auto started = SteadyClock::now();
             commit_batch(batch);
+            const auto took = SteadyClock::now() - started;
             lock.lock();
+            window.record(batch.size(), took);
             for (Queued* queued : batch) queued->done = true;
             leader_active = false;
             committed.notify_all();
@@ -297,8 +313,11 @@ struct CheckpointManager::Impl final : detail::LeaseHost {
 
     std::mutex queue_mutex;  // guards the group-commit queue
     std::condition_variable committed;
+    std::condition_variable arrived;  // a waiting leader's batch is full (see submit)
     std::vector<Queued*> queue;
     bool leader_active = false;
+    bool leader_waiting = false;
+    detail::BatchWindow window;
 
     std::mutex begun_mutex;
     std::unordered_map<std::string, SteadyTime> begun;  // stages begun in this run

@@ -23,11 +23,13 @@ void put_u64(std::string& out, std::uint64_t value) {
 }
 
 // Each non-NULL value: its column's name (length-prefixed), a type byte, and the value
-// (an integer as 8 bytes big-endian, bytes length-prefixed). NULLs are left out.
+// (an integer as 8 bytes big-endian, bytes length-prefixed). NULLs are left out. `Values`
+// holds ChainValue or ChainValueView.
+template <typename Values>
 void encode_values(std::string& out, const ChainColumn* columns, std::size_t count,
-                   const std::vector<ChainValue>& values) {
+                   const Values& values) {
     for (std::size_t i = 0; i < count && i < values.size(); ++i) {
-        const ChainValue& value = values[i];
+        const auto& value = values[i];
         if (std::holds_alternative<std::monostate>(value)) continue;
         const std::string_view name = columns[i].name;
         out.push_back(static_cast<char>(name.size()));
@@ -36,7 +38,7 @@ void encode_values(std::string& out, const ChainColumn* columns, std::size_t cou
             out.push_back('i');
             put_u64(out, static_cast<std::uint64_t>(*integer));
         } else {
-            const std::string& bytes = std::get<std::string>(value);
+            const std::string_view bytes = std::get<2>(value);
             out.push_back('b');
             put_u64(out, bytes.size());
             out.append(bytes);
@@ -67,7 +69,10 @@ std::string chain_zero_hash() {
     return std::string(hash_size, '\0');
 }
 
-std::string chain_hash(std::string_view previous, const ChainRow& row, const SecretKey* key) {
+namespace {
+
+template <typename Row>
+std::string hash_row(std::string_view previous, const Row& row, const SecretKey* key) {
     std::string message;
     message.reserve(256);
     message.append(row_domain);
@@ -80,6 +85,16 @@ std::string chain_hash(std::string_view previous, const ChainRow& row, const Sec
         encode_values(message, chain_input_columns, chain_input_column_count, input);
     }
     return keyed_hash(message, key);
+}
+
+}  // namespace
+
+std::string chain_hash(std::string_view previous, const ChainRow& row, const SecretKey* key) {
+    return hash_row(previous, row, key);
+}
+
+std::string chain_hash(std::string_view previous, const ChainRowView& row, const SecretKey* key) {
+    return hash_row(previous, row, key);
 }
 
 std::string chain_anchor_tag(std::int64_t row_id, std::int64_t prev_id, std::string_view prev_hash,

@@ -6,6 +6,7 @@
 // to checkpoints is one line in chain_row_columns.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -79,12 +80,23 @@ struct ChainRow {
     std::int64_t id() const;
 };
 
+// A row about to be written, as views of the values that will be bound (the backend hashes
+// it before its INSERT, so that the row is written once). Same values, same hash as the
+// ChainRow read back from the database.
+using ChainValueView = std::variant<std::monostate, std::int64_t, std::string_view>;
+struct ChainRowView {
+    std::array<ChainValueView, chain_row_column_count> values{};  // chain_row_columns order
+    std::vector<std::array<ChainValueView, chain_input_column_count>> inputs;  // by position
+};
+
 // The 32-byte hash of the chain's start (and of a database's first row's predecessor).
 std::string chain_zero_hash();
 
 // The row's chain hash: BLAKE2b-256 over a domain tag, `previous` and the row's canonical
 // encoding, keyed with `key` when there is one (see chain_key()).
 std::string chain_hash(std::string_view previous, const ChainRow& row, const SecretKey* key);
+
+std::string chain_hash(std::string_view previous, const ChainRowView& row, const SecretKey* key);
 
 // The tag of a prune anchor (history_chain_anchors): binds row_id, prev_id and prev_hash.
 std::string chain_anchor_tag(std::int64_t row_id, std::int64_t prev_id, std::string_view prev_hash,

@@ -366,6 +366,43 @@ TEST_CASE(
     CHECK(location.query("SELECT count(*) FROM checkpoints") == rows);
 }
 
+// A manager keeps the chain's tail (next row id, head hash, recorded key) between its
+// writes; another process writing in between must make it read the tail again, or its next
+// row would reuse an id or chain from a stale head. Real child processes (checkpoint_test_
+// worker) write between this manager's writes, alone and while this manager's threads save.
+TEST_CASE("writes of another process between a manager's writes extend the same chain",
+          "[chain][concurrency]") {
+    TestLocation location;
+    const std::string dir = location.location().string();
+    CheckpointManager manager(location.location());
+    const auto child = [&](std::vector<std::string> argv) {
+        argv.insert(argv.begin(), CHECKPOINT_TEST_WORKER);
+        const auto result = run_command(argv);
+        INFO(result.err);
+        REQUIRE(result.exit_code == 0);
+    };
+    std::int64_t rows = 0;
+    for (int round = 0; round < 3; ++round) {
+        const std::string r = std::to_string(round);
+        manager.save_checkpoint("mine-" + r);  // the tail is cached after this commit
+        child({"save", dir, "theirs" + r, "2"});
+        // The same stage the child saved: its version must follow the child's.
+        manager.save_checkpoint("theirs" + r + "-0");
+        CHECK(manager.latest("theirs" + r + "-0")->version == 2);
+        child({"fail", dir, "failing" + r, "boom"});
+        manager.clear_checkpoint("mine-" + r);
+        rows += 1 + 2 + 1 + 2 + 1;  // the child's fail writes a start and a failure
+        CHECK(max_id(location) == rows);
+        INFO("round " << round);
+        CHECK(joined(manager.verify()).empty());
+    }
+    // The other process clears the whole pipeline; this manager's next save chains after it.
+    child({"mixed", dir, "7", "20"});
+    manager.save_checkpoint("after");
+    CHECK(joined(manager.verify(manager.history_head())).empty());
+    CHECK(location.query("SELECT count(*) FROM checkpoints WHERE chain_hash IS NULL") == "0");
+}
+
 TEST_CASE("a key given to a history written without one is refused, unchanged", "[chain][keys]") {
     TestLocation location;
     populate(location.location());

@@ -84,7 +84,21 @@ constexpr const char* sql_chain_head =
     "SELECT id, chain_hash FROM checkpoints WHERE id > ?1 AND chain_hash IS NOT NULL "
     "ORDER BY id DESC LIMIT 1";
 
+// Resets a statement kept for reuse when its use ends, however it ends (SQLiteCpp refuses
+// to step a statement that failed and was not reset: SQLITE_MISUSE on the next write).
+class ResetOnExit {
+public:
+    explicit ResetOnExit(SQLite::Statement& statement) : statement_(statement) {}
+    ~ResetOnExit() { statement_.tryReset(); }
+    ResetOnExit(const ResetOnExit&) = delete;
+    ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+private:
+    SQLite::Statement& statement_;
+};
+
 ChainHead read_head(SQLite::Statement& start, SQLite::Statement& head) {
+    ResetOnExit start_use(start), head_use(head);
     if (!start.executeStep()) {
         start.reset();
         throw Error(ErrorCode::Corrupt,
@@ -130,56 +144,77 @@ struct SqliteChainWriter::Statements {
         : key(db, "SELECT key_id FROM encryption_keys WHERE role = 'current'"),
           start(db, sql_chain_start),
           head(db, sql_chain_head),
-          rows(db, rows_sql()),
-          inputs(db, inputs_sql()),
-          store(db, "UPDATE checkpoints SET chain_hash = ?2 WHERE id = ?1") {}
-    SQLite::Statement key, start, head, rows, inputs, store;
+          newest(db, "SELECT max(id) FROM checkpoints"),
+          data_version(db, "PRAGMA data_version") {}
+    SQLite::Statement key, start, head, newest, data_version;
 };
 
 SqliteChainWriter::SqliteChainWriter(SQLite::Database& db)
-    : statements_(std::make_unique<Statements>(db)) {}
+    : db_(db), statements_(std::make_unique<Statements>(db)) {}
 
 SqliteChainWriter::~SqliteChainWriter() = default;
 
-std::string SqliteChainWriter::recorded_key_id() {
-    SQLite::Statement& key = statements_->key;
-    const std::string id = key.executeStep() ? key.getColumn(0).getString() : "";
-    key.reset();
-    return id;
+std::int64_t SqliteChainWriter::data_version() {
+    SQLite::Statement& query = statements_->data_version;
+    ResetOnExit use(query);
+    query.executeStep();
+    const std::int64_t version = query.getColumn(0).getInt64();
+    query.reset();
+    return version;
 }
 
-void SqliteChainWriter::extend(const SecretKey* key, const std::string& run_id) {
-    Statements& s = *statements_;
-    const ChainHead head = read_head(s.start, s.head);
-    std::vector<ChainRow> rows;
-    s.rows.bind(1, head.id);
-    while (s.rows.executeStep()) {
-        ChainRow row;
-        for (std::size_t i = 0; i < chain_row_column_count; ++i)
-            row.values.push_back(read_value(s.rows.getColumn(static_cast<int>(i))));
-        constexpr std::size_t count_column = chain_column_index("input_count");
-        static_assert(count_column < chain_row_column_count);
-        const auto* input_count = std::get_if<std::int64_t>(&row.values[count_column]);
-        if (!input_count || *input_count > 0) {
-            s.inputs.bind(1, row.id());
-            while (s.inputs.executeStep()) {
-                std::vector<ChainValue> input;
-                for (std::size_t i = 0; i < chain_input_column_count; ++i)
-                    input.push_back(read_value(s.inputs.getColumn(static_cast<int>(i))));
-                row.inputs.push_back(std::move(input));
-            }
-            s.inputs.reset();
-        }
-        rows.push_back(std::move(row));
+const std::string& SqliteChainWriter::begin(const SecretKey* key, const std::string& run_id) {
+    const std::int64_t version = data_version();
+    if (!cached_ || version != data_version_ ||
+        sqlite3_total_changes64(db_.getHandle()) != total_changes_) {
+        cached_ = false;
+        read_tail(key, run_id);
+        data_version_ = version;
     }
-    s.rows.reset();
-    if (rows.empty()) return;
-    extend_chain(head, rows, key, run_id, [&](std::int64_t id, const std::string& hash) {
-        s.store.bind(1, id);
-        s.store.bind(2, hash.data(), static_cast<int>(hash.size()));
-        s.store.exec();
-        s.store.reset();
-    });
+    return key_id_;
+}
+
+void SqliteChainWriter::read_tail(const SecretKey* key, const std::string& run_id) {
+    Statements& s = *statements_;
+    {
+        ResetOnExit use(s.key);
+        key_id_ = s.key.executeStep() ? s.key.getColumn(0).getString() : "";
+    }
+    const auto newest = [&] {
+        ResetOnExit use(s.newest);
+        const std::int64_t id = s.newest.executeStep() ? s.newest.getColumn(0).getInt64() : 0;
+        s.newest.reset();
+        return id;
+    };
+    ChainHead head = read_head(s.start, s.head);
+    std::int64_t last = newest();
+    if (last > head.id) {
+        // Rows after the head without a hash: chain them the way every write used to (they
+        // must be this run's), or refuse (extend_chain throws Error(Corrupt)).
+        std::vector<ChainRow> rows;
+        for_each_sqlite_chain_row(db_, head.id, [&](const ChainRow& row) { rows.push_back(row); });
+        SQLite::Statement store(db_, "UPDATE checkpoints SET chain_hash = ?2 WHERE id = ?1");
+        head = extend_chain(head, rows, key, run_id, [&](std::int64_t id, const std::string& hash) {
+            store.bind(1, id);
+            store.bind(2, hash.data(), static_cast<int>(hash.size()));
+            store.exec();
+            store.reset();
+        });
+        last = newest();
+    }
+    tail_ = Tail{last + 1, head.hash};
+}
+
+std::string SqliteChainWriter::link(const ChainRowView& row, const SecretKey* key) {
+    std::string hash = chain_hash(tail_.hash, row, key);
+    tail_.next_id = std::get<std::int64_t>(row.values[0]) + 1;
+    tail_.hash = hash;
+    return hash;
+}
+
+void SqliteChainWriter::committed() {
+    total_changes_ = sqlite3_total_changes64(db_.getHandle());
+    cached_ = true;
 }
 
 void extend_sqlite_chain(SQLite::Database& db, const SecretKey* key) {

@@ -182,11 +182,7 @@ void SqliteBackend::prepare_output(Write& write) const {
 
 // Inside a write transaction: a Completed row, with what SaveOptions carried.
 void SqliteBackend::Impl::apply_completed(Write& write) {
-    struct Used {
-        std::int64_t id;
-        std::int64_t version;
-    };
-    std::vector<Used> used;
+    std::vector<InputUse> used;
     for (const std::string& input : write.inputs) {
         const auto head = completed_head_of(input);
         if (!head) {
@@ -215,7 +211,7 @@ void SqliteBackend::Impl::apply_completed(Write& write) {
                               data_key());
     }
     write.appended = append_row(write.stage, Status::Completed, write.duration_ms, write.message,
-                                utc_now(), &write);
+                                utc_now(), &write, std::nullopt, used);
     for (std::size_t i = 0; i < write.inputs.size(); ++i) {
         StatementUse use(*insert_input);
         insert_input->bind(1, write.appended->id);

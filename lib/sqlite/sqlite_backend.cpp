@@ -53,14 +53,20 @@ constexpr const char* sql_input_states =
     "LEFT JOIN pipelines p ON p.pipeline = ?1 "
     "WHERE i.checkpoint_id = ?2 ORDER BY i.position";
 
+// A history row, written once: its id, version, key (an encrypted database: its message
+// and metadata are ciphertext) and chain hash are computed before the INSERT, under the
+// write lock (append_row). The parameters are in chain_row_columns order (its PostgreSQL-
+// only write_id aside), then the hash.
 constexpr const char* sql_append =
     "INSERT INTO checkpoints "
-    "(pipeline, stage, status, version, timestamp, run_id, duration_ms, message, "
+    "(id, pipeline, stage, status, version, timestamp, run_id, duration_ms, message, "
     "metadata, fingerprint, output_size, output_sha256, output_in_database, input_count, "
-    "lease_token) "
-    "VALUES (?1, ?2, ?3, "
-    "COALESCE((SELECT version FROM stage_heads WHERE pipeline = ?1 AND stage = ?2), 0) + ?4, "
-    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id, version";
+    "key_id, lease_token, chain_hash) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+
+// The stage's latest completed version (0 if none): what its next row records.
+constexpr const char* sql_stage_version =
+    "SELECT version FROM stage_heads WHERE pipeline = ?1 AND stage = ?2";
 
 constexpr const char* sql_insert_input =
     "INSERT INTO checkpoint_inputs "
@@ -75,18 +81,9 @@ constexpr const char* sql_move_head =
     "status = excluded.status, version = excluded.version, head_id = excluded.head_id, "
     "checks = excluded.checks";
 
-// An encrypted database: the row's key, message and metadata, encrypted once the INSERT
-// gave the row its version.
-constexpr const char* sql_seal_row =
-    "UPDATE checkpoints SET key_id = ?2, message = ?3, metadata = ?4 WHERE id = ?1";
-
 constexpr const char* sql_find_import =
     "SELECT 1 FROM checkpoints WHERE pipeline = ?1 AND stage = ?2 AND status = 'completed' "
     "AND timestamp = ?3 AND message = ?4";
-
-constexpr const char* sql_append_pipeline_clear =
-    "INSERT INTO checkpoints (pipeline, stage, status, version, timestamp, run_id) "
-    "VALUES (?1, NULL, 'cleared', 0, ?2, ?3) RETURNING id";
 
 constexpr const char* sql_mark_pipeline_cleared =
     "UPDATE pipelines SET cleared_id = ?2 WHERE pipeline = ?1";
@@ -321,13 +318,19 @@ void SqliteBackend::Impl::open() {
                                  " FROM current_state v WHERE pipeline = ?1 AND stage = ?2");
         if (!config.read_only) {
             append.emplace(*db, sql_append);
-            seal_row.emplace(*db, sql_seal_row);
+            stage_version.emplace(*db, sql_stage_version);
+            chain_writer.emplace(*db);
             move_head.emplace(*db, sql_move_head);
-            append_pipeline_clear.emplace(*db, sql_append_pipeline_clear);
             mark_pipeline_cleared.emplace(*db, sql_mark_pipeline_cleared);
             find_import.emplace(*db, sql_find_import);
             insert_input.emplace(*db, sql_insert_input);
             insert_output_data.emplace(*db, sql_insert_output_data);
+            begin_immediate.emplace(*db, "BEGIN IMMEDIATE");
+            commit.emplace(*db, "COMMIT");
+            rollback.emplace(*db, "ROLLBACK");
+            savepoint.emplace(*db, "SAVEPOINT batch_write");
+            release_savepoint.emplace(*db, "RELEASE batch_write");
+            rollback_to_savepoint.emplace(*db, "ROLLBACK TO batch_write");
             reap_dead_runs();
             std::lock_guard lock(writers_mutex);
             ++open_writers[location];
@@ -413,17 +416,16 @@ void SqliteBackend::Impl::check_key() {
     }
 }
 
-void SqliteBackend::Impl::extend_chain() {
-    if (!chain_writer) chain_writer.emplace(*db);
-    const std::string recorded = chain_writer->recorded_key_id();
-    const std::string expected = key_verdict == KeyVerdict::Keyed ? config.key->key_id : "";
+void SqliteBackend::Impl::begin_chain() {
+    const std::string& recorded = chain_writer->begin(chain_key(), run.run_id);
+    const std::string_view expected =
+        key_verdict == KeyVerdict::Keyed ? std::string_view(config.key->key_id) : "";
     if (recorded != expected) {
         if (expected.empty()) throw_key_required(describe(path), "writing");
         throw Error(ErrorCode::WrongKey, describe(path) +
                                              ": its key changed since it was opened; nothing "
                                              "was written. Open it again with its key file");
     }
-    chain_writer->extend(chain_key(), run.run_id);
 }
 
 // PRAGMA journal_mode=WAL needs an exclusive lock when it changes the mode, and SQLite
@@ -485,61 +487,122 @@ void SqliteBackend::Impl::record_run_if_needed() {
     insert_pipeline.exec();
 }
 
+namespace {
+
+// One step of a statement that returns no row (BEGIN, COMMIT, SAVEPOINT, ...), prepared once.
+void run_once(SQLite::Statement& statement) {
+    StatementUse use(statement);
+    statement.executeStep();
+}
+
+constexpr std::size_t column(std::string_view name) {
+    return chain_column_index(name);
+}
+
+// A history row being built: each value is bound to the INSERT (sql_append, whose
+// parameters are in chain_row_columns order) and recorded for its chain hash at once, so
+// that the hash covers exactly what is written. Texts are bound without a copy: they must
+// outlive the INSERT.
+class RowBuilder {
+public:
+    explicit RowBuilder(SQLite::Statement& insert) : insert_(insert) {}
+    void integer(std::size_t index, std::int64_t value) {
+        row_.values[index] = value;
+        insert_.bind(parameter(index), value);
+    }
+    void text(std::size_t index, const std::string& value) {
+        row_.values[index] = std::string_view(value);
+        insert_.bindNoCopy(parameter(index), value);
+    }
+    void input(std::int64_t position, const std::string& stage, std::int64_t id,
+               std::int64_t version) {
+        row_.inputs.push_back({position, std::string_view(stage), id, version});
+    }
+    const ChainRowView& row() const { return row_; }
+    // Binds the chain hash, after every value.
+    void hash(const std::string& hash) {
+        insert_.bindNoCopy(static_cast<int>(chain_row_column_count), hash.data(),
+                           static_cast<int>(hash.size()));
+    }
+
+private:
+    static int parameter(std::size_t index) { return static_cast<int>(index) + 1; }
+    SQLite::Statement& insert_;
+    ChainRowView row_;
+};
+static_assert(!chain_row_columns[chain_row_column_count - 1].in_sqlite,
+              "sql_append binds chain_row_columns but the last (PostgreSQL's write_id), then "
+              "the hash as ?18");
+static_assert(chain_row_column_count == 18);
+
+}  // namespace
+
 // Inside a write transaction: appends one row for `stage` and moves its head to it.
 Appended SqliteBackend::Impl::append_row(const std::string& stage, Status status,
                                          std::optional<std::int64_t> duration_ms,
                                          const std::string& message, const std::string& timestamp,
-                                         const Write* save,
-                                         std::optional<std::int64_t> lease_token) {
+                                         const Write* save, std::optional<std::int64_t> lease_token,
+                                         const std::vector<InputUse>& used) {
     if (!lease_token && save) lease_token = save->lease_token;
     Appended appended;
+    appended.id = chain_writer->next_id();
+    {
+        StatementUse use(*stage_version);
+        stage_version->bindNoCopy(1, config.pipeline);
+        stage_version->bindNoCopy(2, stage);
+        const std::int64_t latest =
+            stage_version->executeStep() ? stage_version->getColumn(0).getInt64() : 0;
+        appended.version = latest + (status == Status::Completed ? 1 : 0);
+    }
     const std::string status_text(to_string(status));
+    // Encrypted: plaintext never reaches a page; the row's version is bound into the
+    // ciphertext.
+    const DatabaseKey* key = data_key();
+    std::string sealed_message, sealed_metadata;
+    if (key && !message.empty()) {
+        sealed_message =
+            seal_text_field(*key, {config.pipeline, stage, appended.version, "message"}, message);
+    }
+    if (key && save && !save->metadata.empty()) {
+        sealed_metadata = seal_text_field(
+            *key, {config.pipeline, stage, appended.version, "metadata"}, save->metadata);
+    }
+    std::string hash;
     {
         StatementUse use(*append);
-        append->bindNoCopy(1, config.pipeline);
-        append->bindNoCopy(2, stage);
-        append->bindNoCopy(3, status_text);
-        append->bind(4, status == Status::Completed ? 1 : 0);
-        append->bindNoCopy(5, timestamp);
-        append->bindNoCopy(6, run.run_id);
-        if (duration_ms) append->bind(7, *duration_ms);
-        // Encrypted: plaintext never reaches a page (the UPDATE below writes the ciphertext).
-        const bool plaintext = data_key() == nullptr;
-        if (!message.empty() && plaintext) append->bindNoCopy(8, message);
-        append->bind(14, 0);
-        if (lease_token) append->bind(15, *lease_token);
+        // NULL (nothing bound) where the row has nothing.
+        RowBuilder row(*append);
+        row.integer(column("id"), appended.id);
+        row.text(column("pipeline"), config.pipeline);
+        row.text(column("stage"), stage);
+        row.text(column("status"), status_text);
+        row.integer(column("version"), appended.version);
+        row.text(column("timestamp"), timestamp);
+        row.text(column("run_id"), run.run_id);
+        if (duration_ms) row.integer(column("duration_ms"), *duration_ms);
+        if (!message.empty()) row.text(column("message"), key ? sealed_message : message);
+        row.integer(column("input_count"), 0);
         if (save) {
-            if (!save->metadata.empty() && plaintext) append->bindNoCopy(9, save->metadata);
-            if (!save->fingerprint.empty()) append->bindNoCopy(10, save->fingerprint);
+            if (!save->metadata.empty())
+                row.text(column("metadata"), key ? sealed_metadata : save->metadata);
+            if (!save->fingerprint.empty()) row.text(column("fingerprint"), save->fingerprint);
             if (save->output) {
-                append->bind(11, static_cast<std::int64_t>(save->output->size()));
-                append->bindNoCopy(12, save->output_sha256);
-                append->bind(13, save->output_in_database ? 1 : 0);
+                row.integer(column("output_size"), static_cast<std::int64_t>(save->output->size()));
+                row.text(column("output_sha256"), save->output_sha256);
+                row.integer(column("output_in_database"), save->output_in_database ? 1 : 0);
             }
-            append->bind(14, static_cast<std::int64_t>(save->inputs.size()));
+            row.integer(column("input_count"), static_cast<std::int64_t>(save->inputs.size()));
+            if (used.size() != save->inputs.size())
+                throw Error(ErrorCode::Internal, "append_row: the inputs' rows are missing");
+            for (std::size_t i = 0; i < used.size(); ++i)
+                row.input(static_cast<std::int64_t>(i), save->inputs[i], used[i].id,
+                          used[i].version);
         }
-        if (!append->executeStep()) throw Error(ErrorCode::Internal, "INSERT returned no row");
-        appended.id = append->getColumn(0).getInt64();
-        appended.version = append->getColumn(1).getInt64();
-        append->executeStep();  // finish the statement
-    }
-    if (const DatabaseKey* key = data_key()) {
-        // Encrypted now that the row's version is known (it is bound into the ciphertext).
-        StatementUse use(*seal_row);
-        seal_row->bind(1, appended.id);
-        seal_row->bindNoCopy(2, key->key_id);
-        std::string message_text, metadata_text;
-        if (!message.empty()) {
-            message_text = seal_text_field(
-                *key, {config.pipeline, stage, appended.version, "message"}, message);
-            seal_row->bindNoCopy(3, message_text);
-        }
-        if (save && !save->metadata.empty()) {
-            metadata_text = seal_text_field(
-                *key, {config.pipeline, stage, appended.version, "metadata"}, save->metadata);
-            seal_row->bindNoCopy(4, metadata_text);
-        }
-        seal_row->exec();
+        if (key) row.text(column("key_id"), key->key_id);
+        if (lease_token) row.integer(column("lease_token"), *lease_token);
+        hash = chain_writer->link(row.row(), chain_key());
+        row.hash(hash);
+        append->exec();
     }
     StatementUse use(*move_head);
     move_head->bindNoCopy(1, config.pipeline);
@@ -551,6 +614,26 @@ Appended SqliteBackend::Impl::append_row(const std::string& stage, Status status
         save && ((save->output && !save->output_in_database) || !save->inputs.empty());
     move_head->bind(6, checks ? 1 : 0);
     move_head->exec();
+    return appended;
+}
+
+// Inside a write transaction: a pipeline-wide clear's row (no stage, version 0).
+Appended SqliteBackend::Impl::append_pipeline_clear(const std::string& timestamp) {
+    Appended appended;
+    appended.id = chain_writer->next_id();
+    static const std::string cleared(to_string(Status::Cleared));
+    StatementUse use(*append);
+    RowBuilder row(*append);
+    row.integer(column("id"), appended.id);
+    row.text(column("pipeline"), config.pipeline);
+    row.text(column("status"), cleared);
+    row.integer(column("version"), 0);
+    row.text(column("timestamp"), timestamp);
+    row.text(column("run_id"), run.run_id);
+    row.integer(column("input_count"), 0);
+    const std::string hash = chain_writer->link(row.row(), chain_key());
+    row.hash(hash);
+    append->exec();
     return appended;
 }
 
@@ -581,17 +664,7 @@ void SqliteBackend::Impl::apply(Write& write) {
             return;
         }
         case Write::Kind::PipelineClear: {
-            Appended appended;
-            {
-                StatementUse use(*append_pipeline_clear);
-                append_pipeline_clear->bindNoCopy(1, config.pipeline);
-                append_pipeline_clear->bind(2, utc_now());
-                append_pipeline_clear->bindNoCopy(3, run.run_id);
-                if (!append_pipeline_clear->executeStep())
-                    throw Error(ErrorCode::Internal, "INSERT returned no row");
-                appended.id = append_pipeline_clear->getColumn(0).getInt64();
-                append_pipeline_clear->executeStep();
-            }
+            const Appended appended = append_pipeline_clear(utc_now());
             StatementUse use(*mark_pipeline_cleared);
             mark_pipeline_cleared->bindNoCopy(1, config.pipeline);
             mark_pipeline_cleared->bind(2, appended.id);
@@ -651,33 +724,48 @@ void SqliteBackend::write_batch(const std::vector<Write*>& writes) {
     }
     // Savepoints only when there is another write to protect.
     const bool isolate = writes.size() > 1;
+    bool open = false;  // BEGIN ran, COMMIT has not succeeded yet
     try {
-        SQLite::Transaction transaction(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+        run_once(*s.begin_immediate);
+        open = true;
+        s.begin_chain();
         s.record_run_if_needed();
         for (Write* write : writes) {
             if (!isolate) {
                 s.apply(*write);
                 continue;
             }
-            s.db->exec("SAVEPOINT batch_write");
+            run_once(*s.savepoint);
+            const SqliteChainWriter::Tail tail = s.chain_writer->save();
             try {
                 s.apply(*write);
-                s.db->exec("RELEASE batch_write");
+                run_once(*s.release_savepoint);
             } catch (...) {
                 write->error = s.translated_error(*write);
                 write->appended.reset();
-                s.db->exec("ROLLBACK TO batch_write");
-                s.db->exec("RELEASE batch_write");
+                s.chain_writer->restore(tail);
+                run_once(*s.rollback_to_savepoint);
+                run_once(*s.release_savepoint);
             }
         }
-        s.extend_chain();
-        transaction.commit();
+        run_once(*s.commit);
+        open = false;
+        s.chain_writer->committed();
         s.run_recorded = true;
     } catch (...) {
-        // The transaction failed as a whole (BEGIN, the run row, a rollback, COMMIT):
-        // SQLiteCpp's Transaction rolled it back in this connection. But when the disk
-        // failed while committing (a failed fsync), the commit record may be in the -wal
-        // file already, and a later connection would recover it: discard it first.
+        s.chain_writer->forget();
+        if (open) {
+            // As SQLiteCpp's Transaction did: roll back what this connection still holds (a
+            // failed COMMIT may have ended the transaction already; that error is ignored).
+            try {
+                run_once(*s.rollback);
+            } catch (...) {
+            }
+        }
+        // The transaction failed as a whole (BEGIN, the run row, a rollback, COMMIT), and
+        // was rolled back in this connection. But when the disk failed while committing (a
+        // failed fsync), the commit record may be in the -wal file already, and a later
+        // connection would recover it: discard it first.
         const bool discarded = s.discard_failed_commit();
         for (Write* write : writes) {
             write->error = discarded ? s.translated_error(*write) : s.unknown_outcome_error(*write);

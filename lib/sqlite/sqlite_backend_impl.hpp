@@ -21,6 +21,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -81,14 +82,20 @@ struct SqliteBackend::Impl final : StalenessFacts {
     std::optional<SQLite::Statement> input_states;
     std::optional<SQLite::Statement> current;
     std::optional<SQLite::Statement> append;
-    std::optional<SQLite::Statement> seal_row;
+    std::optional<SQLite::Statement> stage_version;
     std::optional<SqliteChainWriter> chain_writer;
     std::optional<SQLite::Statement> move_head;
-    std::optional<SQLite::Statement> append_pipeline_clear;
     std::optional<SQLite::Statement> mark_pipeline_cleared;
     std::optional<SQLite::Statement> find_import;
     std::optional<SQLite::Statement> insert_input;
     std::optional<SQLite::Statement> insert_output_data;
+    // The write transaction's own statements, parsed once (write_batch).
+    std::optional<SQLite::Statement> begin_immediate;
+    std::optional<SQLite::Statement> commit;
+    std::optional<SQLite::Statement> rollback;
+    std::optional<SQLite::Statement> savepoint;
+    std::optional<SQLite::Statement> release_savepoint;
+    std::optional<SQLite::Statement> rollback_to_savepoint;
 
     [[noreturn]] void fail(const std::string& action) const {
         throw_translated(path, action, config.busy_timeout);
@@ -117,19 +124,31 @@ struct SqliteBackend::Impl final : StalenessFacts {
     void require_key(const std::string& action) const {
         if (key_verdict == KeyVerdict::KeyMissing) throw_key_required(description, action);
     }
-    // Inside a write transaction: refuses it when the database's key changed since the open
-    // (another process recorded one), then extends the history chain.
-    void extend_chain();
+    // At the start of a write transaction: refuses it when the database's key changed since
+    // the open (another process recorded one), and brings the history chain's tail up to
+    // date (SqliteChainWriter::begin), so that each row is hashed before its INSERT.
+    void begin_chain();
     void record_run_if_needed();
     void apply(Write& write);
     std::string describe_write(const Write& write) const;
     std::exception_ptr translated_error(const Write& write) const;
     bool discard_failed_commit() noexcept;
     std::exception_ptr unknown_outcome_error(const Write& write) const;
+    // A checkpoint_inputs row of a save: the input's completed row and its version.
+    struct InputUse {
+        std::int64_t id;
+        std::int64_t version;
+    };
+    // Inside a write transaction (after begin_chain()): appends one row for `stage`, hashed
+    // into the chain (with its inputs `used`, which the caller inserts after), and moves
+    // the stage's head to it.
     Appended append_row(const std::string& stage, Status status,
                         std::optional<std::int64_t> duration_ms, const std::string& message,
                         const std::string& timestamp, const Write* save = nullptr,
-                        std::optional<std::int64_t> lease_token = std::nullopt);
+                        std::optional<std::int64_t> lease_token = std::nullopt,
+                        const std::vector<InputUse>& used = {});
+    // The same for a pipeline-wide clear (no stage, version 0).
+    Appended append_pipeline_clear(const std::string& timestamp);
     // Inside a write transaction (leases.cpp): throws Error(LeaseLost) unless
     // write.lease_token is the stage's live claim, held by this run.
     void check_lease(const Write& write);
