@@ -3,6 +3,7 @@
 #include "text_width.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 namespace checkpointctl {
@@ -14,8 +15,17 @@ void append_quoted(std::string& out, std::string_view text, const char* quote_es
 // Appends the decimal digits of `number`, without a temporary string.
 void append_integer(std::string& out, std::int64_t number) {
     char digits[24];
-    const int length = std::snprintf(digits, sizeof digits, "%lld", static_cast<long long>(number));
-    out.append(digits, static_cast<std::size_t>(length));
+    const auto end = std::to_chars(digits, digits + sizeof digits, number).ptr;
+    out.append(digits, static_cast<std::size_t>(end - digits));
+}
+
+// True when `text` holds a byte that makes a CSV field need quotes: a comma, a quote or a
+// line break. (One pass; std::string::find_first_of calls memchr once per byte.)
+bool needs_csv_quotes(std::string_view text) {
+    for (const char c : text) {
+        if (c == ',' || c == '"' || c == '\r' || c == '\n') return true;
+    }
+    return false;
 }
 
 // The widest a table cell of `column` gets (0: no limit), so that a table fits a
@@ -74,7 +84,7 @@ void append_csv_field(std::string& out, const Field& field) {
     }
     const auto* value = std::get_if<JsonValue>(&field);
     const std::string& text = value ? value->text : std::get<std::string>(field);
-    if (text.find_first_of(",\"\r\n") == std::string::npos) {
+    if (!needs_csv_quotes(text)) {
         out += text;
     } else {
         append_quoted(out, text, "\"\"");
