@@ -4,6 +4,7 @@
 // (migrations/sqlite/0002_outputs_fingerprints_inputs.sql).
 #include "clock.hpp"
 #include "crypto/field_cipher.hpp"
+#include "sqlite/head_cache.hpp"
 #include "sqlite/output_files.hpp"
 #include "sqlite/sqlite_backend_impl.hpp"
 
@@ -79,6 +80,13 @@ std::string SqliteBackend::Impl::output_file_name(const std::string& sha256) {
 }
 
 std::optional<SqliteBackend::Impl::CompletedHead> SqliteBackend::Impl::completed_head_of(
+    const std::string& stage) {
+    // From the cache while the database is unchanged (sqlite/head_cache.hpp).
+    if (!head_cache) head_cache.emplace(*db);
+    return head_cache->get(stage, [this](const std::string& name) { return read_head(name); });
+}
+
+std::optional<SqliteBackend::Impl::CompletedHead> SqliteBackend::Impl::read_head(
     const std::string& stage) {
     StatementUse use(*completed_head);
     completed_head->bindNoCopy(1, config.pipeline);

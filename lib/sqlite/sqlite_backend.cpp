@@ -150,21 +150,24 @@ Checkpoint read_checkpoint(SQLite::Statement& row, const std::string& descriptio
     // NULL: no metadata; any text (an empty one too) must parse as a JSON object.
     bool has_metadata = !row.getColumn(12).isNull();
     std::string metadata = has_metadata ? row.getColumn(12).getString() : std::string();
-    const FieldContext context{checkpoint.pipeline, checkpoint.stage, checkpoint.version, ""};
-    const std::string where = description + ": history row " + std::to_string(checkpoint.id);
-    if (encrypted && is_sealed_text(checkpoint.message)) {
-        checkpoint.message =
-            key ? open_text_field(*key,
-                                  {context.pipeline, context.stage, context.version, "message"},
-                                  checkpoint.message, where)
-                : "(encrypted)";
-    }
-    if (encrypted && is_sealed_text(metadata)) {
-        metadata = key ? open_text_field(
-                             *key, {context.pipeline, context.stage, context.version, "metadata"},
-                             metadata, where)
-                       : std::string();
-        has_metadata = key != nullptr;
+    if (encrypted) {  // (the context and the row's name only then: not per plaintext row)
+        const FieldContext context{checkpoint.pipeline, checkpoint.stage, checkpoint.version, ""};
+        const std::string where = description + ": history row " + std::to_string(checkpoint.id);
+        if (is_sealed_text(checkpoint.message)) {
+            checkpoint.message =
+                key ? open_text_field(*key,
+                                      {context.pipeline, context.stage, context.version, "message"},
+                                      checkpoint.message, where)
+                    : "(encrypted)";
+        }
+        if (is_sealed_text(metadata)) {
+            metadata =
+                key ? open_text_field(
+                          *key, {context.pipeline, context.stage, context.version, "metadata"},
+                          metadata, where)
+                    : std::string();
+            has_metadata = key != nullptr;
+        }
     }
     if (has_metadata) checkpoint.metadata = parse_json_object(metadata, "metadata", description);
     checkpoint.fingerprint = row.getColumn(13).getString();

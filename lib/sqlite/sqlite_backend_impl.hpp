@@ -7,6 +7,7 @@
 #include "identity.hpp"
 #include "run_rules.hpp"
 #include "sqlite/chain.hpp"
+#include "sqlite/head_cache.hpp"
 #include "sqlite/sqlite_backend.hpp"
 #include "staleness.hpp"
 #include "stored_values.hpp"
@@ -161,7 +162,10 @@ struct SqliteBackend::Impl final : StalenessFacts {
         std::int64_t version = 0;
         bool checks = false;  // it has an output file or inputs: StalenessCheck may say no
     };
+    // Cached while the database is unchanged (head_cache.hpp); read_head() always queries.
     std::optional<CompletedHead> completed_head_of(const std::string& stage);
+    std::optional<CompletedHead> read_head(const std::string& stage);
+    std::optional<StageCache<CompletedHead>> head_cache;  // made on first use
 
     // StalenessFacts (outputs.cpp), read through this connection.
     RowFacts row_facts(std::int64_t id) override;

@@ -80,9 +80,11 @@ public:
             from_.push_back(
                 static_cast<std::size_t>(std::find(all.begin(), all.end(), name) - all.begin()));
         }
+        identity_ = names_ == all;
     }
     const std::vector<std::string>& names() const { return names_; }
     std::vector<Field> operator()(std::vector<Field> record) const {
+        if (identity_) return record;  // every column, in order: nothing to move
         std::vector<Field> projected;
         projected.reserve(from_.size());
         for (const std::size_t i : from_) projected.push_back(std::move(record.at(i)));
@@ -92,6 +94,7 @@ public:
 private:
     std::vector<std::string> names_;
     std::vector<std::size_t> from_;
+    bool identity_ = false;
 };
 
 // history's and dump's table without --columns: what fits a 120-column terminal.

@@ -3,11 +3,30 @@
 #include "text_width.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 namespace checkpointctl {
 
 namespace {
+
+void append_quoted(std::string& out, std::string_view text, const char* quote_escape);
+
+// Appends the decimal digits of `number`, without a temporary string.
+void append_integer(std::string& out, std::int64_t number) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, number).ptr;
+    out.append(digits, static_cast<std::size_t>(end - digits));
+}
+
+// True when `text` holds a byte that makes a CSV field need quotes: a comma, a quote or a
+// line break. (One pass; std::string::find_first_of calls memchr once per byte.)
+bool needs_csv_quotes(std::string_view text) {
+    for (const char c : text) {
+        if (c == ',' || c == '"' || c == '\r' || c == '\n') return true;
+    }
+    return false;
+}
 
 // The widest a table cell of `column` gets (0: no limit), so that a table fits a
 // 120-column terminal; csv and json hold every value whole.
@@ -31,12 +50,9 @@ std::string table_cell(const Field& field, const std::string& column) {
     const bool ambiguous = cell.empty() || cell == "-" || cell.front() == ' ' ||
                            cell.back() == ' ' || cell.front() == '"';
     if (ambiguous && !value) {
-        std::string quoted = "\"";
-        for (const char c : cell) {
-            if (c == '"') quoted += '\\';
-            quoted += c;
-        }
-        cell = quoted + "\"";
+        std::string quoted;
+        append_quoted(quoted, cell, "\\\"");
+        cell = std::move(quoted);
     }
     const std::size_t limit = cell_limit(column);
     if (column == "output_sha256" && cell.size() > limit) return cell.substr(0, limit);
@@ -44,18 +60,52 @@ std::string table_cell(const Field& field, const std::string& column) {
     return cell;
 }
 
-std::string csv_field(const Field& field) {
-    if (std::holds_alternative<std::monostate>(field)) return {};
-    if (const auto* number = std::get_if<std::int64_t>(&field)) return std::to_string(*number);
-    const auto* value = std::get_if<JsonValue>(&field);
-    const auto& text = value ? value->text : std::get<std::string>(field);
-    if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-    std::string quoted = "\"";
-    for (const char c : text) {
-        if (c == '"') quoted += '"';
-        quoted += c;
+// Appends `text` to `out` between quotes, each quote doubled (CSV) or escaped with a
+// backslash (a table cell).
+void append_quoted(std::string& out, std::string_view text, const char* quote_escape) {
+    out += '"';
+    for (std::size_t start = 0;;) {
+        const std::size_t quote = text.find('"', start);
+        out.append(text.substr(start, quote == std::string_view::npos ? quote : quote - start));
+        if (quote == std::string_view::npos) break;
+        out += quote_escape;
+        start = quote + 1;
     }
-    return quoted + "\"";
+    out += '"';
+}
+
+// Appends a field as RFC 4180 CSV: quoted only when it holds a comma, a quote or a line
+// break; absent as nothing.
+void append_csv_field(std::string& out, const Field& field) {
+    if (std::holds_alternative<std::monostate>(field)) return;
+    if (const auto* number = std::get_if<std::int64_t>(&field)) {
+        append_integer(out, *number);
+        return;
+    }
+    const auto* value = std::get_if<JsonValue>(&field);
+    const std::string& text = value ? value->text : std::get<std::string>(field);
+    if (!needs_csv_quotes(text)) {
+        out += text;
+    } else {
+        append_quoted(out, text, "\"\"");
+    }
+}
+
+// The two-character escape that a table cell and a JSON string both use for a backslash,
+// newline, carriage return or tab; nullptr for any other byte.
+const char* common_escape(unsigned char c) {
+    switch (c) {
+        case '\\':
+            return "\\\\";
+        case '\n':
+            return "\\n";
+        case '\r':
+            return "\\r";
+        case '\t':
+            return "\\t";
+        default:
+            return nullptr;
+    }
 }
 
 // Length of the well-formed UTF-8 sequence starting text[i], or 0 if it is malformed.
@@ -89,27 +139,14 @@ std::string escaped_text(std::string_view text) {
             }
             continue;
         }
-        switch (c) {
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20 || c == 0x7F) {
-                    char hex[8];
-                    std::snprintf(hex, sizeof hex, "\\x%02X", c);
-                    out += hex;
-                } else {
-                    out += static_cast<char>(c);
-                }
+        if (const char* escape = common_escape(c)) {
+            out += escape;
+        } else if (c < 0x20 || c == 0x7F) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02X", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
         }
         ++i;
     }
@@ -143,30 +180,14 @@ void append_json_string(std::string& out, std::string_view text) {
             }
             continue;
         }
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20) {
-                    char escaped[8];
-                    std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-                    out += escaped;
-                } else {
-                    out += static_cast<char>(c);
-                }
+        if (c == '"') {
+            out += "\\\"";
+        } else if (const char* escape = common_escape(c)) {
+            out += escape;
+        } else {  // another control character (printable ASCII was copied above)
+            char escaped[8];
+            std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+            out += escaped;
         }
         ++i;
     }
@@ -188,6 +209,14 @@ std::vector<std::string> table_cells(const std::vector<Field>& record,
 RecordWriter::RecordWriter(std::ostream& out, Format format, std::vector<std::string> columns)
     : out_(out), format_(format), columns_(std::move(columns)) {}
 
+RecordWriter::~RecordWriter() {
+    // Without finish() (a failure mid-way): what was emitted still goes out.
+    try {
+        flush();
+    } catch (...) {  // a destructor must not throw; the caller reports the failure
+    }
+}
+
 void RecordWriter::write(std::vector<Field> record) {
     record.resize(columns_.size());
     if (streaming_) {
@@ -202,8 +231,15 @@ void RecordWriter::finish() {
     if (finished_) return;
     finished_ = true;
     release_held();
-    if (format_ == Format::Json) out_ << (emitted_ == 0 ? "]\n" : "\n]\n");
+    if (format_ == Format::Json) buffer_ += emitted_ == 0 ? "]\n" : "\n]\n";
+    flush();
     out_.flush();
+}
+
+void RecordWriter::flush() {
+    if (buffer_.empty()) return;
+    out_.write(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
+    buffer_.clear();
 }
 
 // Writes the header (sizing a table's columns on the held records), then the held records.
@@ -215,7 +251,7 @@ void RecordWriter::release_held() {
             write_csv(std::vector<Field>(columns_.begin(), columns_.end()));
             break;
         case Format::Json:
-            out_ << "[";
+            buffer_ += '[';
             break;
         case Format::Ndjson:
             break;
@@ -243,10 +279,10 @@ void RecordWriter::emit(const std::vector<Field>& record) {
             break;
         case Format::Ndjson:
             write_json_object(record);
-            out_ << '\n';
+            buffer_ += '\n';
             break;
         case Format::Json:
-            out_ << (emitted_ == 0 ? "\n" : ",\n");
+            buffer_ += emitted_ == 0 ? "\n" : ",\n";
             write_json_object(record);
             break;
         case Format::Table:
@@ -254,48 +290,47 @@ void RecordWriter::emit(const std::vector<Field>& record) {
             break;
     }
     ++emitted_;
+    // One write per buffer-full, not one per field or per record.
+    if (buffer_.size() >= buffer_bytes) flush();
 }
 
 void RecordWriter::write_csv(const std::vector<Field>& record) {
     for (std::size_t i = 0; i < record.size(); ++i) {
-        if (i > 0) out_ << ',';
-        out_ << csv_field(record[i]);
+        if (i > 0) buffer_ += ',';
+        append_csv_field(buffer_, record[i]);
     }
-    out_ << "\r\n";  // RFC 4180 line break
+    buffer_ += "\r\n";  // RFC 4180 line break
 }
 
 void RecordWriter::write_json_object(const std::vector<Field>& record) {
-    line_.clear();
-    line_ += '{';
+    buffer_ += '{';
     for (std::size_t i = 0; i < columns_.size(); ++i) {
-        if (i > 0) line_ += ',';
-        append_json_string(line_, columns_[i]);
-        line_ += ':';
+        if (i > 0) buffer_ += ',';
+        append_json_string(buffer_, columns_[i]);
+        buffer_ += ':';
         const Field& field = record[i];
         if (const auto* text = std::get_if<std::string>(&field)) {
-            append_json_string(line_, *text);
+            append_json_string(buffer_, *text);
         } else if (const auto* number = std::get_if<std::int64_t>(&field)) {
-            line_ += std::to_string(*number);
+            append_integer(buffer_, *number);
         } else if (const auto* value = std::get_if<JsonValue>(&field)) {
-            line_ += value->json;
+            buffer_ += value->json;
         } else {
-            line_ += "null";
+            buffer_ += "null";
         }
     }
-    line_ += '}';
-    out_ << line_;
+    buffer_ += '}';
 }
 
 void RecordWriter::write_table_row(const std::vector<std::string>& cells) {
-    std::string line;
     for (std::size_t i = 0; i < cells.size(); ++i) {
-        line += cells[i];
+        buffer_ += cells[i];
         if (i + 1 < cells.size()) {
             const std::size_t width = display_width(cells[i]);
-            line.append(widths_[i] > width ? widths_[i] - width + 2 : 2, ' ');
+            buffer_.append(widths_[i] > width ? widths_[i] - width + 2 : 2, ' ');
         }
     }
-    out_ << line << '\n';
+    buffer_ += '\n';
 }
 
 }  // namespace checkpointctl

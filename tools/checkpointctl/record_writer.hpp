@@ -43,7 +43,13 @@ class RecordWriter {
 public:
     static constexpr std::size_t held_records = 1000;
 
+    // Output is gathered in a buffer and written to `out` a buffer-full at a time
+    // (buffer_bytes), at finish(), and on destruction (so that a failure mid-way still leaves
+    // the records emitted so far).
+    static constexpr std::size_t buffer_bytes = 64 * 1024;
+
     RecordWriter(std::ostream& out, Format format, std::vector<std::string> columns);
+    ~RecordWriter();
     RecordWriter(const RecordWriter&) = delete;
     RecordWriter& operator=(const RecordWriter&) = delete;
 
@@ -59,6 +65,7 @@ private:
     void write_csv(const std::vector<Field>& record);
     void write_json_object(const std::vector<Field>& record);
     void write_table_row(const std::vector<std::string>& cells);
+    void flush();
 
     std::ostream& out_;
     Format format_;
@@ -67,7 +74,7 @@ private:
     bool streaming_ = false;  // the held records were released: write as they come
     std::int64_t emitted_ = 0;
     std::vector<std::size_t> widths_;  // table column widths, fixed at release
-    std::string line_;                 // reused for each JSON object
+    std::string buffer_;               // written to out_ by flush()
     bool finished_ = false;
 };
 
