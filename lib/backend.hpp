@@ -88,7 +88,7 @@ struct Write {
     std::string metadata;                 // compact JSON object text; empty: none
     std::string fingerprint;              // empty: none
     const std::string* output = nullptr;  // the output's bytes (the caller's), or none
-    std::string output_sha256;            // its SHA-256, hex
+    std::string output_sha256;            // its SHA-256, hex (see prepare_output)
     bool output_in_database = true;       // set by Backend::prepare_output
     std::vector<std::string> inputs;      // upstream stages, checked by the backend
 
@@ -193,7 +193,9 @@ public:
     // Called before the save is queued, without the connection: decides where the output
     // goes (sets write.output_in_database) and stores what must be stored outside the
     // transaction (SQLite: a file too large for the database, written and fsynced here;
-    // the transaction writes it again if it vanished meanwhile). Thread-safe. Throws Error.
+    // the transaction writes it again if it vanished meanwhile). May set
+    // write.output_sha256 (SQLite: hashed while the file is written); the caller computes it
+    // when left empty. Thread-safe. Throws Error.
     virtual void prepare_output(Write& write) const = 0;
 
     // Applies `writes` in one transaction, so that they share one commit; the run is
@@ -272,7 +274,8 @@ public:
     virtual bool key_missing() const noexcept = 0;
     // Re-encrypts everything under `new_key` (the backend was opened with the old one),
     // re-keys the chain and records the new key, atomically for readers; then deletes what
-    // only the old key could read. Throws Error.
+    // only the old key could read. The caller (lib/rekey.cpp) checked that the database is
+    // encrypted (chain_key()) and that `new_key` is another key. Throws Error.
     virtual void rekey(std::shared_ptr<const DatabaseKey> new_key) = 0;
     // After a rekey killed once its commit was done: deletes what only an old key can read.
     virtual void finish_rekey() = 0;

@@ -12,6 +12,7 @@
 #include "migrations.hpp"
 #include "names.hpp"
 #include "sha256.hpp"
+#include "staleness.hpp"
 #include "validation.hpp"
 
 #include <chrono>
@@ -398,23 +399,16 @@ void CheckpointManager::save_checkpoint(std::string_view stage, const SaveOption
         std::lock_guard lock(impl_->mutex);
         for (const std::string& input : options.inputs) {
             const detail::HeadState state = impl_->store->head_state(input, false);
-            if (!state.completed || !state.stale_reason.empty()) {
-                throw Error(ErrorCode::InvalidArgument,
-                            "saving stage '" + name + "': its input '" + input + "' " +
-                                (state.completed ? "is not up to date (" + state.stale_reason +
-                                                       "); run it again first"
-                                                 : "has no completed checkpoint; run and save "
-                                                   "it first") +
-                                ". Nothing was written");
-            }
+            detail::require_usable_input(name, input, state.completed, state.stale_reason);
         }
     }
     if (options.output) {
         write.output = &*options.output;
-        write.output_sha256 = detail::to_hex(detail::sha256(*options.output));
         // Before the transaction, without the connection (the backend's part outside it).
         try {
-            impl_->store->prepare_output(write);
+            impl_->store->prepare_output(write);  // may hash it (while writing a file)
+            if (write.output_sha256.empty())
+                write.output_sha256 = detail::to_hex(detail::sha256(*options.output));
         } catch (const Error& e) {
             impl_->logger->debug("saving stage '{}': {}", name, e.what());
             throw;

@@ -45,7 +45,22 @@ RekeyResult rekey(const std::filesystem::path& location, const Options& options,
         backend->finish_rekey();
         result.already_done = true;
     }
-    if (!result.already_done) backend->rekey(new_key);
+    if (!result.already_done) {
+        // The preconditions of Backend::rekey, the same on every backend.
+        if (!backend->chain_key()) {
+            throw Error(ErrorCode::InvalidArgument,
+                        backend->description() +
+                            ": is not encrypted; rekey changes the key of an encrypted "
+                            "database (to encrypt this one, copy it into a new database "
+                            "with a key: checkpointctl copy --key-file)");
+        }
+        if (new_key->key_id == config.key->key_id) {
+            throw Error(
+                ErrorCode::InvalidArgument,
+                backend->description() + ": the new key file holds the same key as the old one");
+        }
+        backend->rekey(new_key);
+    }
     const detail::ChainState state = backend->chain_state();
     result.history_head = detail::format_chain_head({state.head_id, state.head_hash});
     return result;

@@ -6,44 +6,103 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <vector>
 
 #include <fcntl.h>
-#include <sodium.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace checkpoint::detail {
 
 namespace {
 
-crypto_hash_sha256_state& state_of(unsigned char* storage) {
-    static_assert(sizeof(crypto_hash_sha256_state) <= 128);
-    static_assert(alignof(crypto_hash_sha256_state) <= 8);
-    return *reinterpret_cast<crypto_hash_sha256_state*>(storage);
-}
-
-void initialize_sodium() {
-    // Thread-safe once: picks the fastest implementation for this CPU.
-    static const int status = sodium_init();
-    if (status < 0) throw Error(ErrorCode::Internal, "libsodium failed to initialize");
+// Fetched once: EVP_MD_fetch resolves the provider's implementation (SHA-NI when the CPU
+// has it), which EVP_sha256() would look up again on every init.
+const EVP_MD* sha256_method() {
+    static EVP_MD* const method = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (!method) throw Error(ErrorCode::Internal, "OpenSSL has no SHA-256 (EVP_MD_fetch failed)");
+    return method;
 }
 
 }  // namespace
 
-Sha256::Sha256() {
-    initialize_sodium();
-    crypto_hash_sha256_init(&state_of(state_));
+struct Sha256::Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(ctx); }
+};
+
+Sha256::Sha256() : context_(std::make_unique<Context>()) {
+    if (!context_->ctx || EVP_DigestInit_ex2(context_->ctx, sha256_method(), nullptr) != 1)
+        throw Error(ErrorCode::Internal, "OpenSSL failed to start a SHA-256");
 }
 
+Sha256::~Sha256() = default;
+Sha256::Sha256(Sha256&&) noexcept = default;
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
+
 void Sha256::update(std::string_view bytes) {
-    crypto_hash_sha256_update(&state_of(state_),
-                              reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+    if (EVP_DigestUpdate(context_->ctx, bytes.data(), bytes.size()) != 1)
+        throw Error(ErrorCode::Internal, "OpenSSL failed to hash (SHA-256)");
 }
 
 std::string Sha256::finish() {
-    std::string digest(crypto_hash_sha256_BYTES, '\0');
-    crypto_hash_sha256_final(&state_of(state_), reinterpret_cast<unsigned char*>(digest.data()));
+    std::string digest(32, '\0');
+    unsigned int length = 0;
+    if (EVP_DigestFinal_ex(context_->ctx, reinterpret_cast<unsigned char*>(digest.data()),
+                           &length) != 1 ||
+        length != digest.size())
+        throw Error(ErrorCode::Internal, "OpenSSL failed to finish a SHA-256");
     return digest;
+}
+
+BackgroundSha256::BackgroundSha256() : thread_([this] { run(); }) {}
+
+BackgroundSha256::~BackgroundSha256() {
+    {
+        std::lock_guard lock(mutex_);
+        closing_ = true;
+        pending_.clear();
+    }
+    changed_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void BackgroundSha256::update(std::string_view bytes) {
+    {
+        std::lock_guard lock(mutex_);
+        pending_.push_back(bytes);
+    }
+    changed_.notify_all();
+}
+
+void BackgroundSha256::run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        changed_.wait(lock, [&] { return closing_ || !pending_.empty(); });
+        if (pending_.empty()) return;  // closing, and nothing left
+        const std::string_view piece = pending_.front();
+        pending_.pop_front();
+        lock.unlock();
+        try {
+            if (!error_) hasher_.update(piece);
+        } catch (...) {
+            error_ = std::current_exception();  // read by finish(), after the join
+        }
+        lock.lock();
+    }
+}
+
+std::string BackgroundSha256::finish() {
+    {
+        std::lock_guard lock(mutex_);
+        closing_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+    if (error_) std::rethrow_exception(error_);
+    return hasher_.finish();
 }
 
 std::string sha256(std::string_view bytes) {

@@ -1,5 +1,7 @@
 #include "staleness.hpp"
 
+#include <checkpoint/error.hpp>
+
 namespace checkpoint::detail {
 
 namespace {
@@ -66,6 +68,16 @@ void StalenessCheck::mark(Checkpoint& checkpoint) {
     row.input_count = input_count;
     checkpoint.stale_reason = reason(row);
     checkpoint.stale = !checkpoint.stale_reason.empty();
+}
+
+void require_usable_input(const std::string& stage, const std::string& input, bool completed,
+                          const std::string& stale_reason) {
+    if (completed && stale_reason.empty()) return;
+    throw Error(ErrorCode::InvalidArgument,
+                "saving stage '" + stage + "': its input '" + input + "' " +
+                    (completed ? "is not up to date (" + stale_reason + "); run it again first"
+                               : "has no completed checkpoint; run and save it first") +
+                    ". Nothing was written");
 }
 
 }  // namespace checkpoint::detail

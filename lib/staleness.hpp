@@ -73,6 +73,13 @@ private:
     std::map<std::int64_t, std::string> checked_;  // row id -> reason (empty: up to date)
 };
 
+// Refuses the save of `stage` naming `input` (SaveOptions::inputs) when that input has no
+// completed checkpoint (`completed` false) or is not up to date (`stale_reason` not
+// empty): throws Error(InvalidArgument) saying which and what to do. The one check of the
+// manager (before the save) and of each backend (again, inside the write transaction).
+void require_usable_input(const std::string& stage, const std::string& input, bool completed,
+                          const std::string& stale_reason);
+
 // Whether a head with these facts needs StalenessCheck at all (an output file, or inputs).
 inline bool has_staleness_checks(const std::optional<StoredOutput>& output,
                                  std::int64_t input_count) {

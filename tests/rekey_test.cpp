@@ -5,7 +5,8 @@
 // it ends with everything readable with the new key only, the chain (with a prune's anchor)
 // verified, and nothing of the old key left (SQLite: no file of it; PostgreSQL: the marker
 // is in no byte of pg_dump). Another manager's saves wait for a rekey; the first after it is
-// refused (WrongKey).
+// refused (WrongKey). A rekey streams: an 80 MiB output is rekeyed by a checkpointctl whose
+// peak resident memory (wait4's ru_maxrss) stays below 40 MiB.
 #include <checkpoint/checkpoint_manager.hpp>
 #include <checkpoint/keys.hpp>
 #include <checkpoint/prune.hpp>
@@ -15,6 +16,11 @@
 #include "test_location.hpp"
 
 #include <csignal>
+#include <cstring>
+
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 
@@ -285,4 +291,143 @@ TEST_CASE(
     CHECK(reader.load_output("w") == "w " + std::to_string(saved.load()) + " " + marker);
     CHECK(reader.latest("w")->metadata["note"] == marker);
     CHECK(reader.verify().empty());
+}
+
+namespace {
+
+// Runs argv as a child process when go() is called, and measures its peak resident memory.
+// ru_maxrss survives exec (Linux keeps the exec-ing process's peak, and a spawned child
+// shares its parent's memory until it execs), so the child is not spawned by the test,
+// whose memory grows with the output it saves, but by a launcher forked beforehand, while
+// the test is still small.
+struct Measured {
+    int exit_code = -1;
+    long max_rss_kib = 0;
+};
+
+class MeasuredLauncher {
+public:
+    explicit MeasuredLauncher(const std::vector<std::string>& argv) {
+        int go[2], result[2];
+        REQUIRE(::pipe(go) == 0);
+        REQUIRE(::pipe(result) == 0);
+        std::vector<char*> args;
+        for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+        args.push_back(nullptr);
+        pid_ = ::fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            ::close(go[1]);
+            ::close(result[0]);
+            char byte = 0;
+            if (::read(go[0], &byte, 1) != 1) ::_exit(1);
+            Measured measured;
+            pid_t child = -1;
+            if (::posix_spawn(&child, args[0], nullptr, nullptr, args.data(), environ) == 0) {
+                int status = 0;
+                struct rusage usage {};
+                pid_t waited = -1;
+                do {
+                    waited = ::wait4(child, &status, 0, &usage);
+                } while (waited < 0 && errno == EINTR);
+                if (waited == child) {
+                    measured.exit_code =
+                        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                    measured.max_rss_kib = usage.ru_maxrss;
+                }
+            }
+            const bool written = ::write(result[1], &measured, sizeof measured) ==
+                                 static_cast<ssize_t>(sizeof measured);
+            ::_exit(written ? 0 : 1);
+        }
+        ::close(go[0]);
+        ::close(result[1]);
+        go_ = go[1];
+        result_ = result[0];
+    }
+    ~MeasuredLauncher() {
+        if (go_ >= 0) ::close(go_);  // the launcher exits without running anything
+        if (result_ >= 0) ::close(result_);
+        if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+    }
+    MeasuredLauncher(const MeasuredLauncher&) = delete;
+    MeasuredLauncher& operator=(const MeasuredLauncher&) = delete;
+
+    // Runs the command to completion.
+    Measured go() {
+        REQUIRE(::write(go_, "g", 1) == 1);
+        ::close(go_);
+        go_ = -1;
+        Measured measured;
+        std::size_t got = 0;
+        auto* bytes = reinterpret_cast<char*>(&measured);
+        while (got < sizeof measured) {
+            const ssize_t n = ::read(result_, bytes + got, sizeof measured - got);
+            if (n < 0 && errno == EINTR) continue;
+            REQUIRE(n > 0);
+            got += static_cast<std::size_t>(n);
+        }
+        return measured;
+    }
+
+private:
+    pid_t pid_ = -1;
+    int go_ = -1;
+    int result_ = -1;
+};
+
+}  // namespace
+
+TEST_CASE("rekey streams a large output: checkpointctl's peak memory stays far below its size",
+          "[rekey]") {
+    TestLocation location;
+    const fs::path dir = location.location();
+    const fs::path a = location / "a.key";
+    const fs::path b = location / "b.key";
+    checkpoint::generate_key_file(a);
+    checkpoint::generate_key_file(b);
+    MeasuredLauncher rekey(
+        ctl("rekey", location, {"--key-file", a.string(), "--new-key-file", b.string()}));
+    // Not scaled: the point is an output larger than the bound. A rekey that held it whole
+    // (as before: the plaintext, and on PostgreSQL the old and new ciphertexts too) would
+    // exceed the bound by far.
+    constexpr std::size_t output_bytes = 80u << 20;
+    constexpr long bound_kib = 40 << 10;
+    std::string output(output_bytes, '\0');
+    std::mt19937_64 rng(42);
+    for (std::size_t i = 0; i + 8 <= output.size(); i += 8) {
+        const std::uint64_t word = rng();
+        std::memcpy(output.data() + i, &word, 8);
+    }
+    {
+        CheckpointManager manager(dir, keyed(a));
+        SaveOptions save;
+        save.output = output;
+        manager.save_checkpoint("large", save);
+        SaveOptions small;
+        small.output = "small " + marker;
+        manager.save_checkpoint("small", small);
+    }
+    const Measured rekeyed = rekey.go();
+    REQUIRE(rekeyed.exit_code == 0);
+    std::cerr << "rekey_test (" << checkpoint::test::test_backend_name() << "): rekey of an "
+              << (output_bytes >> 20) << " MiB output peaked at " << rekeyed.max_rss_kib / 1024
+              << " MiB resident (bound " << bound_kib / 1024 << " MiB)\n";
+    CHECK(rekeyed.max_rss_kib > 0);
+    CHECK(rekeyed.max_rss_kib < bound_kib);
+    CHECK(current_key(dir, a, b) == b);
+    CheckpointManager manager(dir, keyed(b));
+    CHECK(manager.load_output("large") == output);
+    CHECK(manager.load_output("small") == "small " + marker);
+    CHECK(manager.verify().empty());
+    if (!location.is_postgres()) {
+        // One file, under the new key.
+        int files = 0;
+        for (const auto& entry : fs::directory_iterator(dir / "checkpoints.db-outputs")) {
+            INFO(entry.path());
+            CHECK(entry.path().filename().string().size() == 64 + 1 + 16);
+            ++files;
+        }
+        CHECK(files == 1);
+    }
 }

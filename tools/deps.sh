@@ -9,9 +9,10 @@ set -euo pipefail
 # python3-pybind11: the Python module (lib/python/), built for Debian's /usr/bin/python3
 # (pybind11-dev does not pull in python3-dev's headers); python3-pytest runs its tests.
 # libcpp-httplib-dev: checkpointctl serve's HTTP server; chromium: the headless browser of
-# tests/dashboard_test.py.
+# tests/dashboard_test.py. libssl-dev: OpenSSL 3's libcrypto, SHA-256 with the CPU's SHA
+# extensions (lib/sha256.cpp).
 packages=(g++ make cmake pkg-config python3 sqlite3 libsqlite3-dev libsqlitecpp-dev
-          libspdlog-dev libfmt-dev catch2 libcli11-dev nlohmann-json3-dev libsodium-dev
+          libspdlog-dev libfmt-dev catch2 libcli11-dev nlohmann-json3-dev libsodium-dev libssl-dev
           clang-14 libclang-rt-14-dev postgresql-15 libpqxx-dev libpq-dev
           python3-dev pybind11-dev python3-pybind11 python3-pytest libcpp-httplib-dev chromium)
 

@@ -419,21 +419,10 @@ void PostgresBackend::Impl::apply_completed(pqxx::transaction_base& tx, Write& w
     FactsScope facts(*this, tx);
     for (const std::string& input : write.inputs) {
         const auto head = completed_head_of(tx, input, true);
-        if (!head) {
-            throw Error(ErrorCode::InvalidArgument,
-                        "saving stage '" + write.stage + "': its input '" + input +
-                            "' has no completed checkpoint; run and save it first. Nothing "
-                            "was written");
-        }
-        const std::string reason =
-            head->checks ? StalenessCheck(*this).reason(row_facts(head->id)) : std::string();
-        if (!reason.empty()) {
-            throw Error(ErrorCode::InvalidArgument, "saving stage '" + write.stage +
-                                                        "': its input '" + input +
-                                                        "' is not up to date (" + reason +
-                                                        "); run it again first. Nothing was "
-                                                        "written");
-        }
+        const std::string reason = head && head->checks
+                                       ? StalenessCheck(*this).reason(row_facts(head->id))
+                                       : std::string();
+        require_usable_input(write.stage, input, head.has_value(), reason);
         used.push_back({head->id, head->version});
     }
     write.appended = append_row(tx, write.stage, Status::Completed, write.duration_ms,

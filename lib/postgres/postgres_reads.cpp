@@ -192,12 +192,10 @@ std::optional<OutputLocation> PostgresBackend::output_of(const std::string& stag
                 const pqxx::binarystring bytes(chunk[0]);
                 location.data.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
             }
-            if (const DatabaseKey* key = s.data_key()) {
-                location.data = open_field(*key, {s.config.pipeline, stage, row_version, "output"},
-                                           location.data,
-                                           s.description + ": the output of stage '" + stage +
-                                               "' (row " + std::to_string(id) + ")");
-            }
+            location.data = open_stored_output(s.data_key(), s.config.pipeline, stage, row_version,
+                                               std::move(location.data),
+                                               s.description + ": the output of stage '" + stage +
+                                                   "' (row " + std::to_string(id) + ")");
             return location;
         });
 }

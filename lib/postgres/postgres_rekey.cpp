@@ -2,7 +2,7 @@
 // in the database (output_chunks), so a rekey is one transaction: it takes every pipeline's
 // lock alone and the chain's head (as writes do, in that order), checks the chain with the
 // old key, re-encrypts every message, metadata and output under the new key (row by row,
-// one output at a time), re-keys the chain hashes and prune anchors, records the new key in
+// one output chunk at a time), re-keys the chain hashes and prune anchors, records the new key in
 // encryption_keys, and commits. Readers see the old key's database or the new one's, never
 // a mix; a rekey killed before its commit changed nothing (the server rolls it back), and
 // one killed after it is done.
@@ -64,8 +64,11 @@ void rekey_text_fields(pqxx::transaction_base& tx, const DatabaseKey& old_key,
     }
 }
 
-// Outputs, one at a time: its chunks are one ciphertext (seal_field over the whole
-// output), re-sealed and written back in chunks of the same size.
+// Outputs, one at a time, one chunk at a time: an output's chunks are one ciphertext
+// (seal_field over the whole output), re-sealed piece by piece (FieldResealer) and written
+// back over the same chunks, so that no output is ever held whole. The chunks that hold the
+// tag (the last 16 bytes) are written once the old tag has been checked; a tag that does not
+// check throws, and the transaction rolls back.
 void rekey_outputs(pqxx::transaction_base& tx, const DatabaseKey& old_key,
                    const DatabaseKey& new_key, const std::string& description) {
     std::int64_t after = 0;
@@ -80,23 +83,46 @@ void rekey_outputs(pqxx::transaction_base& tx, const DatabaseKey& old_key,
             const std::string pipeline = row[1].as<std::string>();
             const std::string stage = row[2].as<std::string>();
             const FieldContext context{pipeline, stage, row[3].as<std::int64_t>(), "output"};
-            std::string sealed;
-            for (const auto& chunk : PgParams().integer(id).exec(tx, pg_sql::output_chunks.name))
-                sealed += bytes_of(chunk[0]);
-            sealed = seal_field(
-                new_key, context,
-                open_field(old_key, context, sealed,
-                           description + ": the output of history row " + std::to_string(id)));
-            tx.exec_params0("DELETE FROM output_chunks WHERE checkpoint_id = $1", id);
-            std::size_t offset = 0;
-            int chunk = 0;
-            do {
-                const std::size_t size = std::min(output_chunk_bytes, sealed.size() - offset);
-                tx.exec_prepared(pg_sql::insert_chunk.name, id, chunk,
-                                 pqxx::binarystring(sealed.data() + offset, size));
-                offset += size;
-                ++chunk;
-            } while (offset < sealed.size());
+            const pqxx::result chunks = tx.exec_params(
+                "SELECT chunk, length(data) FROM output_chunks WHERE checkpoint_id = $1 "
+                "ORDER BY chunk",
+                id);
+            std::uint64_t sealed_size = 0;
+            for (const auto& chunk : chunks) sealed_size += chunk[1].as<std::uint64_t>();
+            FieldResealer resealer(
+                old_key, new_key, context, sealed_size,
+                description + ": the output of history row " + std::to_string(id));
+            struct Held {
+                int chunk;
+                std::string bytes;
+            };
+            std::vector<Held> held;  // the chunks that hold part of the tag
+            const auto update = [&](int chunk, const std::string& bytes) {
+                tx.exec_params0(
+                    "UPDATE output_chunks SET data = $3 WHERE checkpoint_id = $1 AND chunk = $2",
+                    id, chunk, pqxx::binarystring(bytes.data(), bytes.size()));
+            };
+            std::uint64_t end = 0;
+            for (const auto& chunk : chunks) {
+                const int number = chunk[0].as<int>();
+                const pqxx::result data = tx.exec_params(
+                    "SELECT data FROM output_chunks WHERE checkpoint_id = $1 AND chunk = $2", id,
+                    number);
+                std::string bytes = resealer.reseal(bytes_of(data[0][0]));
+                end += bytes.size();
+                if (end + 16 > sealed_size) {
+                    held.push_back({number, std::move(bytes)});
+                } else {
+                    update(number, bytes);
+                }
+            }
+            std::string tag = resealer.finish();
+            for (auto it = held.rbegin(); it != held.rend() && !tag.empty(); ++it) {
+                const std::size_t n = std::min(tag.size(), it->bytes.size());
+                it->bytes.replace(it->bytes.size() - n, n, tag.substr(tag.size() - n));
+                tag.resize(tag.size() - n);
+            }
+            for (const Held& chunk : held) update(chunk.chunk, chunk.bytes);
         }
         if (rows.size() < static_cast<std::size_t>(page_rows)) return;
         after = rows[rows.size() - 1][0].as<std::int64_t>();
@@ -145,18 +171,8 @@ void rekey_chain(pqxx::transaction_base& tx, const ChainState& state, const Data
 void PostgresBackend::rekey(std::shared_ptr<const DatabaseKey> new_key) {
     Impl& s = *impl_;
     s.require_writable("re-encrypting the database (rekey)");
-    const DatabaseKey* old_key = s.data_key();
-    if (!old_key) {
-        throw Error(ErrorCode::InvalidArgument,
-                    s.description +
-                        ": is not encrypted; rekey changes the key of an encrypted "
-                        "database (to encrypt this one, copy it into a new database "
-                        "with a key: checkpointctl copy --key-file)");
-    }
-    if (new_key->key_id == old_key->key_id) {
-        throw Error(ErrorCode::InvalidArgument,
-                    s.description + ": the new key file holds the same key as the old one");
-    }
+    const DatabaseKey* old_key = s.data_key();  // encrypted: checked by checkpoint::rekey
+    if (!old_key) throw Error(ErrorCode::Internal, s.description + ": rekey without a key");
     // Not retried after a lost connection: the transaction is rolled back (or committed);
     // `checkpointctl rekey` run again finds out which (checkpoint::rekey, lib/rekey.cpp).
     try {

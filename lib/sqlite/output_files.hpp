@@ -34,6 +34,21 @@ std::filesystem::path outputs_directory(const std::filesystem::path& directory,
 void write_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
                        std::string_view bytes, unsigned mode, const DatabaseKey* key = nullptr);
 
+// Writes `bytes` as write_output_file does, and returns their SHA-256 (hex), the file's
+// name: a plaintext output of 256 KiB or more is hashed on a second thread while it is
+// written (to a temporary name: it is renamed once the hash is known).
+std::string write_new_output_file(const std::filesystem::path& outputs, std::string_view bytes,
+                                  unsigned mode, const DatabaseKey* key = nullptr);
+
+// `checkpointctl rekey`: writes <outputs>/<sha256_hex>.<new key id> (as write_output_file
+// does: temporary, fsync, rename, directory fsync) from <sha256_hex>.<old key id>, one
+// secretstream chunk at a time (never the whole output in memory), decrypted with
+// `old_key`, checked against `size` and the SHA-256, encrypted with `new_key`.
+// Throws as read_output_file and write_output_file do; nothing is renamed then.
+void reseal_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
+                        std::uint64_t size, const DatabaseKey& old_key, const DatabaseKey& new_key,
+                        unsigned mode);
+
 // The size of the output the regular file <outputs>/<sha256_hex> holds (with `key`: the
 // plaintext size its encrypted size stands for); std::nullopt when it is missing (or is
 // not a regular file, or no plaintext size gives its encrypted size).
@@ -45,6 +60,7 @@ std::optional<std::uint64_t> output_file_size(const std::filesystem::path& outpu
 // Throws Error(OutputDamaged) when the file is missing, has another size or another
 // SHA-256; Error(Io) when it cannot be read.
 // With `key`, decrypted chunk by chunk (Error(OutputDamaged) when it does not decrypt).
+// A large output is hashed on a second thread while the next piece is read.
 std::string read_output_file(const std::filesystem::path& outputs, const std::string& sha256_hex,
                              std::uint64_t size, const DatabaseKey* key = nullptr);
 

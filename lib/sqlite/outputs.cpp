@@ -159,12 +159,10 @@ std::optional<OutputLocation> SqliteBackend::output_of(const std::string& stage,
             const SQLite::Column blob = data.getColumn(0);
             location.data.assign(static_cast<const char*>(blob.getBlob()),
                                  static_cast<std::size_t>(blob.getBytes()));
-            if (const DatabaseKey* key = s.data_key()) {
-                location.data = open_field(*key, {s.config.pipeline, stage, row_version, "output"},
-                                           location.data,
-                                           s.description + ": the output of stage '" + stage +
-                                               "' (row " + std::to_string(id) + ")");
-            }
+            location.data = open_stored_output(s.data_key(), s.config.pipeline, stage, row_version,
+                                               std::move(location.data),
+                                               s.description + ": the output of stage '" + stage +
+                                                   "' (row " + std::to_string(id) + ")");
         }
         return location;
     } catch (...) {
@@ -182,10 +180,11 @@ void SqliteBackend::prepare_output(Write& write) const {
     impl_->require_key("saving stage '" + write.stage + "'");
     write.output_in_database = write.output->size() <= impl_->config.max_inline_output;
     // Written (and fsynced) before the row's transaction, so that the write lock is not held
-    // meanwhile; the transaction checks that it is still there (apply_completed).
+    // meanwhile; the transaction checks that it is still there (apply_completed). The
+    // SHA-256 is computed while the file is written (the caller hashes the other outputs).
     if (!write.output_in_database && !impl_->config.read_only)
-        write_output_file(impl_->outputs, write.output_sha256, *write.output,
-                          impl_->config.file_mode, impl_->data_key());
+        write.output_sha256 = write_new_output_file(impl_->outputs, *write.output,
+                                                    impl_->config.file_mode, impl_->data_key());
 }
 
 // Inside a write transaction: a Completed row, with what SaveOptions carried.
@@ -193,21 +192,10 @@ void SqliteBackend::Impl::apply_completed(Write& write) {
     std::vector<InputUse> used;
     for (const std::string& input : write.inputs) {
         const auto head = completed_head_of(input);
-        if (!head) {
-            throw Error(ErrorCode::InvalidArgument,
-                        "saving stage '" + write.stage + "': its input '" + input +
-                            "' has no completed checkpoint; run and save it first. Nothing "
-                            "was written");
-        }
-        const std::string reason =
-            head->checks ? StalenessCheck(*this).reason(row_facts(head->id)) : std::string();
-        if (!reason.empty()) {
-            throw Error(ErrorCode::InvalidArgument, "saving stage '" + write.stage +
-                                                        "': its input '" + input +
-                                                        "' is not up to date (" + reason +
-                                                        "); run it again first. Nothing was "
-                                                        "written");
-        }
+        const std::string reason = head && head->checks
+                                       ? StalenessCheck(*this).reason(row_facts(head->id))
+                                       : std::string();
+        require_usable_input(write.stage, input, head.has_value(), reason);
         used.push_back({head->id, head->version});
     }
     if (write.output && !write.output_in_database) {

@@ -1,5 +1,6 @@
 // `checkpointctl rekey` on SQLite: SqliteBackend::rekey and finish_rekey. Crash safety: the
-// new output files (<sha256>.<new key id>) are written and fsynced beside the old ones,
+// new output files (<sha256>.<new key id>) are written (streamed chunk by chunk from the old
+// ones: reseal_output_file) and fsynced beside the old ones,
 // then one transaction re-encrypts every row, re-keys the history chain and records the new
 // key; only after its commit do the old files go. A reader sees the old key's database
 // (with its files) or the new one's, never a mix; a rekey killed before the commit left the
@@ -28,18 +29,8 @@ std::string blob_of(const SQLite::Column& column) {
 void SqliteBackend::rekey(std::shared_ptr<const DatabaseKey> new_key) {
     Impl& s = *impl_;
     s.require_writable("re-encrypting the database (rekey)");
-    const DatabaseKey* old_key = s.data_key();
-    if (!old_key) {
-        throw Error(ErrorCode::InvalidArgument,
-                    s.description +
-                        ": is not encrypted; rekey changes the key of an encrypted "
-                        "database (to encrypt this one, copy it into a new database "
-                        "with a key: checkpointctl copy --key-file)");
-    }
-    if (new_key->key_id == old_key->key_id) {
-        throw Error(ErrorCode::InvalidArgument,
-                    s.description + ": the new key file holds the same key as the old one");
-    }
+    const DatabaseKey* old_key = s.data_key();  // encrypted: checked by checkpoint::rekey
+    if (!old_key) throw Error(ErrorCode::Internal, s.description + ": rekey without a key");
     std::set<std::string> rewritten;  // the outputs whose files were written with the new key
     try {
         // The write lock for the whole rekey: writers wait (up to their busy timeout).
@@ -66,8 +57,8 @@ void SqliteBackend::rekey(std::shared_ptr<const DatabaseKey> new_key) {
             while (files.executeStep()) {
                 const std::string sha = files.getColumn(0).getString();
                 const auto size = static_cast<std::uint64_t>(files.getColumn(1).getInt64());
-                const std::string bytes = detail::read_output_file(s.outputs, sha, size, old_key);
-                write_output_file(s.outputs, sha, bytes, s.config.file_mode, new_key.get());
+                // Streamed, one secretstream chunk at a time: never the whole file in memory.
+                reseal_output_file(s.outputs, sha, size, *old_key, *new_key, s.config.file_mode);
                 rewritten.insert(sha);
             }
         }
