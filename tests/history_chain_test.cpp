@@ -121,6 +121,55 @@ TEST_CASE("a fresh history verifies, and its head is the newest row", "[chain]")
                          }));
 }
 
+TEST_CASE("every kind of stage write verifies, whatever its metadata's JSON and message hold",
+          "[chain]") {
+    // On PostgreSQL a stage write computes its row's hash before the row is stored: the
+    // hash must match what verify() reads back (jsonb's rendering of the metadata, the
+    // sealed message and metadata with a key, the lease token, the inputs).
+    TestLocation location;
+    fs::path key_file;
+    SECTION("without a key") {}
+    SECTION("with a key") {
+        key_file = new_key(location, "chain.key");
+    }
+    CheckpointManager manager(location.location(), with_pipeline("default", key_file));
+    SaveOptions odd;
+    odd.metadata = nlohmann::json::parse(
+        R"({"zeta": 1.50, "a": [1e2, -0, 2.0e-3, 12345678901234567890], "": true,)"
+        R"( "nested": {"b": "x\"y\\z\n\u0001\u00e9\u2713", "a": null}, "long key": {}})");
+    odd.fingerprint = "fp-1";
+    odd.output = std::string("out\0put", 7);
+    manager.begin_stage("odd");
+    manager.save_checkpoint("odd", odd);
+    manager.fail_stage("failing", "quote \" backslash \\ newline \n tab \t \u00e9\u2713 'single'");
+    {
+        auto lease = manager.claim_stage("fenced");
+        REQUIRE(lease);
+        manager.begin_stage("fenced");
+        SaveOptions fenced;
+        fenced.metadata = {{"k", "v"}};
+        manager.save_checkpoint("fenced", fenced);
+    }
+    SaveOptions downstream;
+    downstream.inputs = {"odd", "fenced"};
+    downstream.output = std::string(3 * 1024 * 1024 + 5, 'x');  // several chunks
+    manager.save_checkpoint("downstream", downstream);
+    manager.save_checkpoint("odd", odd);
+    manager.clear_checkpoint("fenced", ClearScope::WithDownstream);
+    manager.save_checkpoint("fenced");
+    CHECK(location.query("SELECT count(*) FROM checkpoints WHERE chain_hash IS NULL") == "0");
+    CHECK(joined(manager.verify()).empty());
+    CHECK(manager.latest("odd")->version == 2);
+    CHECK(manager.latest("odd")->metadata == odd.metadata);
+    CHECK(manager.latest("downstream")->version == 1);
+    CHECK(manager.latest("fenced")->version == 2);
+    checkpoint::HistoryFilter failing;
+    failing.stage = "failing";
+    failing.status = checkpoint::Status::Failed;
+    CHECK(manager.history(failing).front().message ==
+          "quote \" backslash \\ newline \n tab \t \u00e9\u2713 'single'");
+}
+
 TEST_CASE("an edit of any column of a row, made with sqlite3 or psql, names that row", "[chain]") {
     TestLocation location;
     populate(location.location());

@@ -162,6 +162,7 @@ pqxx::connection_base& PostgresBackend::Impl::connection() {
         }
         for (const pg_sql::Statement& statement : pg_sql::all)
             connection_->get().prepare(statement.name, statement.sql);
+        sql_statements_ready = false;
         if (connected_before)
             log().warn("reconnected to {} at {}", description, connection_->server_reached());
         connected_before = true;
@@ -408,23 +409,9 @@ void PostgresBackend::Impl::apply(pqxx::transaction_base& tx, Write& write) {
     }
 }
 
-// Inside a write transaction: a Completed row, with what SaveOptions carried. Its inputs'
-// heads are locked (FOR SHARE) until the commit, so none of them moves on meanwhile.
+// Inside a write transaction: a Completed row, with what SaveOptions carried.
 void PostgresBackend::Impl::apply_completed(pqxx::transaction_base& tx, Write& write) {
-    struct Used {
-        std::int64_t id;
-        std::int64_t version;
-    };
-    std::vector<Used> used;
-    FactsScope facts(*this, tx);
-    for (const std::string& input : write.inputs) {
-        const auto head = completed_head_of(tx, input, true);
-        const std::string reason = head && head->checks
-                                       ? StalenessCheck(*this).reason(row_facts(head->id))
-                                       : std::string();
-        require_usable_input(write.stage, input, head.has_value(), reason);
-        used.push_back({head->id, head->version});
-    }
+    const std::vector<UsedInput> used = check_inputs(tx, write);
     write.appended = append_row(tx, write.stage, Status::Completed, write.duration_ms,
                                 write.message, utc_now(), write.write_id, &write);
     for (std::size_t i = 0; i < write.inputs.size(); ++i) {
@@ -436,24 +423,45 @@ void PostgresBackend::Impl::apply_completed(pqxx::transaction_base& tx, Write& w
             .integer(used[i].version)
             .exec(tx, pg_sql::insert_input.name);
     }
-    if (write.output) {
-        std::string sealed;
-        if (const DatabaseKey* key = data_key()) {
-            sealed =
-                seal_field(*key, {config.pipeline, write.stage, write.appended->version, "output"},
-                           *write.output);
-        }
-        const std::string& bytes = data_key() ? sealed : *write.output;
-        std::size_t offset = 0;
-        int chunk = 0;
-        do {
-            const std::size_t size = std::min(output_chunk_bytes, bytes.size() - offset);
-            tx.exec_prepared(pg_sql::insert_chunk.name, write.appended->id, chunk,
-                             pqxx::binarystring(bytes.data() + offset, size));
-            offset += size;
-            ++chunk;
-        } while (offset < bytes.size());
+    if (write.output)
+        insert_output_chunks(tx, write.stage, write.appended->id, write.appended->version,
+                             *write.output);
+}
+
+// Inside a write transaction: each input's completed head, locked (FOR SHARE) until the
+// commit so that none of them moves on meanwhile; throws Error(InvalidArgument) when one
+// has none or is not up to date.
+std::vector<PostgresBackend::Impl::UsedInput> PostgresBackend::Impl::check_inputs(
+    pqxx::transaction_base& tx, const Write& write) {
+    std::vector<UsedInput> used;
+    FactsScope facts(*this, tx);
+    for (const std::string& input : write.inputs) {
+        const auto head = completed_head_of(tx, input, true);
+        const std::string reason = head && head->checks
+                                       ? StalenessCheck(*this).reason(row_facts(head->id))
+                                       : std::string();
+        require_usable_input(write.stage, input, head.has_value(), reason);
+        used.push_back({head->id, head->version});
     }
+    return used;
+}
+
+void PostgresBackend::Impl::insert_output_chunks(pqxx::transaction_base& tx,
+                                                 const std::string& stage, std::int64_t id,
+                                                 std::int64_t version, const std::string& output) {
+    std::string sealed;
+    if (const DatabaseKey* key = data_key())
+        sealed = seal_field(*key, {config.pipeline, stage, version, "output"}, output);
+    const std::string& bytes = data_key() ? sealed : output;
+    std::size_t offset = 0;
+    int chunk = 0;
+    do {
+        const std::size_t size = std::min(output_chunk_bytes, bytes.size() - offset);
+        tx.exec_prepared(pg_sql::insert_chunk.name, id, chunk,
+                         pqxx::binarystring(bytes.data() + offset, size));
+        offset += size;
+        ++chunk;
+    } while (offset < bytes.size());
 }
 
 // Inside a write transaction: clears `stage` and every stage downstream of it.
@@ -599,6 +607,10 @@ void PostgresBackend::Impl::note_committed() {
 }
 
 void PostgresBackend::Impl::attempt_batch(const std::vector<Write*>& writes) {
+    if (writes.size() == 1 && stage_write_fits(*writes.front())) {
+        write_stage(*writes.front());
+        return;
+    }
     // Every write is a transaction, single statements too: the history chain is extended
     // in it, under its lock.
     // Savepoints only when there is another write to protect.

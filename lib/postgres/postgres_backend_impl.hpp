@@ -55,6 +55,9 @@ public:
     pqxx::result exec(pqxx::transaction_base& tx, const char* name) const;
     // Runs `sql` (not prepared) with these parameters in `tx`.
     pqxx::result exec_sql(pqxx::transaction_base& tx, const std::string& sql) const;
+    // "EXECUTE name(...);" with these parameters quoted as literals (NULL for null), for a
+    // statement prepared on `connection`, to send several in one simple query.
+    std::string execute_sql(pqxx::connection_base& connection, const char* name) const;
 
 private:
     std::vector<const char*> values() const;
@@ -71,6 +74,9 @@ struct PostgresBackend::Impl final : StalenessFacts {
     std::filesystem::path no_path;  // path() and outputs_directory(): none
     std::optional<PgConnection> connection_;
     bool connected_before = false;  // a connection was open once: a new one is a reconnect
+    // pg_sql::executed_as_sql are prepared on the server (on a connection's first stage
+    // write: the tables they name may not exist before the opening migration).
+    bool sql_statements_ready = false;
     bool run_recorded = false;
     std::optional<int> migrated_from;  // the schema version this open migrated from (0: new)
     KeyVerdict key_verdict = KeyVerdict::Plain;  // see check_key()
@@ -184,6 +190,19 @@ struct PostgresBackend::Impl final : StalenessFacts {
     // until the transaction ends.
     void check_lease(pqxx::transaction_base& tx, const Write& write);
     void apply_completed(pqxx::transaction_base& tx, Write& write);
+    struct UsedInput {
+        std::int64_t id;
+        std::int64_t version;
+    };
+    std::vector<UsedInput> check_inputs(pqxx::transaction_base& tx, const Write& write);
+    // The output's chunks (sealed first when there is a key), for row `id`.
+    void insert_output_chunks(pqxx::transaction_base& tx, const std::string& stage, std::int64_t id,
+                              std::int64_t version, const std::string& output);
+    // A single stage write (Started, Completed, Failed) in two round trips
+    // (postgres_stage_write.cpp); throws the failure untranslated, as attempt_batch.
+    bool stage_write_fits(const Write& write) const;
+    void write_stage(Write& write);
+    void settle_commit(pqxx::transaction_base& tx, std::exception_ptr failure, std::int64_t id);
     void apply_clear_downstream(pqxx::transaction_base& tx, Write& write);
     std::string describe_write(const Write& write) const;
 

@@ -148,21 +148,24 @@ ChainState read_pg_chain_state(pqxx::transaction_base& tx) {
     return state;
 }
 
-void extend_pg_chain(pqxx::transaction_base& tx, const SecretKey* key, const std::string& run_id) {
+ChainHead extend_pg_chain(pqxx::transaction_base& tx, const SecretKey* key,
+                          const std::string& run_id) {
     const ChainHead head = read_pg_head(tx);
     std::vector<ChainRow> rows;
     for_each_pg_chain_row(tx, head.id, [&](const ChainRow& row) { rows.push_back(row); });
-    if (rows.empty()) return;
+    if (rows.empty()) return head;
     std::string ids = "{", hashes = "{";
-    extend_chain(head, rows, key, run_id, [&](std::int64_t id, const std::string& hash) {
-        ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
-        hashes += (hashes.size() > 1 ? "," : "") + to_hex(hash);
-    });
+    const ChainHead next =
+        extend_chain(head, rows, key, run_id, [&](std::int64_t id, const std::string& hash) {
+            ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
+            hashes += (hashes.size() > 1 ? "," : "") + to_hex(hash);
+        });
     // One statement for every row of the transaction.
     tx.exec_params0(
         "UPDATE checkpoints c SET chain_hash = decode(u.hash, 'hex') "
         "FROM unnest($1::bigint[], $2::text[]) AS u(id, hash) WHERE c.id = u.id",
         ids + "}", hashes + "}");
+    return next;
 }
 
 void anchor_pg_chain_for_prune(pqxx::transaction_base& tx, const SecretKey* key) {

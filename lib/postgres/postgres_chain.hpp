@@ -19,8 +19,9 @@ namespace checkpoint::detail {
 std::string lock_pg_chain(pqxx::transaction_base& tx);
 
 // Inside a write transaction that called lock_pg_chain: hashes every row after the head,
-// which must all be of run `run_id` ("": any, for a copy).
-void extend_pg_chain(pqxx::transaction_base& tx, const SecretKey* key, const std::string& run_id);
+// which must all be of run `run_id` ("": any, for a copy); returns the new head.
+ChainHead extend_pg_chain(pqxx::transaction_base& tx, const SecretKey* key,
+                          const std::string& run_id);
 
 ChainState read_pg_chain_state(pqxx::transaction_base& tx);
 

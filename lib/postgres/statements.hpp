@@ -47,6 +47,75 @@ inline constexpr Statement append{
     "SELECT head.head_id, $1, $2, $3, head.version, $5, $6, $7, $8, $9::jsonb, $10, $11, $12,"
     " $13, $14, $16::bigint, $17::uuid FROM head RETURNING id, version"};
 
+// ---- A single stage write in two round trips (PostgresBackend::Impl::write_stage): the
+// first sends BEGIN, the locks and write_state in one simple query (EXECUTE of these
+// prepared statements, see executed_as_sql); the client then computes the row, its version
+// and its chain hash, and the second sends write_row (and the row's inputs) with the
+// COMMIT. Every writer of checkpoints and stage_heads holds the chain's lock
+// (lock_chain), so what write_state reads stays true until the commit.
+
+// The chain's head row, locked until the transaction ends (after the pipeline's lock).
+inline constexpr Statement lock_chain{"checkpoint_lock_chain",
+                                      "SELECT start_id FROM history_chain FOR UPDATE"};
+
+// A fenced write's lease row, locked (FOR SHARE) until the write commits, so that no
+// claim can take the stage over in between; write_state checks the claim once it is held.
+inline constexpr Statement lock_lease{
+    "checkpoint_lock_lease",
+    "SELECT 1 FROM stage_leases WHERE pipeline = $1 AND stage = $2 FOR SHARE"};
+
+// Run after the locks, as its own statement (so its snapshot sees every commit made before
+// the locks were granted): the recorded key's id (NULL: none), the chain's start, the
+// newest history row (id, hex hash: NULL when it has none), the stage's latest completed
+// version (NULL: a new stage), whether claim $4 of run $5 is the stage's live claim (true
+// when $4 is NULL), the jsonb rendering of metadata $3 (what the chain hashes), and, when
+// $6 and the claim holds, the new row's id (drawn from the sequence).
+inline constexpr Statement write_state{
+    "checkpoint_write_state",
+    "WITH claim AS (SELECT $4::bigint IS NULL OR EXISTS (SELECT 1 FROM stage_leases"
+    " WHERE pipeline = $1 AND stage = $2 AND token = $4::bigint AND run_id = $5"
+    " AND expires_at > to_char(clock_timestamp() AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) AS held) "
+    "SELECT (SELECT key_id FROM encryption_keys WHERE role = 'current'),"
+    " (SELECT start_id FROM history_chain),"
+    " n.id, encode(n.chain_hash, 'hex'),"
+    " (SELECT version FROM stage_heads WHERE pipeline = $1 AND stage = $2),"
+    " claim.held, $3::jsonb::text,"
+    " CASE WHEN $6::boolean AND claim.held"
+    "  THEN nextval(pg_get_serial_sequence('checkpoints', 'id')) END "
+    "FROM claim LEFT JOIN LATERAL (SELECT id, chain_hash FROM checkpoints"
+    " ORDER BY id DESC LIMIT 1) n ON true"};
+
+// A new id for the row of a write that checked its inputs first.
+inline constexpr Statement draw_id{"checkpoint_draw_id",
+                                   "SELECT nextval(pg_get_serial_sequence('checkpoints', 'id'))"};
+
+// The history row, with its id, version and chain hash computed by the client under the
+// chain's lock, and the stage's stage_heads row moved to it. $1 id, $2 pipeline, $3 stage,
+// $4 status, $5 version, $6 timestamp, $7 run_id, $8 duration_ms, $9 message, $10 metadata
+// (jsonb text), $11 fingerprint, $12 output_size, $13 output_sha256, $14
+// output_in_database, $15 input_count, $16 lease_token, $17 write_id, $18 key_id, $19
+// chain_hash (hex), $20 checks.
+inline constexpr Statement write_row{
+    "checkpoint_write_row",
+    "WITH head AS (INSERT INTO stage_heads AS h (pipeline, stage, status, version, head_id,"
+    " checks) VALUES ($2, $3, $4, $5, $1, $20) ON CONFLICT (pipeline, stage) DO UPDATE SET"
+    " status = excluded.status, version = excluded.version, head_id = excluded.head_id,"
+    " checks = excluded.checks) "
+    "INSERT INTO checkpoints (id, pipeline, stage, status, version, timestamp, run_id,"
+    " duration_ms, message, metadata, fingerprint, output_size, output_sha256,"
+    " output_in_database, input_count, lease_token, write_id, key_id, chain_hash) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16,"
+    " $17::uuid, $18, decode($19, 'hex'))"};
+
+// After a stage write committed without waiting for the WAL flush (write_stage, with
+// Durability::Full): a write of its own, committed with the session's synchronous_commit,
+// whose commit waits for the WAL flush (and a synchronous standby) up to a position past
+// the write's. It writes whatever the run's state (a commit that wrote nothing would not
+// wait), and the run's row exists: the write's history row references it.
+inline constexpr Statement flush_run{"checkpoint_flush_run",
+                                     "UPDATE runs SET heartbeat_at = $2 WHERE run_id = $1"};
+
 // A pipeline-wide clear: its row, and the pipeline's cleared_id moved to it (never back:
 // two clears racing keep the larger id). It takes its pipeline's row alone (`lock`, read
 // before the row's id is drawn): see lock_pipeline_alone. $1 pipeline, $2 timestamp,
@@ -284,6 +353,12 @@ inline constexpr Statement all[] = {
     check_lease,
     leases,
     append,
+    lock_chain,
+    lock_lease,
+    write_state,
+    draw_id,
+    write_row,
+    flush_run,
     append_pipeline_clear,
     lock_pipeline_shared,
     lock_pipeline_alone,
@@ -308,6 +383,13 @@ inline constexpr Statement all[] = {
     pipelines,
     runs,
     find_writes,
+};
+
+// The statements write_stage runs with SQL EXECUTE (several in one round trip): prepared
+// at once on every connection (libpqxx prepares the others on first use). Each is in all[].
+inline constexpr Statement executed_as_sql[] = {
+    insert_run,  insert_pipeline, lock_pipeline_shared, lock_chain, lock_lease,
+    write_state, write_row,       insert_input,         flush_run,
 };
 
 }  // namespace checkpoint::detail::pg_sql

@@ -1,6 +1,7 @@
 // checkpoint_pg_bench — the library on PostgreSQL against raw libpq, on one server, in one
 // run (issue 9's goals: durable save <= 1.2x a raw INSERT + COMMIT of an equivalent row;
-// has_checkpoint <= 1.5x a raw prepared SELECT; 8 processes >= 3x one process's rate).
+// has_checkpoint <= 1.5x a raw prepared SELECT; 8 processes >= 3x one process's rate; and,
+// without a goal, a Durability::Normal save against the raw INSERT without the fsync).
 //
 //   checkpoint_pg_bench --url postgresql://postgres@/postgres?host=/socket/dir&port=5432
 //                       [--quick] [--markdown FILE]
@@ -208,6 +209,47 @@ int run(const Settings& settings) {
          "<= 1.20×",
          save_ratio <= 1.2,
          {}});
+
+    // 1b. The same with Durability::Normal (synchronous_commit = off on both sides): the
+    // save without the fsync, so what it costs beyond the raw row shows (issue 12's chain
+    // cost is stated against this save).
+    checkpoint::Options normal_options = options;
+    normal_options.durability = checkpoint::Durability::Normal;
+    checkpoint::CheckpointManager normal(url, normal_options);
+    Raw raw_normal(url);
+    raw_normal.exec("SET synchronous_commit TO off");
+    raw_normal.prepare("save",
+                       "INSERT INTO raw_checkpoints (pipeline, stage, status, version, "
+                       "timestamp, run_id) VALUES ($1, $2, 'completed', $3, $4, $5)",
+                       5);
+    std::int64_t normal_version = 0;
+    const auto normal_samples = bench::interleave(
+        repetitions, {[&] {
+                          const auto start = bench::Clock::now();
+                          for (int i = 0; i < saves; ++i) normal.save_checkpoint("normal");
+                          return bench::seconds_since(start) / saves;
+                      },
+                      [&] {
+                          const auto start = bench::Clock::now();
+                          for (int i = 0; i < saves; ++i) {
+                              raw_normal.run("save",
+                                             {"bench", "normal", std::to_string(++normal_version),
+                                              "2026-11-30T00:00:00.000Z", normal.run_id()});
+                          }
+                          return bench::seconds_since(start) / saves;
+                      }});
+    const auto normal_latest = normal.latest("normal");
+    if (!normal_latest || normal_latest->version != static_cast<std::int64_t>(repetitions) * saves)
+        throw Failure("Normal saves were lost: the stage's version is not the number of saves");
+    const double normal_ratio = bench::paired_ratio(normal_samples[0], normal_samples[1]);
+    rows.push_back({"Normal save (synchronous_commit off)",
+                    bench::format_duration(bench::median(normal_samples[0])),
+                    bench::format_duration(bench::median(normal_samples[1])) +
+                        " raw libpq INSERT, synchronous_commit off",
+                    bench::format_ratio(normal_ratio),
+                    "",
+                    std::nullopt,
+                    {}});
 
     // 2. has_checkpoint of a completed stage.
     const auto lookup_samples =
