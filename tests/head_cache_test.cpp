@@ -5,6 +5,7 @@
 #include <checkpoint/checkpoint_manager.hpp>
 
 #include "child_process.hpp"
+#include "files.hpp"
 #include "raw_db.hpp"
 #include "temp_dir.hpp"
 
@@ -102,8 +103,7 @@ TEST_CASE("has_checkpoint sees a hand edit of the database with SQL", "[sqlite]"
     CHECK(manager.has_checkpoint("edited"));
 }
 
-TEST_CASE("has_checkpoint still checks an output file that the cache cannot know of",
-          "[sqlite]") {
+TEST_CASE("has_checkpoint still checks an output file that the cache cannot know of", "[sqlite]") {
     TempDir dir;
     Options options;
     options.max_inline_output = 16;  // the output below goes to a file
@@ -140,4 +140,40 @@ TEST_CASE("has_checkpoint stays right past the cache's size limit", "[sqlite]") 
     manager.clear_checkpoint("s0");
     CHECK_FALSE(manager.has_checkpoint("s0"));
     CHECK(manager.has_checkpoint("s2"));
+}
+
+TEST_CASE("A read-only manager's cached lookups create nothing and see writes at once",
+          "[sqlite]") {
+    TempDir dir;
+    const auto db = dir.path() / "checkpoints.db";
+    {
+        CheckpointManager writer(dir.path());
+        writer.save_checkpoint("done");
+    }
+    // Closed cleanly: the WAL was checkpointed into the file; remove what SQLite keeps beside
+    // it, as a copied database would be.
+    std::filesystem::remove(dir.path() / "checkpoints.db-wal");
+    std::filesystem::remove(dir.path() / "checkpoints.db-shm");
+    const std::string before = checkpoint::test::read_file(db);
+    {
+        Options read_only;
+        read_only.read_only = true;
+        const CheckpointManager reader(dir.path(), read_only);
+        for (int i = 0; i < 3; ++i) {
+            CHECK(reader.has_checkpoint("done"));
+            CHECK_FALSE(reader.has_checkpoint("missing"));
+        }
+    }
+    CHECK(checkpoint::test::read_file(db) == before);
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "checkpoints.db-wal"));
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "checkpoints.db-shm"));
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "checkpoints.db-outputs"));
+
+    // While it is open, another process's save shows at once.
+    Options read_only;
+    read_only.read_only = true;
+    const CheckpointManager reader(dir.path(), read_only);
+    CHECK_FALSE(reader.has_checkpoint("later"));
+    other_process(dir.path(), "save later\n");
+    CHECK(reader.has_checkpoint("later"));
 }
