@@ -173,7 +173,7 @@ class CheckpointManager:
         read_only: bool = False,
         database_file: str = "checkpoints.db",
         file_mode: int = 0o600,
-        max_inline_output: int = 1048576,
+        max_inline_output: int = 1572864,
     ) -> None: ...
     # The original class.
     def save_checkpoint(
