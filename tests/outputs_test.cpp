@@ -199,13 +199,13 @@ TEST_CASE("an output over max_inline_output is a file named by its SHA-256, owne
     CHECK(resumed.load_output("big", 1) == bytes);
 }
 
-TEST_CASE("the default inline limit is 1 MiB: 1 MiB stays inline, 1 MiB + 1 goes to a file",
+TEST_CASE("the default inline limit is 1.5 MiB: 1.5 MiB stays inline, 1.5 MiB + 1 goes to a file",
           "[outputs][sqlite]") {
     TempDir dir;
     CheckpointManager manager(dir.path());
-    REQUIRE(Options{}.max_inline_output == 1024 * 1024);
-    const std::string at_limit = binary_bytes(1024 * 1024, 3);
-    const std::string over = binary_bytes(1024 * 1024 + 1, 4);
+    REQUIRE(Options{}.max_inline_output == 1536 * 1024);
+    const std::string at_limit = binary_bytes(1536 * 1024, 3);
+    const std::string over = binary_bytes(1536 * 1024 + 1, 4);
 
     manager.save_checkpoint("at-limit", with_output(at_limit));
     manager.save_checkpoint("over", with_output(over));
@@ -214,13 +214,13 @@ TEST_CASE("the default inline limit is 1 MiB: 1 MiB stays inline, 1 MiB + 1 goes
     REQUIRE(inline_one);
     REQUIRE(inline_one->output);
     CHECK(inline_one->output->in_database);
-    CHECK(inline_one->output->size == 1024 * 1024);
+    CHECK(inline_one->output->size == 1536 * 1024);
 
     const auto file_one = manager.latest("over");
     REQUIRE(file_one);
     REQUIRE(file_one->output);
     CHECK_FALSE(file_one->output->in_database);
-    CHECK(file_one->output->size == 1024 * 1024 + 1);
+    CHECK(file_one->output->size == 1536 * 1024 + 1);
     CHECK(output_files(manager) == std::set<std::string>{fingerprint_of(over)});
     CHECK(sha256sum(manager.outputs_directory() / fingerprint_of(over)) == fingerprint_of(over));
 

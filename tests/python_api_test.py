@@ -23,6 +23,7 @@ from checkpoint import CheckpointManager
 from conftest import TIMEOUT, module_path, run_python
 
 MIB = 1024 * 1024
+INLINE_LIMIT = 3 * MIB // 2  # Options::max_inline_output's default
 
 
 def nested_lists(depth):
@@ -313,8 +314,8 @@ def test_names_of_the_wrong_type_raise_type_error(manager, name):
 
 # ---- Saves, outputs, metadata, fingerprints, inputs ------------------------------------------
 
-@pytest.mark.parametrize("size, in_database", [(0, True), (1, True), (MIB, True),
-                                               (MIB + 1, False)])
+@pytest.mark.parametrize("size, in_database", [(0, True), (1, True), (INLINE_LIMIT, True),
+                                               (INLINE_LIMIT + 1, False)])
 def test_outputs_come_back_byte_for_byte(manager, size, in_database):
     data = os.urandom(size)
     manager.save_checkpoint("s", output=data)
@@ -354,7 +355,7 @@ def test_load_output_by_version_and_none_when_absent(manager):
 
 
 def test_a_damaged_output_raises_output_damaged(manager):
-    data = b"x" * (MIB + 10)
+    data = b"x" * (INLINE_LIMIT + 10)
     manager.save_checkpoint("s", output=data)
     file = Path(manager.outputs_directory) / hashlib.sha256(data).hexdigest()
     file.write_bytes(b"y" * len(data))
@@ -548,7 +549,7 @@ def test_prune_and_verify(manager):
 
 
 def test_verify_reports_a_damaged_output(manager):
-    data = os.urandom(MIB + 1)
+    data = os.urandom(INLINE_LIMIT + 1)
     manager.save_checkpoint("s", output=data)
     (Path(manager.outputs_directory) / hashlib.sha256(data).hexdigest()).unlink()
     problems = manager.verify()

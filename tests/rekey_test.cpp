@@ -74,6 +74,18 @@ Options keyed(const fs::path& key) {
     return options;
 }
 
+// A test location and two fresh key files in it, a and b.
+struct TwoKeys {
+    TestLocation location;
+    fs::path dir = location.location();
+    fs::path a = location / "a.key";
+    fs::path b = location / "b.key";
+    TwoKeys() {
+        checkpoint::generate_key_file(a);
+        checkpoint::generate_key_file(b);
+    }
+};
+
 struct Expected {
     std::string output;
     std::string note;
@@ -112,12 +124,9 @@ fs::path current_key(const fs::path& dir, const fs::path& a, const fs::path& b) 
 
 TEST_CASE("rekey killed with SIGKILL at random points, then run again, ends under the new key",
           "[rekey][crash]") {
-    TestLocation location;
-    const fs::path dir = location.location();
-    const fs::path a = location / "a.key";
-    const fs::path b = location / "b.key";
-    checkpoint::generate_key_file(a);
-    checkpoint::generate_key_file(b);
+    TwoKeys keys;
+    TestLocation& location = keys.location;
+    const fs::path &dir = keys.dir, &a = keys.a, &b = keys.b;
     std::map<std::string, Expected> expected;
     {
         CheckpointManager manager(dir, keyed(a));
@@ -246,12 +255,9 @@ TEST_CASE(
     "rekey while another manager saves: the saves before it read with the new key, the "
     "first one after it is WrongKey",
     "[rekey]") {
-    TestLocation location;
-    const fs::path dir = location.location();
-    const fs::path a = location / "a.key";
-    const fs::path b = location / "b.key";
-    checkpoint::generate_key_file(a);
-    checkpoint::generate_key_file(b);
+    TwoKeys keys;
+    TestLocation& location = keys.location;
+    const fs::path &dir = keys.dir, &a = keys.a, &b = keys.b;
     CheckpointManager writer(dir, keyed(a));
     std::atomic<int> saved{0};
     std::atomic<bool> refused{false};
@@ -380,12 +386,9 @@ private:
 
 TEST_CASE("rekey streams a large output: checkpointctl's peak memory stays far below its size",
           "[rekey]") {
-    TestLocation location;
-    const fs::path dir = location.location();
-    const fs::path a = location / "a.key";
-    const fs::path b = location / "b.key";
-    checkpoint::generate_key_file(a);
-    checkpoint::generate_key_file(b);
+    TwoKeys keys;
+    TestLocation& location = keys.location;
+    const fs::path &dir = keys.dir, &a = keys.a, &b = keys.b;
     MeasuredLauncher rekey(
         ctl("rekey", location, {"--key-file", a.string(), "--new-key-file", b.string()}));
     // Not scaled: the point is an output larger than the bound. A rekey that held it whole

@@ -225,7 +225,7 @@ class CheckpointManager:
         read_only: bool = False,
         database_file: str = "checkpoints.db",
         file_mode: int = 0o600,
-        max_inline_output: int = 1048576,
+        max_inline_output: int = 1572864,
         key_file: Optional[_Path] = None,
         reconnect_timeout: _Seconds = 30.0,
     ) -> None: ...

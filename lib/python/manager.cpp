@@ -385,7 +385,7 @@ run: close() (or the end of a `with` block, or garbage collection) records its e
              py::arg("pipeline") = "default", py::arg("durability") = "full",
              py::arg("busy_timeout") = 30.0, py::arg("read_only") = false,
              py::arg("database_file") = "checkpoints.db", py::arg("file_mode") = 0600,
-             py::arg("max_inline_output") = 1024 * 1024, py::arg("key_file") = py::none(),
+             py::arg("max_inline_output") = 1536 * 1024, py::arg("key_file") = py::none(),
              py::arg("reconnect_timeout") = 30.0)
         .def(
             "save_checkpoint",
