@@ -422,6 +422,49 @@ TEST_CASE("a save blocked past the busy timeout by a lock throws Busy and writes
     CHECK(manager.has_checkpoint("second"));
 }
 
+TEST_CASE(
+    "a stage write the server refuses writes nothing, and a refused flush after the commit "
+    "is waited for again",
+    "[postgres][write]") {
+    // A save is two round trips (postgres_stage_write.cpp); the second sends the row, the
+    // COMMIT and the write that waits for the WAL flush. A trigger refuses the row: nothing
+    // is written, the transaction is rolled back and the next save works. A trigger refuses
+    // the flush write once, after the COMMIT: the save committed, the flush is waited for
+    // again, and the save is acknowledged once.
+    TestLocation dir(TestBackend::Postgres);
+    CheckpointManager manager(dir.location());
+    manager.save_checkpoint("first");
+    dir.pg()->exec(
+        "CREATE FUNCTION refuse_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.stage = 'refused' THEN RAISE EXCEPTION 'refused by the test'; END IF; "
+        "RETURN NEW; END $$; "
+        "CREATE TRIGGER refuse_row BEFORE INSERT ON checkpoints FOR EACH ROW "
+        "EXECUTE FUNCTION refuse_row()");
+    std::string message;
+    (void)code_of([&] { manager.save_checkpoint("refused"); }, &message);  // FAILs if none
+    CHECK_THAT(message, Catch::Contains("refused by the test"));
+    CHECK_FALSE(manager.has_checkpoint("refused"));
+    CHECK(dir.query("SELECT count(*) FROM checkpoints") == "1");
+    CHECK(dir.query("SELECT count(*) FROM stage_heads WHERE stage = 'refused'") == "0");
+    manager.save_checkpoint("second");
+    CHECK(manager.latest("second")->version == 1);
+
+    dir.pg()->exec(
+        "CREATE SEQUENCE flush_attempts; "
+        "CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF nextval('flush_attempts') = 1 THEN RAISE EXCEPTION 'flush refused once'; END IF; "
+        "RETURN NEW; END $$; "
+        "CREATE TRIGGER refuse_once BEFORE UPDATE ON runs FOR EACH ROW "
+        "EXECUTE FUNCTION refuse_once()");
+    manager.save_checkpoint("flushed");
+    CHECK(dir.query("SELECT last_value FROM flush_attempts") == "2");
+    CHECK(manager.latest("flushed")->version == 1);
+    CHECK(dir.query("SELECT count(*) FROM checkpoints WHERE stage = 'flushed'") == "1");
+    manager.save_checkpoint("flushed");
+    CHECK(manager.latest("flushed")->version == 2);
+    CHECK(manager.verify().empty());
+}
+
 TEST_CASE("a database that is not ours, or is newer, is refused and left unchanged",
           "[postgres][open]") {
     // The PostgreSQL counterparts of open_test's file checks (SQLite only).
