@@ -417,7 +417,18 @@ TEST_CASE("rekey streams a large output: checkpointctl's peak memory stays far b
               << (output_bytes >> 20) << " MiB output peaked at " << rekeyed.max_rss_kib / 1024
               << " MiB resident (bound " << bound_kib / 1024 << " MiB)\n";
     CHECK(rekeyed.max_rss_kib > 0);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    // A sanitizer's allocator keeps freed memory (ASan's quarantine) and adds shadow memory,
+    // so resident memory no longer tells what the program holds: the bound is checked by the
+    // plain build (tools/test.sh's first phase), the rest of the case here.
+    WARN("sanitized build: the " << bound_kib / 1024
+                                 << " MiB resident-memory bound is not "
+                                    "checked (peak "
+                                 << rekeyed.max_rss_kib / 1024
+                                 << " MiB); the plain build checks it");
+#else
     CHECK(rekeyed.max_rss_kib < bound_kib);
+#endif
     CHECK(current_key(dir, a, b) == b);
     CheckpointManager manager(dir, keyed(b));
     CHECK(manager.load_output("large") == output);
