@@ -248,18 +248,17 @@ bool write_sealed_file(int fd, const DatabaseKey& key, const std::string& sha256
     return true;
 }
 
-std::string read_sealed_file(int fd, const DatabaseKey& key, const std::string& sha256_hex,
-                             std::uint64_t plain_size, const std::string& where,
-                             const std::function<void(std::string_view)>& on_piece) {
+void read_sealed_file(int fd, const DatabaseKey& key, const std::string& sha256_hex,
+                      std::uint64_t plain_size, const std::string& where, std::string& plain,
+                      const std::function<void(std::string_view)>& on_piece) {
     SealedFileReader reader(fd, key, sha256_hex, plain_size, where);
-    std::string plain(plain_size, '\0');
+    plain.assign(plain_size, '\0');
     std::uint64_t offset = 0;
     do {
         const std::size_t size = reader.next(plain.data() + offset);
         if (on_piece) on_piece(std::string_view(plain.data() + offset, size));
         offset += size;
     } while (offset < plain_size);
-    return plain;
 }
 
 // ---- Fields re-sealed piece by piece (FieldResealer) ----

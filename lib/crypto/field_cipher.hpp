@@ -108,12 +108,13 @@ private:
 // time. Returns false with errno set when a write fails.
 bool write_sealed_file(int fd, const DatabaseKey& key, const std::string& sha256_hex,
                        std::string_view bytes);
-// Reads the secretstream of `fd` into `plain_size` bytes, decrypting 64 KiB at a time and
-// giving each decrypted piece to `on_piece` (when set) as soon as it is decrypted.
-// Throws as SealedFileReader does.
-std::string read_sealed_file(int fd, const DatabaseKey& key, const std::string& sha256_hex,
-                             std::uint64_t plain_size, const std::string& where,
-                             const std::function<void(std::string_view)>& on_piece = {});
+// Reads the secretstream of `fd` into `plain` (resized to `plain_size` bytes), decrypting
+// 64 KiB at a time and giving each decrypted piece to `on_piece` (when set) as soon as it is
+// decrypted. `plain` is the caller's, so that pieces handed on (to a hashing thread) stay
+// valid when this throws. Throws as SealedFileReader does.
+void read_sealed_file(int fd, const DatabaseKey& key, const std::string& sha256_hex,
+                      std::uint64_t plain_size, const std::string& where, std::string& plain,
+                      const std::function<void(std::string_view)>& on_piece = {});
 
 // Re-encrypts a field sealed by seal_field (`sealed_size` bytes, fed in pieces of any size)
 // from `old_key` to `new_key` without holding it whole: the PostgreSQL output chunks of

@@ -694,9 +694,12 @@ bool PostgresBackend::Impl::committed(const std::vector<Write*>& writes, const s
             // our own that writes (the run's heartbeat: the run was recorded, by this write's
             // transaction or before) waits for the standby up to its position, which covers
             // the write's (nothing waits without synchronous replication, or with
-            // Durability::Normal).
+            // Durability::Normal). It must write whatever the run's outcome (another process
+            // may have reaped the run meanwhile: touch_run would match nothing, write no WAL
+            // and wait for nothing), and the found row may be an early-released commit not
+            // yet flushed (postgres_stage_write.cpp): flush_run updates the row regardless.
             pqxx::work confirm(connection());
-            PgParams().text(run.run_id).text(utc_now()).exec(confirm, pg_sql::touch_run.name);
+            PgParams().text(run.run_id).text(utc_now()).exec(confirm, pg_sql::flush_run.name);
             confirm.commit();
             return true;
         } catch (...) {

@@ -257,7 +257,9 @@ std::string read_output_file(const std::filesystem::path& outputs, const std::st
     const std::filesystem::path path = outputs / output_file_name(sha256_hex, key);
     FileDescriptor file = open_output_file(path, key ? sealed_file_size(size) : size);
     // Each piece is hashed (on a second thread, for a large output) while the next one is
-    // read or decrypted.
+    // read or decrypted. `bytes` is declared first so that it outlives the hashing thread,
+    // which may still be hashing a piece of it when a read throws.
+    std::string bytes;
     std::optional<BackgroundSha256> background;
     std::optional<Sha256> foreground;
     if (size >= background_hash_bytes) {
@@ -272,10 +274,9 @@ std::string read_output_file(const std::filesystem::path& outputs, const std::st
             foreground->update(piece);
         }
     };
-    std::string bytes;
     if (key) {
-        bytes =
-            read_sealed_file(file.fd, *key, sha256_hex, size, "output file " + path.string(), hash);
+        read_sealed_file(file.fd, *key, sha256_hex, size, "output file " + path.string(), bytes,
+                         hash);
     } else {
         bytes.assign(size, '\0');
     }

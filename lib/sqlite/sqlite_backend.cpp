@@ -727,7 +727,8 @@ void SqliteBackend::write_batch(const std::vector<Write*>& writes) {
     }
     // Savepoints only when there is another write to protect.
     const bool isolate = writes.size() > 1;
-    bool open = false;  // BEGIN ran, COMMIT has not succeeded yet
+    bool open = false;          // BEGIN ran, COMMIT has not succeeded yet
+    bool write_failed = false;  // a write was rolled back to its savepoint
     try {
         run_once(*s.begin_immediate);
         open = true;
@@ -746,6 +747,7 @@ void SqliteBackend::write_batch(const std::vector<Write*>& writes) {
             } catch (...) {
                 write->error = s.translated_error(*write);
                 write->appended.reset();
+                write_failed = true;
                 s.chain_writer->restore(tail);
                 run_once(*s.rollback_to_savepoint);
                 run_once(*s.release_savepoint);
@@ -753,7 +755,13 @@ void SqliteBackend::write_batch(const std::vector<Write*>& writes) {
         }
         run_once(*s.commit);
         open = false;
-        s.chain_writer->committed();
+        // After a failed write the tail is read again by the next transaction: should the
+        // failure have come from a tail gone stale, it would not repeat.
+        if (write_failed) {
+            s.chain_writer->forget();
+        } else {
+            s.chain_writer->committed();
+        }
         s.run_recorded = true;
     } catch (...) {
         s.chain_writer->forget();
